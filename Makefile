@@ -1,0 +1,30 @@
+# `make demo` and `make test` build their own virtual environment (.venv) from nothing.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install test test-fast demo bench clean
+
+install: $(STAMP)
+
+# torch is installed first and pinned to the CPU wheel that lies on disk here: letting pip resolve
+# torch through fairseq's requirements would download a multi-GB CUDA build.
+$(STAMP): setup.cfg setup.py
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install --quiet "torch==2.13.0"
+	$(BIN)/python -m pip install --quiet -e '.[test,plots]'
+	touch $(STAMP)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q tests
+
+demo: $(STAMP)
+	$(BIN)/python -m examples.demo.run
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/pretrain_throughput.py
+
+clean:
+	rm -rf $(VENV) demo-out build *.egg-info

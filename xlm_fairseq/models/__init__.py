@@ -1,0 +1,1 @@
+from . import xlm_transformer  # noqa: F401

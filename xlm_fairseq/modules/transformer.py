@@ -1,0 +1,192 @@
+"""The XLM transformer stack (spec §2): one class for the encoder, the decoder and the LM.
+
+Attribute names follow the original `TransformerModel` (position_embeddings, lang_embeddings, embeddings,
+layer_norm_emb, attentions, layer_norm1, ffns, layer_norm2, layer_norm15, encoder_attn, pred_layer.proj),
+so an original state dict loads with only the pad/eos row permutation of the vocabulary (convert/).
+Tensors are batch-first (bs, slen, dim), unlike the original's time-major layout.
+"""
+from typing import Dict, Optional
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .multihead_attention import MultiHeadAttention, TransformerFFN
+
+N_MAX_POSITIONS = 512
+LAYER_NORM_EPS = 1e-12
+
+
+def embedding(num: int, dim: int, padding_idx: Optional[int] = None) -> nn.Embedding:
+    m = nn.Embedding(num, dim, padding_idx=padding_idx)
+    nn.init.normal_(m.weight, mean=0, std=dim ** -0.5)
+    if padding_idx is not None:
+        nn.init.constant_(m.weight[padding_idx], 0)
+    return m
+
+
+def sinusoidal_table_(weight: Tensor) -> None:
+    n_pos, dim = weight.shape
+    pos = torch.arange(n_pos, dtype=torch.float64).unsqueeze(1)
+    rate = torch.pow(10000.0, 2 * (torch.arange(dim) // 2).double() / dim)
+    table = pos / rate
+    table[:, 0::2] = torch.sin(table[:, 0::2])
+    table[:, 1::2] = torch.cos(table[:, 1::2])
+    with torch.no_grad():
+        weight.copy_(table.to(weight.dtype))
+    weight.requires_grad = False
+
+
+class PredLayer(nn.Module):
+    """Output projection tied to the token embedding, with its own bias (spec §2.4)."""
+
+    def __init__(self, dim: int, n_words: int):
+        super().__init__()
+        self.proj = nn.Linear(dim, n_words, bias=True)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.proj(x)
+
+
+class XLMStack:
+    """Mixin that builds and runs the stack inside a fairseq encoder/decoder (so keys are the original's
+    names under `encoder.`/`decoder.`). Call build_stack() from __init__ after nn.Module.__init__."""
+
+    def build_stack(
+        self,
+        n_words: int,
+        pad_index: int,
+        emb_dim: int,
+        n_layers: int,
+        n_heads: int,
+        dropout: float = 0.0,
+        attention_dropout: float = 0.0,
+        gelu_activation: bool = True,
+        n_langs: int = 1,
+        use_lang_emb: bool = True,
+        sinusoidal_embeddings: bool = False,
+        is_decoder: bool = False,
+        ffn_dim: Optional[int] = None,
+        max_positions: int = N_MAX_POSITIONS,
+    ):
+        self.n_words, self.pad_index, self.dim = n_words, pad_index, emb_dim
+        self.n_layers, self.n_heads = n_layers, n_heads
+        self.dropout = dropout
+        self.is_decoder = is_decoder
+        self.n_langs = n_langs
+        self.use_lang_emb = use_lang_emb and n_langs > 1
+        self.max_positions_ = max_positions
+        hidden = ffn_dim or 4 * emb_dim
+
+        self.position_embeddings = embedding(max_positions, emb_dim)
+        if sinusoidal_embeddings:
+            sinusoidal_table_(self.position_embeddings.weight)
+        if self.use_lang_emb:
+            self.lang_embeddings = embedding(n_langs, emb_dim)
+        self.embeddings = embedding(n_words, emb_dim, padding_idx=pad_index)
+        self.layer_norm_emb = nn.LayerNorm(emb_dim, eps=LAYER_NORM_EPS)
+
+        self.attentions = nn.ModuleList()
+        self.layer_norm1 = nn.ModuleList()
+        self.ffns = nn.ModuleList()
+        self.layer_norm2 = nn.ModuleList()
+        if is_decoder:
+            self.layer_norm15 = nn.ModuleList()
+            self.encoder_attn = nn.ModuleList()
+        for _ in range(n_layers):
+            self.attentions.append(MultiHeadAttention(n_heads, emb_dim, attention_dropout))
+            self.layer_norm1.append(nn.LayerNorm(emb_dim, eps=LAYER_NORM_EPS))
+            if is_decoder:
+                self.layer_norm15.append(nn.LayerNorm(emb_dim, eps=LAYER_NORM_EPS))
+                self.encoder_attn.append(
+                    MultiHeadAttention(n_heads, emb_dim, attention_dropout, is_cross_attention=True)
+                )
+            self.ffns.append(TransformerFFN(emb_dim, hidden, dropout, gelu_activation))
+            self.layer_norm2.append(nn.LayerNorm(emb_dim, eps=LAYER_NORM_EPS))
+
+        self.pred_layer = PredLayer(emb_dim, n_words)
+        self.pred_layer.proj.weight = self.embeddings.weight
+
+    def fwd(
+        self,
+        tokens: Tensor,
+        padding_mask: Optional[Tensor] = None,
+        positions: Optional[Tensor] = None,
+        langs: Optional[Tensor] = None,
+        causal: bool = False,
+        src_enc: Optional[Tensor] = None,
+        src_padding_mask: Optional[Tensor] = None,
+        incremental_state: Optional[Dict[str, Dict[str, Optional[Tensor]]]] = None,
+        start_position: int = 0,
+    ) -> Tensor:
+        """tokens (bs, slen) -> hidden states (bs, slen, dim).
+
+        padding_mask: (bs, slen) True at padding, or None (no padding). positions/langs: (bs, slen) or None
+        (positions default to start_position + arange; langs may also be (bs,) meaning one id per row).
+        causal: lower-triangular self-attention (CLM, decoder). src_enc/src_padding_mask: encoder states for
+        the decoder's cross-attention. incremental_state: decoding cache (tokens are then only the new ones,
+        and start_position is the index of the first of them)."""
+        bs, slen = tokens.shape
+        if positions is None:
+            if start_position + slen > self.max_positions_:
+                raise ValueError(
+                    f"sequence of {start_position + slen} tokens exceeds the {self.max_positions_} positions "
+                    "of the model"
+                )
+            positions = torch.arange(start_position, start_position + slen, device=tokens.device).unsqueeze(0)
+        x = self.embeddings(tokens) + self.position_embeddings(positions)
+        if langs is not None and self.use_lang_emb:
+            if langs.dim() == 1:
+                langs = langs.unsqueeze(1)
+            x = x + self.lang_embeddings(langs)
+        x = self.layer_norm_emb(x)
+        x = F.dropout(x, p=self.dropout, training=self.training)
+        keep = None
+        if padding_mask is not None:
+            keep = (~padding_mask).unsqueeze(-1).to(x.dtype)
+            x = x * keep
+
+        self_mask = self._self_attention_mask(padding_mask, causal, slen, incremental_state, tokens.device)
+        use_is_causal = causal and self_mask is None and incremental_state is None
+        cross_mask = None
+        if src_enc is not None and src_padding_mask is not None and src_padding_mask.any():
+            cross_mask = (~src_padding_mask)[:, None, None, :]
+
+        for i in range(self.n_layers):
+            a = self.attentions[i](x, self_mask, is_causal=use_is_causal, incremental_state=incremental_state)
+            x = self.layer_norm1[i](x + F.dropout(a, p=self.dropout, training=self.training))
+            if self.is_decoder and src_enc is not None:
+                a = self.encoder_attn[i](x, cross_mask, kv=src_enc, incremental_state=incremental_state)
+                x = self.layer_norm15[i](x + F.dropout(a, p=self.dropout, training=self.training))
+            x = self.layer_norm2[i](x + self.ffns[i](x))
+            if keep is not None:
+                x = x * keep
+        return x
+
+    @staticmethod
+    def _self_attention_mask(padding_mask, causal, slen, incremental_state, device) -> Optional[Tensor]:
+        """Boolean mask (True = may attend) or None when nothing needs masking (or is_causal suffices).
+        A decoding step attends to every cached position, so it needs no mask."""
+        if incremental_state is not None:
+            return None
+        has_pad = padding_mask is not None and bool(padding_mask.any())
+        if not has_pad:
+            return None
+        mask = (~padding_mask)[:, None, None, :]
+        if causal:
+            tri = torch.ones(slen, slen, dtype=torch.bool, device=device).tril()
+            mask = mask & tri[None, None]
+        return mask
+
+    def predict(self, hidden: Tensor, pred_mask: Optional[Tensor] = None) -> Tensor:
+        """Logits over the vocabulary, only at pred_mask positions when given ((n_pred, n_words))."""
+        if pred_mask is not None:
+            hidden = hidden[pred_mask]
+        return self.pred_layer(hidden)
+
+
+def num_parameters(n_layers: int, dim: int, n_words: int, n_langs: int) -> int:
+    """The original's count (spec §3.1), tied output weight counted once."""
+    return n_layers * (12 * dim * dim + 13 * dim) + n_words * dim + N_MAX_POSITIONS * dim + \
+        (n_langs * dim if n_langs > 1 else 0) + 2 * dim + n_words
+

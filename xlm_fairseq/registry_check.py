@@ -1,0 +1,30 @@
+"""fairseq's register_task/register_model silently return the *existing* class when a name is taken
+(design.md §7), so a clash would run fairseq's component instead of ours. Check every name we register."""
+
+PACKAGE = __name__.split(".")[0]
+
+TASKS = []
+MODELS = ["xlm_transformer"]
+CRITERIONS = []
+
+
+def _check(kind: str, registry: dict, names: list) -> None:
+    for name in names:
+        cls = registry.get(name)
+        if cls is None:
+            raise ImportError(f"{PACKAGE}: {kind} '{name}' was not registered")
+        if not cls.__module__.startswith(PACKAGE + "."):
+            raise ImportError(
+                f"{PACKAGE}: the {kind} name '{name}' is held by {cls.__module__}.{cls.__name__}, not by this "
+                "plugin (fairseq keeps the first registration); rename ours"
+            )
+
+
+def check_registries() -> None:
+    from fairseq.criterions import CRITERION_REGISTRY
+    from fairseq.models import MODEL_REGISTRY
+    from fairseq.tasks import TASK_REGISTRY
+
+    _check("task", TASK_REGISTRY, TASKS)
+    _check("model", MODEL_REGISTRY, MODELS)
+    _check("criterion", CRITERION_REGISTRY, CRITERIONS)
