@@ -6,13 +6,15 @@ from typing import Iterable, Tuple
 
 from fairseq.data import Dictionary
 
+from .errors import XLMUserError
+
 N_SPECIALS = 10
 SPECIALS = [f"<special{i}>" for i in range(N_SPECIALS)]
 MASK_WORD = "<special1>"
 FIRST_WORD_ID = 4 + N_SPECIALS
 
 
-class DictionaryError(ValueError):
+class DictionaryError(XLMUserError):
     pass
 
 

@@ -3,9 +3,9 @@
 
 PACKAGE = __name__.split(".")[0]
 
-TASKS = []
+TASKS = ["xlm_cross_lingual_lm", "xlm_tlm"]
 MODELS = ["xlm_transformer"]
-CRITERIONS = []
+CRITERIONS = ["xlm_lm_loss"]
 
 
 def _check(kind: str, registry: dict, names: list) -> None:

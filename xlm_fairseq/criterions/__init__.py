@@ -1,1 +1,1 @@
-
+from . import xlm_lm_loss  # noqa: F401

@@ -1,0 +1,85 @@
+"""Tiny real data-bins for integration tests, binarised by the real `fairseq-preprocess`."""
+import os
+import random
+import subprocess
+import sys
+from collections import Counter
+
+from xlm_fairseq.dictionary import write_dictionary
+
+FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures", "tiny")
+BIN = os.path.dirname(sys.executable)
+
+
+def read_fixture(lang):
+    with open(os.path.join(FIXTURES, f"para.{lang}"), encoding="utf-8") as f:
+        return [l.strip() for l in f if l.strip()]
+
+
+def run(cmd, **kw):
+    """Run a console script of this virtualenv; fail the test with its output on error."""
+    exe = os.path.join(BIN, cmd[0])
+    proc = subprocess.run([exe] + [str(c) for c in cmd[1:]], capture_output=True, text=True, **kw)
+    if proc.returncode != 0:
+        raise AssertionError(f"{' '.join(map(str, cmd))} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n"
+                             f"{proc.stderr[-6000:]}")
+    return proc
+
+
+def fairseq_binarize(text_prefix, dest_prefix_dir, dict_path, lang, splits, workers=1):
+    """fairseq-preprocess --only-source, then rename train.{lang}-None.{lang} -> train.{lang}."""
+    args = ["fairseq-preprocess", "--only-source", "--srcdict", dict_path, "--destdir", dest_prefix_dir,
+            "--source-lang", lang, "--workers", workers, "--dataset-impl", "mmap"]
+    for split in splits:
+        args += [f"--{'trainpref' if split == 'train' else 'validpref' if split == 'valid' else 'testpref'}",
+                 f"{text_prefix[split]}"]
+    run(args)
+
+
+def make_data_bin(root, langs=("en", "fr"), pairs=(("en", "fr"),), train_copies=8, n_valid=8, seed=0,
+                  rename_mono=True):
+    """Raw text -> dict.txt -> data-bin with mono {split}.{lang} and pairs {split}.{a}-{b}.{x}."""
+    rng = random.Random(seed)
+    raw = os.path.join(root, "raw")
+    data = os.path.join(root, "data-bin")
+    os.makedirs(raw, exist_ok=True)
+    os.makedirs(data, exist_ok=True)
+    sents = {l: read_fixture(l) for l in set(langs) | {x for p in pairs for x in p}}
+    n = len(next(iter(sents.values())))
+    order = list(range(n - n_valid))
+    splits = {"train": [], "valid": list(range(n - n_valid, n))}
+    for _ in range(train_copies):
+        rng.shuffle(order)
+        splits["train"] += order
+    counts = Counter()
+    for l, lines in sents.items():
+        for split, idx in splits.items():
+            with open(os.path.join(raw, f"{split}.{l}"), "w", encoding="utf-8") as f:
+                f.writelines(lines[i] + "\n" for i in idx)
+        for i in splits["train"]:
+            counts.update(lines[i].split())
+    dict_path = os.path.join(data, "dict.txt")
+    write_dictionary(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])), dict_path)
+    for l in langs:
+        prefixes = {s: os.path.join(raw, f"{s}.{l}") for s in splits}
+        # fairseq-preprocess --only-source wants {pref}.{lang}: give it a folder per split
+        for s in splits:
+            os.makedirs(os.path.join(raw, "mono", s), exist_ok=True)
+            target = os.path.join(raw, "mono", s, f"{s}.{l}")
+            if not os.path.exists(target):
+                os.symlink(os.path.abspath(prefixes[s]), target)
+        fairseq_binarize({s: os.path.join(raw, "mono", s, s) for s in splits}, data, dict_path, l, splits)
+        if rename_mono:
+            for s in splits:
+                for ext in ("bin", "idx"):
+                    os.replace(os.path.join(data, f"{s}.{l}-None.{l}.{ext}"), os.path.join(data, f"{s}.{l}.{ext}"))
+    for a, b in pairs:
+        a, b = sorted((a, b))
+        args = ["fairseq-preprocess", "--source-lang", a, "--target-lang", b, "--srcdict", dict_path,
+                "--tgtdict", dict_path, "--destdir", data, "--workers", 1, "--dataset-impl", "mmap",
+                "--trainpref", os.path.join(raw, "train"), "--validpref", os.path.join(raw, "valid")]
+        run(args)
+    for f in os.listdir(data):
+        if f.startswith("dict.") and f != "dict.txt":
+            os.remove(os.path.join(data, f))
+    return data

@@ -1,0 +1,60 @@
+"""Criterion `xlm_lm_loss`: mean cross-entropy over the predicted positions of one step (CLM, MLM, TLM),
+times the step's lambda (spec §1.6-1.8, §1.14).
+
+sample_size is 1: each step contributes its own mean, as the original (which updates after every step and,
+with several GPUs, averages the per-GPU means). Every logging output carries the counters of every step of
+the task (zeros for the others), so all ranks sum the same keys in the same order."""
+from dataclasses import dataclass
+
+import torch.nn.functional as F
+
+from fairseq import utils
+from fairseq.criterions import FairseqCriterion, register_criterion
+from fairseq.dataclass import FairseqDataclass
+from fairseq.logging import metrics
+
+
+def mean_cross_entropy(logits, target):
+    """(mean loss tensor, summed loss float, n, correct) over the rows of logits."""
+    n = target.numel()
+    if n == 0:  # nothing predicted in this batch (possible with tiny batches); keep the graph alive
+        zero = logits.sum() * 0.0
+        return zero, 0.0, 0, 0
+    loss_sum = F.cross_entropy(logits.float(), target, reduction="sum")
+    correct = int((logits.argmax(dim=-1) == target).sum())
+    return loss_sum / n, utils.item(loss_sum.detach()), n, correct
+
+
+@dataclass
+class XLMLMLossConfig(FairseqDataclass):
+    pass
+
+
+@register_criterion("xlm_lm_loss", dataclass=XLMLMLossConfig)
+class XLMLMLoss(FairseqCriterion):
+    def __init__(self, cfg, task):
+        super().__init__(task)
+
+    def forward(self, model, sample, reduce=True):
+        name = sample["step"]
+        logits = model(**sample["net_input"])
+        mean, loss_sum, n, correct = mean_cross_entropy(logits, sample["target"])
+        weight = self.task.lambda_value(self.task.train_steps[name].group) if model.training else 1.0
+        loss = mean * weight
+        logging_output = self.task.empty_logging_output()
+        logging_output.update({
+            f"_{name}_loss": loss_sum, f"_{name}_n": n, f"_{name}_correct": correct,
+            "loss": utils.item(loss.detach()), "ntokens": sample["ntokens"],
+            "nsentences": sample["nsentences"], "sample_size": 1,
+        })
+        return loss, 1, logging_output
+
+    @staticmethod
+    def reduce_metrics(logging_outputs) -> None:
+        loss = sum(log.get("loss", 0) for log in logging_outputs)
+        sample_size = sum(log.get("sample_size", 0) for log in logging_outputs)
+        metrics.log_scalar("loss", loss / max(sample_size, 1), sample_size, round=4)
+
+    @staticmethod
+    def logging_outputs_can_be_summed() -> bool:
+        return True
