@@ -37,8 +37,10 @@ def fairseq_binarize(text_prefix, dest_prefix_dir, dict_path, lang, splits, work
 
 
 def make_data_bin(root, langs=("en", "fr"), pairs=(("en", "fr"),), train_copies=8, n_valid=8, seed=0,
-                  rename_mono=True):
-    """Raw text -> dict.txt -> data-bin with mono {split}.{lang} and pairs {split}.{a}-{b}.{x}."""
+                  rename_mono=True, valid_seen_in_train=False):
+    """Raw text -> dict.txt -> data-bin with mono {split}.{lang} and pairs {split}.{a}-{b}.{x}.
+    valid_seen_in_train: the valid sentences are also trained on (40 sentences cannot teach a model anything
+    that transfers; tests of the training loop then see valid perplexity fall)."""
     rng = random.Random(seed)
     raw = os.path.join(root, "raw")
     data = os.path.join(root, "data-bin")
@@ -46,7 +48,7 @@ def make_data_bin(root, langs=("en", "fr"), pairs=(("en", "fr"),), train_copies=
     os.makedirs(data, exist_ok=True)
     sents = {l: read_fixture(l) for l in set(langs) | {x for p in pairs for x in p}}
     n = len(next(iter(sents.values())))
-    order = list(range(n - n_valid))
+    order = list(range(n if valid_seen_in_train else n - n_valid))
     splits = {"train": [], "valid": list(range(n - n_valid, n))}
     for _ in range(train_copies):
         rng.shuffle(order)

@@ -1,0 +1,85 @@
+"""Running the real fairseq command lines (this virtualenv's console scripts) in tests."""
+import os
+import re
+import socket
+import subprocess
+import sys
+
+import torch
+
+BIN = os.path.dirname(sys.executable)
+USER_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "xlm_fairseq")
+ENV = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONWARNINGS="ignore")
+
+
+def cli(name, *args, check=True, timeout=600):
+    cmd = [os.path.join(BIN, name)] + [str(a) for a in args]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=ENV, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{name} failed ({proc.returncode}): {' '.join(cmd[1:])}\n"
+                             f"{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
+    return proc
+
+
+def lm_train_args(data, save_dir, *extra, task="xlm_tlm", steps="en,fr,en-fr", max_update=20, epoch_size=80):
+    return [data, "--user-dir", USER_DIR, "--task", task, "--langs", "en,fr", "--mlm-steps", steps,
+            "--arch", "xlm_tiny", "--criterion", "xlm_lm_loss", "--tokens-per-sample", 32, "--batch-size", 4,
+            "--max-tokens", 400, "--optimizer", "adam", "--lr", "1e-3", "--max-update", max_update,
+            "--epoch-size", epoch_size, "--save-dir", save_dir, "--log-format", "simple", "--log-interval", 1,
+            "--num-workers", 0, "--seed", 1, "--no-progress-bar", "--cpu", *extra]
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def train_two_ranks(args, timeout=600):
+    """fairseq-train with 2 CPU processes (gloo). fairseq only spawns one process per GPU, so on CPU
+    each rank is launched explicitly with --distributed-no-spawn."""
+    dist = ["--distributed-world-size", 2, "--distributed-backend", "gloo", "--distributed-init-method",
+            f"tcp://127.0.0.1:{free_port()}", "--distributed-no-spawn", "--ddp-backend", "legacy_ddp"]
+    procs = []
+    for rank in (1, 0):
+        cmd = [os.path.join(BIN, "fairseq-train")] + [str(a) for a in args + dist + ["--distributed-rank", rank]]
+        procs.append(subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=ENV))
+    outs = [p.communicate(timeout=timeout)[0] for p in procs]
+    for p, out in zip(procs, outs):
+        if p.returncode != 0:
+            raise AssertionError(f"2-rank fairseq-train failed:\n{out[-6000:]}")
+    return outs[1]  # rank 0's log
+
+
+def valid_metrics(log: str):
+    """[{metric: value}] for every 'valid on' line of a fairseq log."""
+    rows = []
+    for line in log.splitlines():
+        if "| valid on '" in line:
+            fields = line.split("|")
+            rows.append({m.group(1): float(m.group(2))
+                         for f in fields for m in [re.match(r"\s*(\S+) (-?[\d.]+(?:e[-+]?\d+)?|nan|inf)\s*$", f)] if m})
+    return rows
+
+
+def train_losses(log: str):
+    """{num_updates: loss} from train_inner lines (log interval 1)."""
+    out = {}
+    for line in log.splitlines():
+        if "train_inner" in line:
+            loss = re.search(r"loss=([\d.]+)", line)
+            upd = re.search(r"num_updates=(\d+)", line)
+            if loss and upd:
+                out[int(upd.group(1))] = float(loss.group(1))
+    return out
+
+
+def load_model_state(path):
+    import xlm_fairseq  # noqa: F401  (allow-lists what fairseq checkpoints pickle)
+
+    return torch.load(path)["model"]
+
+
+def max_param_diff(a, b):
+    assert a.keys() == b.keys()
+    return max((a[k].float() - b[k].float()).abs().max().item() for k in a)
