@@ -1,5 +1,6 @@
-"""Criterion `xlm_lm_loss`: mean cross-entropy over the predicted positions of one step (CLM, MLM, TLM),
-times the step's lambda (spec §1.6-1.8, §1.14).
+"""Criterion `xlm_lm_loss`: mean cross-entropy over the predicted positions of one step (CLM, MLM, TLM;
+and the translation steps AE, MT, BT through `xlm_mt_loss`), times the step's lambda (spec §1.6-1.8,
+§1.12-1.14).
 
 sample_size is 1: each step contributes its own mean, as the original (which updates after every step and,
 with several GPUs, averages the per-GPU means). Every logging output carries the counters of every step of
@@ -37,8 +38,14 @@ class XLMLMLoss(FairseqCriterion):
 
     def forward(self, model, sample, reduce=True):
         name = sample["step"]
-        logits = model(**sample["net_input"])
-        mean, loss_sum, n, correct = mean_cross_entropy(logits, sample["target"])
+        target = sample["target"]
+        if target.dim() == 2:  # translation: every non-padding target token is predicted
+            pred_mask = target.ne(self.task.dictionary.pad())
+            logits = model(**sample["net_input"], pred_mask=pred_mask)
+            target = target[pred_mask]
+        else:  # LM objectives carry their own prediction mask
+            logits = model(**sample["net_input"])
+        mean, loss_sum, n, correct = mean_cross_entropy(logits, target)
         weight = self.task.lambda_value(self.task.train_steps[name].group) if model.training else 1.0
         loss = mean * weight
         logging_output = self.task.empty_logging_output()

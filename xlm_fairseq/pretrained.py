@@ -1,0 +1,104 @@
+"""Initialising a translation model's encoder and decoder from pretrained LMs (spec §2.5, paper Table 2):
+--reload-encoder / --reload-decoder take checkpoints of the pretraining tasks (or converted original XLM
+models, or translation checkpoints). Every key must match, except the decoder's cross-attention and its
+LayerNorm (absent from an LM), which keep their fresh initialisation and are listed in the log."""
+import logging
+import os
+from typing import Dict
+
+import torch
+
+from fairseq import checkpoint_utils
+from fairseq.data import Dictionary
+
+from .errors import ConfigError
+
+logger = logging.getLogger(__name__)
+
+CROSS_ATTENTION_PREFIXES = ("layer_norm15.", "encoder_attn.")
+
+
+def read_checkpoint(path: str, flag: str):
+    if not os.path.isfile(path):
+        raise ConfigError(f"{flag} {path}: no such file")
+    try:
+        state = checkpoint_utils.load_checkpoint_to_cpu(path)
+    except Exception as e:  # a corrupt or foreign file: say which and why in one line
+        raise ConfigError(f"{flag} {path}: cannot read it as a fairseq checkpoint ({type(e).__name__}: {e}); "
+                          "convert original XLM .pth files with `xlm-convert from-original`") from None
+    if "model" not in state:
+        raise ConfigError(f"{flag} {path}: no model weights in this checkpoint")
+    return state
+
+
+def _checkpoint_dictionary(state):
+    cfg = state.get("cfg")
+    try:
+        data = cfg["task"]["data"] if cfg is not None else None
+    except (KeyError, TypeError):
+        data = None
+    if not data:
+        return None, None
+    path = os.path.join(str(data).split(os.pathsep)[0], "dict.txt")
+    return (Dictionary.load(path), path) if os.path.isfile(path) else (None, path)
+
+
+def side_state(state, side: str, flag: str, path: str) -> Dict[str, torch.Tensor]:
+    """The weights for our `side` ('encoder' or 'decoder'): an LM checkpoint has only `encoder.*`; a
+    translation checkpoint has both."""
+    keys = state["model"].keys()
+    prefix = "decoder." if side == "decoder" and any(k.startswith("decoder.") for k in keys) else "encoder."
+    sub = {k[len(prefix):]: v for k, v in state["model"].items() if k.startswith(prefix)}
+    if not sub:
+        raise ConfigError(f"{flag} {path}: no XLM encoder weights (keys '{prefix}*') in this checkpoint")
+    return sub
+
+
+def load_side(module, sub: Dict[str, torch.Tensor], side: str, flag: str, path: str, n_words: int) -> None:
+    expected = module.state_dict()
+    fresh = []
+    for key in expected:
+        if key not in sub:
+            if side == "decoder" and key.startswith(CROSS_ATTENTION_PREFIXES):
+                sub[key] = expected[key]
+                fresh.append(key)
+            else:
+                raise ConfigError(f"{flag} {path}: parameter {key} is missing; the checkpoint's architecture "
+                                  "differs (layers, language embeddings: --no-lang-emb)")
+    unexpected = [k for k in sub if k not in expected]
+    if unexpected:
+        raise ConfigError(f"{flag} {path}: unexpected parameters {unexpected[:3]}: the architecture differs "
+                          "(number of layers, --no-lang-emb, or a decoder loaded as an encoder)")
+    for key, value in sub.items():
+        if value.shape != expected[key].shape:
+            if key == "embeddings.weight" or key.startswith("pred_layer."):
+                raise ConfigError(f"{flag} {path}: its vocabulary has {value.shape[0]} entries, dict.txt has "
+                                  f"{n_words}: use the dictionary the model was pretrained with")
+            if key == "lang_embeddings.weight":
+                raise ConfigError(f"{flag} {path}: it has {value.shape[0]} languages, --langs gives "
+                                  f"{expected[key].shape[0]}: list the pretraining languages in --langs")
+            raise ConfigError(f"{flag} {path}: {key} has shape {tuple(value.shape)}, this model "
+                              f"{tuple(expected[key].shape)}: use the pretraining --arch / --emb-dim / --n-layers")
+    module.load_state_dict(sub, strict=True)
+    if fresh:
+        logger.info(f"{side} from {path}: {len(fresh)} cross-attention parameters initialised fresh: "
+                    + ", ".join(sorted({k.split('.')[0] + '.*' for k in fresh})))
+    logger.info(f"{side} initialised from {path}")
+
+
+def reload_encoder_decoder(model, encoder_path: str, decoder_path: str, dictionary: Dictionary) -> None:
+    seen_dicts = {}
+    for side, path, flag in (("encoder", encoder_path, "--reload-encoder"),
+                             ("decoder", decoder_path, "--reload-decoder")):
+        if not path:
+            continue
+        state = read_checkpoint(path, flag)
+        ckpt_dict, dict_path = _checkpoint_dictionary(state)
+        if ckpt_dict is not None:
+            if ckpt_dict != dictionary:
+                raise ConfigError(f"{flag} {path}: it was trained with {dict_path}, which differs from this "
+                                  "data-bin's dict.txt; binarise with the pretraining dictionary")
+            seen_dicts[side] = dict_path
+        load_side(getattr(model, side), side_state(state, side, flag, path), side, flag, path, len(dictionary))
+    if len(set(seen_dicts.values())) > 1:
+        logger.info(f"encoder and decoder dictionaries: {seen_dicts}")
