@@ -21,8 +21,9 @@ def cli(name, *args, check=True, timeout=600):
     return proc
 
 
-def lm_train_args(data, save_dir, *extra, task="xlm_tlm", steps="en,fr,en-fr", max_update=20, epoch_size=80):
-    return [data, "--user-dir", USER_DIR, "--task", task, "--langs", "en,fr", "--mlm-steps", steps,
+def lm_train_args(data, save_dir, *extra, task="xlm_tlm", steps="en,fr,en-fr", max_update=20, epoch_size=80,
+                  langs="en,fr"):
+    return [data, "--user-dir", USER_DIR, "--task", task, "--langs", langs, "--mlm-steps", steps,
             "--arch", "xlm_tiny", "--criterion", "xlm_lm_loss", "--tokens-per-sample", 32, "--batch-size", 4,
             "--max-tokens", 400, "--optimizer", "adam", "--lr", "1e-3", "--max-update", max_update,
             "--epoch-size", epoch_size, "--save-dir", save_dir, "--log-format", "simple", "--log-interval", 1,

@@ -1,0 +1,116 @@
+"""Translation through the real command lines: UNMT (denoising + online BT) initialised from an MLM,
+supervised MT + BT, fairseq-generate / fairseq-interactive, 2 processes with resume, and user errors."""
+import os
+import shutil
+
+import pytest
+
+from .helpers_cli import USER_DIR, cli, lm_train_args, load_model_state, max_param_diff, train_two_ranks, valid_metrics
+from .helpers_data import make_data_bin
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("mt")
+    data = make_data_bin(str(root), langs=("en", "fr"), pairs=(("en", "fr"),), valid_seen_in_train=True)
+    cli("fairseq-train", *lm_train_args(data, root / "mlm", "--disable-validation", max_update=30))
+    return data, str(root / "mlm" / "checkpoint_last.pt")
+
+
+def mt_args(data, save, *extra, max_update=16):
+    return [data, "--user-dir", USER_DIR, "--task", "xlm_unsupervised_mt", "--langs", "en,fr",
+            "--arch", "xlm_tiny", "--criterion", "xlm_mt_loss", "--max-tokens", 300, "--batch-size", 8,
+            "--optimizer", "adam", "--lr", "1e-3", "--max-update", max_update, "--epoch-size", 64,
+            "--save-dir", save, "--log-format", "simple", "--log-interval", 1, "--num-workers", 0, "--seed", 1,
+            "--no-progress-bar", "--cpu", *extra]
+
+
+UNMT = ["--ae-steps", "en,fr", "--bt-steps", "en-fr-en,fr-en-fr", "--word-shuffle", 3, "--word-dropout", 0.1,
+        "--word-blank", 0.1, "--lambda-ae", "0:1,10:0.1"]
+
+
+def test_unmt_from_mlm_then_generate_and_interactive(setup, tmp_path):
+    data, mlm = setup
+    proc = cli("fairseq-train", *mt_args(data, tmp_path / "u", *UNMT, "--reload-model", f"{mlm},{mlm}",
+                                         "--eval-bleu", "--best-checkpoint-metric", "fr-en_mt_bleu",
+                                         "--maximize-best-checkpoint-metric"))
+    log = proc.stdout + proc.stderr
+    assert "cross-attention parameters initialised fresh" in log
+    row = valid_metrics(log)[-1]
+    for key in ("fr-en_mt_ppl", "fr-en_mt_acc", "fr-en_mt_bleu", "fr-en_mt_sacrebleu", "en-fr_mt_ppl"):
+        assert key in row
+    for key in ("en_ae_ppl", "en-fr-en_bt_ppl", "fr-en-fr_bt_ppl"):
+        assert key in log
+    ckpt = tmp_path / "u" / "checkpoint_best.pt"
+    assert ckpt.exists()
+    # the MLM file is gone by generation time: generate must not re-read it (from_checkpoint)
+    moved = tmp_path / "gone.pt"
+    shutil.copy(mlm, moved)
+    gen = cli("fairseq-generate", data, "--user-dir", USER_DIR, "--task", "xlm_unsupervised_mt", "--langs",
+              "en,fr", "--source-lang", "fr", "--target-lang", "en", "--path", ckpt, "--gen-subset", "valid",
+              "--beam", 2, "--max-len-a", 1.5, "--max-len-b", 10, "--batch-size", 4, "--cpu",
+              "--model-overrides", "{'reload_model': '', 'reload_encoder': '', 'reload_decoder': ''}")
+    out = gen.stdout + gen.stderr
+    assert "BLEU" in out and out.count("\nH-") == 8
+    inter = __import__("subprocess").run(
+        [os.path.join(os.path.dirname(__import__("sys").executable), "fairseq-interactive"), data, "--user-dir",
+         USER_DIR, "--task", "xlm_unsupervised_mt", "--langs", "en,fr", "--source-lang", "fr", "--target-lang",
+         "en", "--path", str(ckpt), "--beam", "1", "--cpu"], input="le chat dort sur le lit .\n",
+        capture_output=True, text=True)
+    assert inter.returncode == 0, inter.stderr[-3000:]
+    assert any(l.startswith("H-0\t") for l in inter.stdout.splitlines())
+
+
+def test_supervised_mt_with_back_translation(setup, tmp_path):
+    data, mlm = setup
+    proc = cli("fairseq-train", *mt_args(data, tmp_path / "s", "--mt-steps", "en-fr,fr-en", "--bt-steps",
+                                         "en-fr-en", "--reload-encoder", mlm, "--reload-decoder", mlm))
+    log = proc.stdout + proc.stderr
+    assert "en-fr_mt_ppl" in log and "en-fr-en_bt_ppl" in log
+    row = valid_metrics(log)[-1]
+    assert {"en-fr_mt_ppl", "fr-en_mt_ppl"} <= row.keys()
+
+
+def test_unmt_with_two_processes_resumes_exactly(setup, tmp_path):
+    data, mlm = setup
+    extra = [*UNMT, "--reload-model", f"{mlm},{mlm}", "--disable-validation", "--no-epoch-checkpoints"]
+    train_two_ranks(mt_args(data, tmp_path / "a", *extra, max_update=6))
+    train_two_ranks(mt_args(data, tmp_path / "b", *extra, max_update=3))
+    log = train_two_ranks(mt_args(data, tmp_path / "b", *extra, max_update=6))
+    assert "Loaded checkpoint" in log
+    diff = max_param_diff(load_model_state(tmp_path / "a" / "checkpoint_last.pt"),
+                          load_model_state(tmp_path / "b" / "checkpoint_last.pt"))
+    assert diff < 1e-6
+
+
+def _error(args):
+    proc = cli("fairseq-train", *args, check=False)
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    lines = [l for l in proc.stderr.splitlines() if l.startswith("error: ")]
+    assert len(lines) == 1, proc.stderr[-3000:]
+    return lines[0]
+
+
+def test_translation_bad_input(setup, tmp_path):
+    data, mlm = setup
+    broken = tmp_path / "broken"
+    shutil.copytree(data, broken)
+    for f in os.listdir(broken):
+        if f.startswith("train.fr."):
+            os.remove(broken / f)
+    msg = _error(mt_args(str(broken), tmp_path / "e", "--bt-steps", "fr-en-fr"))
+    assert "train.fr.bin" in msg and "'fr'" in msg
+    for f in os.listdir(broken):
+        if f.startswith("train.en-fr"):
+            os.remove(broken / f)
+    assert "train.en-fr.en.bin" in _error(mt_args(str(broken), tmp_path / "e", "--mt-steps", "en-fr"))
+    assert "not in --langs" in _error(mt_args(data, tmp_path / "e", "--ae-steps", "en,de"))
+    assert "en-fr-en" in _error(mt_args(data, tmp_path / "e", "--bt-steps", "en-fr-fr"))
+    assert "xlm_mt_loss" in _error(mt_args(data, tmp_path / "e", "--ae-steps", "en") + ["--criterion", "cross_entropy"])
+    # a pretrained model whose dictionary differs from this data-bin's
+    other = make_data_bin(str(tmp_path / "other"), langs=("en", "de"), pairs=())
+    cli("fairseq-train", *lm_train_args(other, tmp_path / "other_lm", "--disable-validation", steps="en",
+                                        task="xlm_cross_lingual_lm", max_update=1, langs="de,en"))
+    msg = _error(mt_args(data, tmp_path / "e", "--ae-steps", "en", "--reload-encoder",
+                         tmp_path / "other_lm" / "checkpoint_last.pt"))
+    assert "--reload-encoder" in msg and "dict" in msg

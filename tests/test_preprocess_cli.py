@@ -1,0 +1,69 @@
+"""The xlm-preprocess command line: subcommands listed, `ddtp` imported lazily (and reported when missing),
+errors as one line with a non-zero exit status."""
+import os
+import subprocess
+import sys
+import types
+
+from preprocess import cli
+
+SCRIPT = os.path.join(os.path.dirname(sys.executable), "xlm-preprocess")
+
+
+def test_help_lists_every_subcommand():
+    proc = subprocess.run([SCRIPT, "--help"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.returncode == 0, proc.stderr
+    for name in ("tokenize", "learn-bpe", "apply-bpe", "build-dict", "binarize", "prepare", "ddtp", "wikipedia",
+                 "opus", "wmt"):
+        assert name in proc.stdout
+
+
+def test_ddtp_missing_is_reported(monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "preprocess.ddtp", None)  # as if preprocess/ddtp.py did not exist
+    assert cli.main(["ddtp", "--anything"]) == 1
+    err = capsys.readouterr().err
+    assert "xlm-preprocess ddtp: error: module preprocess.ddtp is not available" in err
+    assert "preprocess/ddtp.py is missing" in err and err.count("\n") == 1
+
+
+def test_ddtp_is_delegated(monkeypatch, capsys):
+    seen = {}
+    fake = types.ModuleType("preprocess.ddtp")
+    fake.add_arguments = lambda parser: parser.add_argument("--langs")
+    fake.main = lambda args: seen.setdefault("langs", args.langs)
+    monkeypatch.setitem(sys.modules, "preprocess.ddtp", fake)
+    assert cli.main(["ddtp", "--langs", "en,cs"]) == 0
+    assert seen == {"langs": "en,cs"}
+
+
+def test_ddtp_is_not_imported_for_other_commands(monkeypatch, tmp_path, capsys):
+    broken = types.ModuleType("preprocess.ddtp")
+
+    def explode(parser):
+        raise AssertionError("preprocess.ddtp was imported for another subcommand")
+
+    broken.add_arguments = explode
+    monkeypatch.setitem(sys.modules, "preprocess.ddtp", broken)
+    (tmp_path / "in").write_text("Hi!\n", encoding="utf-8")
+    assert cli.main(["tokenize", "--lang", "en", "-i", str(tmp_path / "in"), "-o", str(tmp_path / "out")]) == 0
+    assert (tmp_path / "out").read_text() == "Hi !\n"
+
+
+def test_usage_error_and_user_error_exit_codes(tmp_path):
+    proc = subprocess.run([SCRIPT, "tokenize"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.returncode == 2 and "--lang" in proc.stderr  # argparse usage error
+    proc = subprocess.run([SCRIPT, "binarize", "--input-dir", str(tmp_path), "--dict", str(tmp_path / "dict.txt"),
+                           "--destdir", str(tmp_path / "bin")], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          text=True)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().count("\n") == 0 and "has no {split}.{lang}" in proc.stderr
+
+
+def test_binarize_rejects_a_dictionary_without_the_specials(tmp_path, capsys):
+    (tmp_path / "txt").mkdir()
+    (tmp_path / "txt" / "train.en").write_text("a b\n", encoding="utf-8")
+    (tmp_path / "dict.txt").write_text("a 1\nb 1\n", encoding="utf-8")
+    assert cli.main(["binarize", "--input-dir", str(tmp_path / "txt"), "--dict", str(tmp_path / "dict.txt"),
+                     "--destdir", str(tmp_path / "bin")]) == 1
+    err = capsys.readouterr().err
+    assert "ids 4..13 must be <special0>..<special9>" in err and err.count("\n") == 1
