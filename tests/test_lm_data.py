@@ -30,7 +30,9 @@ def test_stream_layout_equals_spec_toy_example():
     assert ds[2].tolist() == [21, e, 22, 23]
     assert ds[1].tolist() == [e, e, 25, e]
     assert ds[3].tolist() == [26, 27, 28, 29]
-    assert ds.epoch_batches(np.random.RandomState(0), shuffle=False) == [[0, 1], [2, 3]]
+    assert sorted(ds.epoch_batches(np.random.RandomState(0), shuffle=True)) == [[0, 1], [2, 3]]
+    # evaluation: windows in order, max_sentences at a time
+    assert ds.epoch_batches(None, max_sentences=3, shuffle=False) == [[0, 1, 2], [3]]
 
 
 def test_stream_covers_corpus_in_order_with_bs1():
@@ -230,3 +232,14 @@ def test_step_strings():
         parse_steps("bt-steps", "en-fr", langs, (3,))
     with pytest.raises(ConfigError, match="twice"):
         parse_steps("mlm-steps", "en,en", langs, (1,))
+
+
+def test_eval_batches_cover_every_step_once_interleaved():
+    datasets = OrderedDict((n, StreamDataset(np.arange(14, 14 + 40 * k), bptt=4, bs=1, eos=EOS))
+                           for k, n in ((1, "en_mlm"), (2, "fr_mlm")))
+    ms = MultiStepDataset(datasets)
+    batches = ms.eval_batches(max_tokens=None, max_sentences=5)
+    assert sorted(i for b in batches for i in b) == list(range(len(ms)))
+    owners = [ms.names[ms._locate(b[0])[0]] for b in batches]
+    assert owners[:4] == ["en_mlm", "fr_mlm", "en_mlm", "fr_mlm"]
+    assert all(len({ms._locate(i)[0] for i in b}) == 1 for b in batches)

@@ -118,11 +118,14 @@ class MultiStepDataset(FairseqDataset):
         return [off + i for i in batch]
 
     def eval_batches(self, max_tokens, max_sentences) -> List[List[int]]:
-        """Every step's data once, in order, for validation."""
+        """Every step's data once, in order, the steps interleaved round-robin (so that --max-valid-steps
+        still evaluates every language)."""
+        per_step = [[self._globalise(k, b) for b in
+                     self._local_batches(k, np.random.RandomState(0), max_tokens, max_sentences, shuffle=False)]
+                    for k in range(len(self.names))]
         out = []
-        for k in range(len(self.names)):
-            for b in self._local_batches(k, np.random.RandomState(0), max_tokens, max_sentences, shuffle=False):
-                out.append(self._globalise(k, b))
+        for i in range(max((len(b) for b in per_step), default=0)):
+            out.extend(b[i] for b in per_step if i < len(b))
         return out
 
     def train_batches(self, epoch, seed, epoch_size, batch_size, max_tokens, max_sentences) -> List[List[int]]:

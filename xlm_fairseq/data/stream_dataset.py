@@ -86,9 +86,13 @@ class StreamDataset(FairseqDataset):
         return np.arange(len(self))
 
     def epoch_batches(self, rng: np.random.RandomState, max_tokens=None, max_sentences=None, shuffle=True):
-        """XLM's batches: the bs windows of one time slice, slices in random order (train) or in order."""
-        order = rng.permutation(self.n_batches) if shuffle else np.arange(self.n_batches)
-        return [list(range(i * self.bs, (i + 1) * self.bs)) for i in order]
+        """Training: XLM's batches, the bs windows of one time slice, slices in random order.
+        Evaluation (shuffle=False): the windows in corpus order, max_sentences (or max_tokens worth) at a time."""
+        if shuffle:
+            return [list(range(i * self.bs, (i + 1) * self.bs)) for i in rng.permutation(self.n_batches)]
+        per_batch = max_sentences or (max(1, max_tokens // self.bptt) if max_tokens else self.bs)
+        n = len(self)
+        return [list(range(i, min(i + per_batch, n))) for i in range(0, n, per_batch)]
 
     @property
     def supports_prefetch(self):
