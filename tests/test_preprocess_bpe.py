@@ -146,3 +146,16 @@ def test_learn_bpe_errors(tmp_path, capsys):
     assert cli.main(base + ["--langs", "en,en"]) == 1
     assert "listed twice" in capsys.readouterr().err
     assert not (tmp_path / "codes").exists()
+
+
+@pytest.mark.parametrize("backend", ["subword-nmt", "sentencepiece"])
+def test_learn_bpe_invalid_utf8(tmp_path, capsys, backend):
+    (tmp_path / "train.en").write_bytes(b"hello world\nbad \xff line\nmore words here\n")
+    args = ["learn-bpe", "--langs", "en", "--input-dir", str(tmp_path), "-o", str(tmp_path / "codes"),
+            "--codes", "30", "--backend", backend]
+    assert cli.main(args) == 1
+    err = capsys.readouterr().err
+    assert "train.en:2: not valid UTF-8" in err and err.count("\n") == 1
+    assert sorted(os.listdir(tmp_path)) == ["train.en"]
+    assert cli.main(args + ["--skip-bad-lines"]) == 0
+    assert "skipped 1 line(s) with invalid UTF-8 (line 2)" in capsys.readouterr().err

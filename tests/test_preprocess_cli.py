@@ -30,10 +30,12 @@ def test_ddtp_is_delegated(monkeypatch, capsys):
     seen = {}
     fake = types.ModuleType("preprocess.ddtp")
     fake.add_arguments = lambda parser: parser.add_argument("--langs")
-    fake.main = lambda args: seen.setdefault("langs", args.langs)
+    fake.main = lambda args: seen.setdefault("langs", args.langs) and 0
     monkeypatch.setitem(sys.modules, "preprocess.ddtp", fake)
     assert cli.main(["ddtp", "--langs", "en,cs"]) == 0
     assert seen == {"langs": "en,cs"}
+    fake.main = lambda args: 3  # its exit status is passed on
+    assert cli.main(["ddtp", "--langs", "en"]) == 3
 
 
 def test_ddtp_is_not_imported_for_other_commands(monkeypatch, tmp_path, capsys):
@@ -67,3 +69,34 @@ def test_binarize_rejects_a_dictionary_without_the_specials(tmp_path, capsys):
                      "--destdir", str(tmp_path / "bin")]) == 1
     err = capsys.readouterr().err
     assert "ids 4..13 must be <special0>..<special9>" in err and err.count("\n") == 1
+
+
+def test_binarize_standalone_orients_pairs_and_records_bpe(tmp_path, capsys):
+    import json
+
+    from fairseq.data import data_utils
+
+    from xlm_fairseq.dictionary import load_dictionary
+
+    txt = tmp_path / "txt"
+    txt.mkdir()
+    # a pair named fr-en on disk must come out as en-fr (a < b)
+    (txt / "train.fr-en.fr").write_text("le chat\nun chien noir\n", encoding="utf-8")
+    (txt / "train.fr-en.en").write_text("the cat\na black dog\n", encoding="utf-8")
+    (txt / "codes").write_text("#version: 0.2\nt h\n", encoding="utf-8")
+    (txt / "codes.meta.json").write_text(json.dumps({"backend": "subword-nmt", "codes": 1, "alpha": 0.5}))
+    assert cli.main(["build-dict", "-i", str(txt / "train.fr-en.fr"), str(txt / "train.fr-en.en"),
+                     "-o", str(tmp_path / "dict.txt")]) == 0
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / ".binarize.tmp-999999999").mkdir()  # left by a killed run
+    assert cli.main(["binarize", "--input-dir", str(txt), "--dict", str(tmp_path / "dict.txt"),
+                     "--destdir", str(tmp_path / "bin"), "--codes-file", str(txt / "codes")]) == 0
+    files = sorted(os.listdir(tmp_path / "bin"))
+    assert files == ["dict.txt", "manifest.json", "preprocess.log", "train.en-fr.en.bin", "train.en-fr.en.idx",
+                     "train.en-fr.fr.bin", "train.en-fr.fr.idx"]
+    d = load_dictionary(str(tmp_path / "bin" / "dict.txt"))
+    en = data_utils.load_indexed_dataset(str(tmp_path / "bin" / "train.en-fr.en"), d, dataset_impl="mmap")
+    assert [d.string(en[i]) for i in range(len(en))] == ["the cat", "a black dog"]
+    m = json.loads((tmp_path / "bin" / "manifest.json").read_text())
+    assert m["pairs"] == ["en-fr"] and m["mono"] == {} and m["bpe"]["codes"] == 1 and m["bpe"]["alpha"] == 0.5
+    assert m["para"]["en-fr"]["train"] == {"sentences": 2, "tokens": {"en": 5, "fr": 5}}

@@ -6,8 +6,6 @@ import subprocess
 import sys
 import zipfile
 
-import pytest
-
 from preprocess import cli
 from preprocess.corpora.wikipedia import clean_wikitext
 

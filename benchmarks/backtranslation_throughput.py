@@ -1,0 +1,106 @@
+"""Online back-translation generation speed: our batched greedy decoder with the incremental cache vs a
+naive greedy loop without cache (the full decoder re-run at every step) vs transformers' XLM (which has
+no XLM decoder, so it does not apply: reported as such), on the same model and batch, in one run; plus the
+share of a full UNMT BT step (generation + the training forward/backward) spent generating.
+
+    python benchmarks/backtranslation_throughput.py [--reps 3] [--threads 2]
+Last line: `speedup_vs_naive X.XX`.
+"""
+import argparse
+import statistics
+import time
+
+import torch
+
+import xlm_fairseq  # noqa: F401
+from xlm_fairseq.generation import bt_max_len, greedy_generate, greedy_generate_without_cache
+from xlm_fairseq.modules.encoder_decoder import XLMDecoder, XLMEncoder
+
+from fairseq.data import Dictionary
+
+
+class EncDec(torch.nn.Module):
+    def __init__(self, d, dim, layers, heads):
+        super().__init__()
+        args = dict(emb_dim=dim, n_layers=layers, n_heads=heads, dropout=0.1, attention_dropout=0.1, n_langs=2)
+        self.encoder, self.decoder = XLMEncoder(d, **args), XLMDecoder(d, **args)
+
+
+def make_batch(bs, vocab, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    lengths = torch.randint(10, 30, (bs,), generator=g)
+    x = torch.full((bs, int(lengths.max())), 1)
+    for i, l in enumerate(lengths.tolist()):
+        x[i, :l] = torch.randint(14, vocab, (l,), generator=g)
+        x[i, 0] = x[i, l - 1] = 2
+    return x, lengths
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--reps", type=int, default=3)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--dim", type=int, default=256)
+    p.add_argument("--layers", type=int, default=4)
+    p.add_argument("--heads", type=int, default=4)
+    p.add_argument("--vocab", type=int, default=16000)
+    p.add_argument("--bs", type=int, default=32)
+    a = p.parse_args()
+    torch.set_num_threads(a.threads)
+    torch.manual_seed(0)
+    d = Dictionary()
+    for i in range(a.vocab - 4):
+        d.add_symbol(f"w{i}")
+    model = EncDec(d, a.dim, a.layers, a.heads)
+    # a random model may stop at once; forbid </s> so every row runs to max_len (both loops' worst case)
+    with torch.no_grad():
+        model.decoder.pred_layer.proj.bias[d.eos()] = -1e4
+    x, lengths = make_batch(a.bs, a.vocab)
+    langs = torch.zeros(a.bs, dtype=torch.long)
+    max_len = bt_max_len(lengths)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+
+    def gen(fn):
+        model.eval()
+        t0 = time.perf_counter()
+        out, out_len = fn(model, x, lengths, langs, langs + 1, max_len)
+        dt = time.perf_counter() - t0
+        model.train()
+        return dt, out, out_len
+
+    def train_part(out, out_len):
+        t0 = time.perf_counter()
+        prev = x[:, :-1]
+        enc_out = model.encoder(out, out_len, src_langs=langs + 1, tgt_langs=langs)
+        logits, _ = model.decoder(prev, encoder_out=enc_out)
+        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.size(-1)), x[:, 1:].reshape(-1),
+                                                 ignore_index=1)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        return time.perf_counter() - t0
+
+    gen(greedy_generate)  # warm-up
+    cached, naive, train = [], [], []
+    for _ in range(a.reps):
+        dt, out, out_len = gen(greedy_generate)
+        cached.append(dt)
+        dt_naive, out2, _ = gen(greedy_generate_without_cache)
+        naive.append(dt_naive)
+        assert torch.equal(out, out2), "cached and naive greedy decoding disagree"
+        train.append(train_part(out, out_len))
+    c, n, t = statistics.median(cached), statistics.median(naive), statistics.median(train)
+    print(f"model d={a.dim} L={a.layers} H={a.heads} V={a.vocab}; batch {a.bs} sentences of 10-30 tokens; "
+          f"{int(out_len.max())} tokens generated per row (max_len {max_len}); fp32, {a.threads} threads; "
+          f"medians of {a.reps}")
+    print(f"{'greedy decoder':<34}{'sentences/s':>12}")
+    print(f"{'ours (incremental cache)':<34}{a.bs / c:>12.1f}")
+    print(f"{'naive loop (no cache)':<34}{a.bs / n:>12.1f}")
+    print(f"{'transformers XLM generate':<34}{'n/a':>12}  (XLM in transformers is encoder-only: no decoder)")
+    print(f"share of a BT step spent generating (ours): {100 * c / (c + t):.0f}% "
+          f"(generation {c:.2f}s, training fwd/bwd/update {t:.2f}s)")
+    print(f"speedup_vs_naive {n / c:.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,231 @@
+"""`xlm-preprocess binarize`: BPE'd text -> fairseq data-bin, by running the real `fairseq-preprocess`.
+
+One call per monolingual language (`--only-source`) and one per pair, all with `--srcdict` = the shared
+dict.txt and `--dataset-impl mmap`. Each call writes into a private temporary folder; its files are then renamed
+into the data-bin layout (design.md §4):
+
+    fairseq-preprocess writes           data-bin name
+    train.en-None.en.bin/.idx     ->    train.en.bin/.idx
+    train.en-fr.en.bin/.idx       ->    train.en-fr.en.bin/.idx   (pairs always a < b)
+
+plus `dict.txt` and `manifest.json`: languages, pairs, per split the sentences and tokens (BPE units, without
+the `</s>` fairseq appends) of each language and pair, and the BPE settings (backend, codes, alpha). The
+fairseq-preprocess output goes to `preprocess.log` in the data-bin."""
+import os
+import shutil
+import subprocess
+import sys
+import time
+from typing import Dict, List, Optional
+
+from .common import (
+    PreprocessError,
+    atomic_output,
+    check_positive,
+    log,
+    parse_langs,
+    read_json,
+    remove_stale_temps,
+    write_json,
+)
+from .layout import SPLITS, Corpus, check_not_empty, check_pair_lengths, discover, mono_name, pair_file_name
+
+MANIFEST = "manifest.json"
+
+
+def fairseq_preprocess_command() -> List[str]:
+    """The `fairseq-preprocess` of this Python environment (its bin folder need not be on PATH)."""
+    exe = os.path.join(os.path.dirname(sys.executable), "fairseq-preprocess")
+    if os.path.isfile(exe) and os.access(exe, os.X_OK):
+        return [exe]
+    found = shutil.which("fairseq-preprocess")
+    if found:
+        return [found]
+    return [sys.executable, "-m", "fairseq_cli.preprocess"]
+
+
+def load_shared_dictionary(path: str):
+    from xlm_fairseq.dictionary import DictionaryError, load_dictionary
+
+    try:
+        return load_dictionary(path)
+    except DictionaryError as e:
+        raise PreprocessError(str(e)) from None
+    except (ValueError, RuntimeError) as e:
+        raise PreprocessError(f"--dict {path} does not load as a fairseq dictionary: {e}") from None
+
+
+def _mono_prefixes(splits: Dict[str, str], lang: str) -> List[str]:
+    """--trainpref/--validpref/--testpref for {split: path of split.lang}: the paths without '.{lang}'."""
+    args = []
+    for split in SPLITS:
+        if split in splits:
+            args += [f"--{split}pref", splits[split][: -(len(lang) + 1)]]
+    return args
+
+
+def _run_fairseq(cmd: List[str], unit: str, log_path: str) -> None:
+    with open(log_path, "a", encoding="utf-8") as logf:
+        logf.write(f"$ {' '.join(cmd)}\n")
+        logf.flush()
+        proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        text = proc.stdout.decode("utf-8", errors="replace")
+        logf.write(text)
+    if proc.returncode != 0:
+        last = next((line for line in reversed(text.splitlines()) if line.strip()), "no output")
+        raise PreprocessError(f"fairseq-preprocess failed on {unit} (exit {proc.returncode}): {last.strip()} "
+                              f"(full output in {log_path})")
+
+
+def _move(src: str, dst: str) -> None:
+    if not os.path.isfile(src):
+        raise PreprocessError(f"fairseq-preprocess did not write {os.path.basename(src)}")
+    os.replace(src, dst)
+
+
+def _stats(prefix: str) -> Dict[str, int]:
+    from fairseq.data.indexed_dataset import MMapIndexedDataset
+
+    dataset = MMapIndexedDataset(prefix)  # keep it alive: `sizes` is a view of its memory map
+    sizes = dataset.sizes.astype("int64")
+    del dataset
+    return {"sentences": int(len(sizes)), "tokens": int(sizes.sum()) - int(len(sizes))}
+
+
+def binarize_corpus(corpus: Corpus, dict_path: str, destdir: str, workers: int = 1,
+                    bpe: Optional[dict] = None, extra: Optional[dict] = None, out=None) -> dict:
+    """Binarize every language and pair of `corpus` into `destdir`; write dict.txt and manifest.json there."""
+    out = out or sys.stdout
+    check_positive(workers, "--workers")
+    check_not_empty(corpus)
+    check_pair_lengths(corpus)
+    dictionary = load_shared_dictionary(dict_path)
+    os.makedirs(destdir, exist_ok=True)
+    remove_stale_temps(destdir)
+    if os.path.exists(os.path.join(destdir, MANIFEST)):  # it would describe files this run is replacing
+        os.remove(os.path.join(destdir, MANIFEST))
+    log_path = os.path.join(destdir, "preprocess.log")
+    tmp_root = os.path.join(destdir, f".binarize.tmp-{os.getpid()}")
+    base = fairseq_preprocess_command() + ["--srcdict", dict_path, "--dataset-impl", "mmap",
+                                           "--workers", str(workers)]
+    manifest = {
+        "format": "xlm_fairseq data-bin",
+        "version": 1,
+        "languages": corpus.languages,
+        "pairs": [f"{a}-{b}" for a, b in sorted(corpus.pairs)],
+        "splits": sorted({s for d in corpus.mono.values() for s in d}
+                         | {s for d in corpus.pairs.values() for s in d}),
+        "dataset_impl": "mmap",
+        "dictionary": {"file": "dict.txt", "size": len(dictionary)},
+        "bpe": bpe,
+        "mono": {},
+        "para": {},
+    }
+    if extra:
+        manifest.update(extra)
+    try:
+        for lang, splits in sorted(corpus.mono.items()):
+            start = time.time()
+            tmp = os.path.join(tmp_root, lang)
+            _run_fairseq(base + ["--only-source", "--source-lang", lang, "--destdir", tmp]
+                         + _mono_prefixes(splits, lang), f"'{lang}'", log_path)
+            manifest["mono"][lang] = {}
+            for split in sorted(splits):
+                for ext in ("bin", "idx"):
+                    _move(os.path.join(tmp, f"{split}.{lang}-None.{lang}.{ext}"),
+                          os.path.join(destdir, f"{mono_name(split, lang)}.{ext}"))
+                manifest["mono"][lang][split] = _stats(os.path.join(destdir, mono_name(split, lang)))
+            shutil.rmtree(tmp, ignore_errors=True)
+            desc = ", ".join(f"{s} {manifest['mono'][lang][s]['sentences']}" for s in sorted(splits))
+            print(f"  {lang}: {desc} sentences ({time.time() - start:.1f} s)", file=out, flush=True)
+        for (a, b), splits in sorted(corpus.pairs.items()):
+            start = time.time()
+            tmp = os.path.join(tmp_root, f"{a}-{b}")
+            # the prefix keeps the files' orientation (e.g. train.fr-en); --source-lang a makes the output a-b
+            _run_fairseq(base + ["--joined-dictionary", "--source-lang", a, "--target-lang", b, "--destdir", tmp]
+                         + _pair_prefixes(splits, a), f"'{a}-{b}'", log_path)
+            pair = f"{a}-{b}"
+            manifest["para"][pair] = {}
+            for split in sorted(splits):
+                entry = {"sentences": None, "tokens": {}}
+                for lang in (a, b):
+                    name = pair_file_name(split, a, b, lang)
+                    for ext in ("bin", "idx"):
+                        _move(os.path.join(tmp, f"{name}.{ext}"), os.path.join(destdir, f"{name}.{ext}"))
+                    st = _stats(os.path.join(destdir, name))
+                    entry["sentences"] = st["sentences"]
+                    entry["tokens"][lang] = st["tokens"]
+                manifest["para"][pair][split] = entry
+            shutil.rmtree(tmp, ignore_errors=True)
+            desc = ", ".join(f"{s} {manifest['para'][pair][s]['sentences']}" for s in sorted(splits))
+            print(f"  {pair}: {desc} sentence pairs ({time.time() - start:.1f} s)", file=out, flush=True)
+    finally:
+        shutil.rmtree(tmp_root, ignore_errors=True)
+    dict_dst = os.path.join(destdir, "dict.txt")
+    if not (os.path.exists(dict_dst) and os.path.samefile(dict_path, dict_dst)):
+        with open(dict_path, "rb") as src, atomic_output(dict_dst, binary=True) as dst:
+            shutil.copyfileobj(src, dst)
+    write_json(os.path.join(destdir, MANIFEST), manifest)
+    return manifest
+
+
+def _pair_prefixes(splits: Dict[str, Dict[str, str]], a: str) -> List[str]:
+    """Prefixes of a pair's files without the '.{lang}' suffix (the a-side path minus '.a')."""
+    args = []
+    for split in SPLITS:
+        if split in splits:
+            path = splits[split][a]
+            args += [f"--{split}pref", path[: -(len(a) + 1)]]
+    return args
+
+
+def output_files(corpus: Corpus, destdir: str) -> List[str]:
+    """Every file `binarize_corpus` writes for `corpus`."""
+    paths = [os.path.join(destdir, "dict.txt"), os.path.join(destdir, MANIFEST)]
+    for lang, splits in sorted(corpus.mono.items()):
+        paths += [os.path.join(destdir, f"{mono_name(s, lang)}.{ext}") for s in sorted(splits) for ext in ("bin", "idx")]
+    for (a, b), splits in sorted(corpus.pairs.items()):
+        paths += [os.path.join(destdir, f"{pair_file_name(s, a, b, lang)}.{ext}")
+                  for s in sorted(splits) for lang in (a, b) for ext in ("bin", "idx")]
+    return paths
+
+
+def bpe_settings(codes_file: Optional[str], backend: Optional[str], codes: Optional[int],
+                 alpha: Optional[float]) -> Optional[dict]:
+    """BPE settings for the manifest: from learn-bpe's CODES.meta.json, overridden by explicit flags."""
+    settings = {}
+    if codes_file:
+        meta = read_json(codes_file + ".meta.json")
+        if meta is None:
+            raise PreprocessError(f"--codes-file: {codes_file}.meta.json (written by learn-bpe) is missing or "
+                                  f"unreadable; give --bpe-backend/--bpe-codes/--bpe-alpha instead")
+        settings = {k: meta.get(k) for k in ("backend", "codes", "learned", "alpha", "sample_size", "seed")}
+    for key, value in (("backend", backend), ("codes", codes), ("alpha", alpha)):
+        if value is not None:
+            settings[key] = value
+    return settings or None
+
+
+def add_arguments(parser):
+    parser.add_argument("--input-dir", required=True, help="BPE'd text: {split}.{lang} and {split}.{a}-{b}.{lang}")
+    parser.add_argument("--dict", required=True, help="the shared dict.txt (from build-dict)")
+    parser.add_argument("--destdir", required=True, help="data-bin folder to write")
+    parser.add_argument("--langs", help="only these languages (default: all found)")
+    parser.add_argument("--workers", type=int, default=1, help="fairseq-preprocess --workers")
+    parser.add_argument("--codes-file", help="codes from learn-bpe: its .meta.json goes into manifest.json")
+    parser.add_argument("--bpe-backend", help="BPE backend recorded in manifest.json")
+    parser.add_argument("--bpe-codes", type=int, help="number of codes recorded in manifest.json")
+    parser.add_argument("--bpe-alpha", type=float, help="sampling alpha recorded in manifest.json")
+
+
+def main(args) -> None:
+    langs = parse_langs(args.langs) if args.langs else None
+    corpus = discover(args.input_dir, langs, "--input-dir")
+    if corpus.ignored:
+        log(f"binarize: ignoring {len(corpus.ignored)} file(s) in {args.input_dir}: "
+            f"{', '.join(corpus.ignored[:5])}{' ...' if len(corpus.ignored) > 5 else ''}")
+    bpe = bpe_settings(args.codes_file, args.bpe_backend, args.bpe_codes, args.bpe_alpha)
+    print(f"binarize: {args.input_dir} -> {args.destdir}")
+    manifest = binarize_corpus(corpus, args.dict, args.destdir, args.workers, bpe)
+    print(f"wrote {os.path.join(args.destdir, MANIFEST)}: languages {','.join(manifest['languages'])}"
+          + (f", pairs {','.join(manifest['pairs'])}" if manifest["pairs"] else ""))

@@ -1,0 +1,245 @@
+"""`xlm-preprocess prepare RAW_DIR DATA_BIN --langs en,fr`: the whole pipeline in one command.
+
+RAW_DIR holds raw text, `{split}.{lang}` (monolingual) and `{split}.{a}-{b}.{lang}` (parallel; the pairs are
+found from the file names). The steps, with their files in a work folder (DATA_BIN/work unless --work-dir):
+
+    1 tokenize     every file                   -> work/tok/<same name>
+    2 learn-bpe    α-sample of the train split  -> work/codes (+ codes.meta.json)
+    3 apply-bpe    every tokenised file         -> work/bpe/<same name>
+    4 build-dict   the BPE'd train split        -> work/dict.txt
+    5 binarize     fairseq-preprocess           -> DATA_BIN/{dict.txt, manifest.json, *.bin, *.idx}
+
+Every output is written under a temporary name and renamed when complete. A stamp (work/stamps/*.json) records
+the settings, the inputs' sizes and modification times and the outputs' sizes and modification times; a rerun
+reuses an output only when its stamp matches all of them, so an interrupted run resumes where it stopped and a
+changed input or setting redoes what depends on it (`--force` redoes everything)."""
+import os
+import sys
+import time
+from typing import Dict, List
+
+from .apply_bpe import apply_file, check_codes
+from .binarize import binarize_corpus, output_files
+from .build_dict import build_dictionary
+from .common import (
+    PreprocessError,
+    check_positive,
+    describe_skipped,
+    find_bad_lines,
+    parse_langs,
+    read_json,
+    remove_stale_temps,
+    write_json,
+)
+from .layout import check_not_empty, check_pair_lengths, discover
+from .learn_bpe import BACKENDS, learn, meta_path
+from .tokenize import TOKENIZER_CHOICES, moses_has_rules, require_tokenizer, resolve_tokenizer, tokenize_file
+
+
+class Stamps:
+    """Which outputs are complete and up to date (see the module docstring). Files inside the work folder are
+    named relative to it, so a work folder moved or copied whole stays valid."""
+
+    def __init__(self, folder: str, root: str, force: bool = False):
+        self.folder = folder
+        self.root = os.path.abspath(root)
+        self.force = force
+
+    def _fingerprint(self, paths: List[str]) -> Dict[str, list]:
+        prints = {}
+        for path in paths:
+            key = os.path.relpath(os.path.abspath(path), self.root)
+            if key.startswith(".."):
+                key = os.path.abspath(path)
+            try:
+                st = os.stat(path)
+                prints[key] = [st.st_size, st.st_mtime_ns]
+            except OSError:
+                prints[key] = None
+        return prints
+
+    def _path(self, key: str) -> str:
+        return os.path.join(self.folder, key + ".json")
+
+    def fresh(self, key: str, params: dict, inputs: List[str], outputs: List[str]) -> bool:
+        if self.force:
+            return False
+        stamp = read_json(self._path(key))
+        if not stamp or stamp.get("params") != params or stamp.get("inputs") != self._fingerprint(inputs):
+            return False
+        now = self._fingerprint(outputs)
+        return None not in now.values() and stamp.get("outputs") == now
+
+    def record(self, key: str, params: dict, inputs: List[str], outputs: List[str]) -> None:
+        os.makedirs(self.folder, exist_ok=True)
+        write_json(self._path(key), {"params": params, "inputs": self._fingerprint(inputs),
+                                     "outputs": self._fingerprint(outputs)})
+
+
+def _say(msg: str) -> None:
+    print(msg, flush=True)
+
+
+def prepare(raw_dir: str, data_bin: str, langs: List[str], codes: int = 30000, backend: str = "subword-nmt",
+            alpha: float = 0.5, sample_size: int = None, seed: int = 0, max_vocab: int = None, min_count: int = 1,
+            lowercase: bool = False, tokenizer: str = "auto", workers: int = 1, work_dir: str = None,
+            skip_bad_lines: bool = False, force: bool = False) -> dict:
+    check_positive(workers, "--workers")
+    check_positive(codes, "--codes")
+    if backend not in BACKENDS:
+        raise PreprocessError(f"--backend: unknown BPE backend '{backend}' (choose from {', '.join(BACKENDS)})")
+    kinds = {lang: resolve_tokenizer(lang, tokenizer) for lang in langs}
+    for lang, kind in kinds.items():
+        require_tokenizer(lang, kind)
+    raw = discover(raw_dir, langs, "RAW_DIR")
+    if raw.ignored:
+        _say(f"ignoring {len(raw.ignored)} file(s) in {raw_dir}: {', '.join(raw.ignored[:6])}"
+             f"{' ...' if len(raw.ignored) > 6 else ''}")
+    check_not_empty(raw)
+    check_pair_lengths(raw)
+    for lang in langs:
+        if not raw.train_files(lang):
+            raise PreprocessError(f"no training text for '{lang}' in {raw_dir} "
+                                  f"(expected train.{lang} or train.{lang}-xx.{lang}): BPE and dictionary need it")
+    for lang, kind in kinds.items():
+        if kind == "moses" and not moses_has_rules(lang):
+            _say(f"note: Moses has no rules for '{lang}'; using its generic (English) non-breaking prefixes")
+
+    work = work_dir or os.path.join(data_bin, "work")
+    tok_dir, bpe_dir = os.path.join(work, "tok"), os.path.join(work, "bpe")
+    for folder in (work, tok_dir, bpe_dir, os.path.join(work, "stamps"), data_bin):
+        os.makedirs(folder, exist_ok=True)
+        remove_stale_temps(folder)
+    stamps = Stamps(os.path.join(work, "stamps"), work, force)
+    tok, bpe = raw.relocated(tok_dir), raw.relocated(bpe_dir)
+    codes_path, dict_path = os.path.join(work, "codes"), os.path.join(work, "dict.txt")
+
+    # 1. tokenize -------------------------------------------------------------------------------------------
+    jobs = []  # (raw path, tok path, lang, paths whose bad lines are dropped together)
+    for lang, splits in sorted(raw.mono.items()):
+        for split, path in sorted(splits.items()):
+            jobs.append((path, tok.mono[lang][split], lang, [path]))
+    for pair, splits in sorted(raw.pairs.items()):
+        for split, sides in sorted(splits.items()):
+            for lang in pair:
+                jobs.append((sides[lang], tok.pairs[pair][split][lang], lang, [sides[a] for a in pair]))
+    _say(f"[1/5] tokenize: {len(jobs)} file(s)" + (" (lowercase, accents removed)" if lowercase else ""))
+    for src, dst, lang, group in jobs:
+        params = {"lang": lang, "tokenizer": kinds[lang], "lowercase_strip_accents": lowercase,
+                  "skip_bad_lines": skip_bad_lines}
+        name = os.path.basename(dst)
+        inputs = group if skip_bad_lines else [src]
+        if stamps.fresh(f"tok.{name}", params, inputs, [dst]):
+            _say(f"  {name}: reused")
+            continue
+        start = time.time()
+        drop = None
+        if skip_bad_lines and len(group) > 1:  # drop a bad line from both sides, keeping the pair aligned
+            drop = set().union(*(find_bad_lines(p) for p in group))
+        stats = tokenize_file(src, dst, lang, lowercase, kinds[lang], workers, skip_bad_lines, drop_lines=drop)
+        note = ""
+        if stats.skipped:
+            note = "; " + describe_skipped(src, stats.skipped)
+        elif stats.dropped:
+            note = f"; dropped {stats.dropped} line(s) that are not valid UTF-8 on one side of the pair"
+        _say(f"  {name}: {stats.lines} lines ({time.time() - start:.1f} s){note}")
+        stamps.record(f"tok.{name}", params, inputs, [dst])
+
+    # 2. learn-bpe ------------------------------------------------------------------------------------------
+    files = {lang: tok.train_files(lang) for lang in langs}
+    params = {"backend": backend, "codes": codes, "alpha": alpha, "sample_size": sample_size, "seed": seed,
+              "files": {lang: [os.path.basename(p) for p in paths] for lang, paths in files.items()}}
+    inputs = [p for paths in files.values() for p in paths]
+    _say(f"[2/5] learn-bpe: {backend}, {codes} codes, alpha {alpha}, on train")
+    if stamps.fresh("learn-bpe", params, inputs, [codes_path, meta_path(codes_path)]):
+        _say(f"  reused {codes_path}")
+    else:
+        start = time.time()
+        learn(files, codes_path, codes, alpha, backend, sample_size, seed, workers, out=_Indented(sys.stdout))
+        _say(f"  ({time.time() - start:.1f} s)")
+        stamps.record("learn-bpe", params, inputs, [codes_path, meta_path(codes_path)])
+    check_codes(codes_path, backend)
+
+    # 3. apply-bpe ------------------------------------------------------------------------------------------
+    bpe_jobs = [(dst, os.path.join(bpe_dir, os.path.basename(dst))) for _, dst, _, _ in jobs]
+    _say(f"[3/5] apply-bpe: {len(bpe_jobs)} file(s)")
+    for src, dst in bpe_jobs:
+        name = os.path.basename(dst)
+        if stamps.fresh(f"bpe.{name}", {"backend": backend}, [src, codes_path], [dst]):
+            _say(f"  {name}: reused")
+            continue
+        start = time.time()
+        stats = apply_file(src, dst, codes_path, backend, workers)
+        _say(f"  {name}: {stats.lines} lines ({time.time() - start:.1f} s)")
+        stamps.record(f"bpe.{name}", {"backend": backend}, [src, codes_path], [dst])
+
+    # 4. build-dict -----------------------------------------------------------------------------------------
+    train = bpe.all_train_files()
+    params = {"max_vocab": max_vocab, "min_count": min_count}
+    _say(f"[4/5] build-dict: from {len(train)} train file(s)")
+    if stamps.fresh("build-dict", params, train, [dict_path]):
+        _say(f"  reused {dict_path}")
+    else:
+        summary = build_dictionary(train, dict_path, max_vocab, min_count)
+        _say(f"  {dict_path}: {summary['size']} entries (14 fixed + {summary['words']} words, "
+             f"{summary['types']} types seen)")
+        stamps.record("build-dict", params, train, [dict_path])
+
+    # 5. binarize -------------------------------------------------------------------------------------------
+    outputs = output_files(bpe, data_bin)
+    inputs = bpe.files() + [dict_path, meta_path(codes_path)]
+    extra = {"tokenize": {"lowercase_strip_accents": lowercase, "tokenizers": kinds},
+             "raw_dir": os.path.abspath(raw_dir)}
+    _say(f"[5/5] binarize: fairseq-preprocess -> {data_bin}")
+    if stamps.fresh("binarize", {"langs": langs, "extra": extra}, inputs, outputs):
+        _say("  reused")
+        manifest = read_json(os.path.join(data_bin, "manifest.json"))
+    else:
+        meta = read_json(meta_path(codes_path)) or {}
+        bpe_meta = {k: meta.get(k) for k in ("backend", "codes", "learned", "alpha", "sample_size", "seed")}
+        manifest = binarize_corpus(bpe, dict_path, data_bin, workers, bpe_meta, extra, out=sys.stdout)
+        stamps.record("binarize", {"langs": langs, "extra": extra}, inputs, outputs)
+    _say(f"done: {data_bin} (languages {','.join(manifest['languages'])}"
+         + (f"; pairs {','.join(manifest['pairs'])}" if manifest["pairs"] else "") + ")")
+    return manifest
+
+
+class _Indented:
+    """A stdout wrapper that indents learn-bpe's table under the step heading."""
+
+    def __init__(self, stream):
+        self.stream = stream
+
+    def write(self, text: str) -> None:
+        self.stream.write("".join(("  " + line if line.strip() else line) for line in text.splitlines(True)))
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+
+def add_arguments(parser):
+    parser.add_argument("raw_dir", metavar="RAW_DIR", help="raw text: {split}.{lang} and {split}.{a}-{b}.{lang}")
+    parser.add_argument("data_bin", metavar="DATA_BIN", help="data-bin folder to write")
+    parser.add_argument("--langs", required=True, help="comma-separated languages, e.g. en,fr")
+    parser.add_argument("--codes", type=int, default=30000,
+                        help="subword-nmt: merge operations; sentencepiece: vocabulary size (default 30000)")
+    parser.add_argument("--backend", default="subword-nmt", choices=BACKENDS)
+    parser.add_argument("--alpha", type=float, default=0.5, help="BPE sampling exponent (paper: 0.5)")
+    parser.add_argument("--sample-size", type=int, default=None, help="sentences sampled for BPE learning")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--max-vocab", type=int, default=None, help="dictionary size including the 14 fixed symbols")
+    parser.add_argument("--min-count", type=int, default=1)
+    parser.add_argument("--lowercase-strip-accents", action="store_true")
+    parser.add_argument("--tokenizer", default="auto", choices=TOKENIZER_CHOICES)
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--work-dir", help="folder for intermediate files (default: DATA_BIN/work)")
+    parser.add_argument("--skip-bad-lines", action="store_true",
+                        help="drop lines that are not valid UTF-8 (from both sides of a pair) instead of failing")
+    parser.add_argument("--force", action="store_true", help="redo every step")
+
+
+def main(args) -> None:
+    langs = parse_langs(args.langs)
+    prepare(args.raw_dir, args.data_bin, langs, args.codes, args.backend, args.alpha, args.sample_size, args.seed,
+            args.max_vocab, args.min_count, args.lowercase_strip_accents, args.tokenizer, args.workers,
+            args.work_dir, args.skip_bad_lines, args.force)
