@@ -21,7 +21,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q tests
 
 demo: $(STAMP)
-	$(BIN)/python -m examples.demo.run
+	$(BIN)/python examples/demo/run.py
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/pretrain_throughput.py

@@ -17,11 +17,13 @@ COMMANDS = {
     "binarize": ("preprocess.binarize", "fairseq-preprocess into the data-bin layout + manifest.json"),
     "prepare": ("preprocess.prepare", "raw text folder -> data-bin, all steps, resumable"),
     "ddtp": ("preprocess.ddtp", "Debian package descriptions (DDTP) as a multilingual/parallel corpus"),
+    "xnli": ("preprocess.xnli", "XNLI / MultiNLI tsv files -> sentence-pair classification text"),
+    "classification": ("preprocess.classification_data", "labelled text -> data-bin for --task xlm_classification"),
     "wikipedia": ("preprocess.corpora.wikipedia", "Wikipedia dump -> plain text train/valid/test"),
     "opus": ("preprocess.corpora.opus", "OPUS Moses-format pairs -> parallel train/valid/test"),
     "wmt": ("preprocess.corpora.wmt", "WMT news test sets (sacrebleu or local sgm/plain files)"),
 }
-LAZY = {"ddtp"}  # written elsewhere: imported only when it is the command being run
+LAZY = {"ddtp", "xnli", "classification"}  # written elsewhere: imported only when it is the command being run
 
 
 def _requested_command(argv):

@@ -3,9 +3,9 @@
 
 PACKAGE = __name__.split(".")[0]
 
-TASKS = ["xlm_cross_lingual_lm", "xlm_tlm", "xlm_unsupervised_mt"]
+TASKS = ["xlm_cross_lingual_lm", "xlm_tlm", "xlm_unsupervised_mt", "xlm_classification"]
 MODELS = ["xlm_transformer"]
-CRITERIONS = ["xlm_lm_loss", "xlm_mt_loss"]
+CRITERIONS = ["xlm_lm_loss", "xlm_mt_loss", "xlm_classification_loss"]
 
 
 def _check(kind: str, registry: dict, names: list) -> None:
