@@ -10,6 +10,8 @@ from torch import Tensor, nn
 
 from fairseq.incremental_decoding_utils import with_incremental_state
 
+from .fast_dropout import dropout
+
 
 @with_incremental_state
 class MultiHeadAttention(nn.Module):
@@ -44,6 +46,9 @@ class MultiHeadAttention(nn.Module):
         incremental_state: decoding cache; self-attention appends this step's keys/values, cross-attention
         projects the encoder states once."""
         bs, qlen, _ = query.shape
+        if not self.is_cross_attention and incremental_state is None and self.training:
+            q, k, v = self._project_qkv(query)
+            return self._attend(q, k, v, attn_mask, is_causal, bs, qlen)
         q = self._split_heads(self.q_lin(query))
         saved = self.get_incremental_state(incremental_state, "attn_state") if incremental_state is not None else None
         if self.is_cross_attention:
@@ -52,20 +57,45 @@ class MultiHeadAttention(nn.Module):
             else:
                 k, v = self._split_heads(self.k_lin(kv)), self._split_heads(self.v_lin(kv))
         else:
-            k, v = self._split_heads(self.k_lin(query)), self._split_heads(self.v_lin(query))
+            k, v = self._project_kv(query)
             if saved is not None:
                 k = torch.cat([saved["k"], k], dim=2)
                 v = torch.cat([saved["v"], v], dim=2)
         if incremental_state is not None:
             self.set_incremental_state(incremental_state, "attn_state", {"k": k, "v": v})
-        out = F.scaled_dot_product_attention(
-            q, k, v,
-            attn_mask=attn_mask,
-            dropout_p=self.dropout if self.training else 0.0,
-            is_causal=is_causal and attn_mask is None,
-        )
+        return self._attend(q, k, v, attn_mask, is_causal, bs, qlen)
+
+    def _project_qkv(self, x: Tensor):
+        """One (dim x 3 dim) product instead of three (the parameters stay separate, as the original's)."""
+        w = torch.cat([self.q_lin.weight, self.k_lin.weight, self.v_lin.weight])
+        b = torch.cat([self.q_lin.bias, self.k_lin.bias, self.v_lin.bias])
+        return [self._split_heads(t) for t in F.linear(x, w, b).chunk(3, dim=-1)]
+
+    def _project_kv(self, x: Tensor):
+        return self._split_heads(self.k_lin(x)), self._split_heads(self.v_lin(x))
+
+    def _attend(self, q, k, v, attn_mask, is_causal, bs, qlen):
+        if self.training and self.dropout > 0 and not q.is_cuda:
+            out = self._attention_with_dropout(q, k, v, attn_mask, is_causal)
+        else:  # fused kernels (flash on CPU without dropout; with dropout on GPUs)
+            out = F.scaled_dot_product_attention(
+                q, k, v, attn_mask=attn_mask, dropout_p=self.dropout if self.training else 0.0,
+                is_causal=is_causal and attn_mask is None,
+            )
         out = out.transpose(1, 2).reshape(bs, qlen, self.dim)
         return self.out_lin(out)
+
+    def _attention_with_dropout(self, q, k, v, attn_mask, is_causal):
+        """softmax(q k^T / sqrt(d)) with dropout on the weights, then v: torch's CPU SDPA falls back to
+        the same computation with its slow Bernoulli dropout when dropout_p > 0."""
+        scores = torch.matmul(q * (q.size(-1) ** -0.5), k.transpose(-2, -1))
+        if attn_mask is None and is_causal:
+            qlen, klen = scores.shape[-2:]
+            attn_mask = torch.ones(qlen, klen, dtype=torch.bool, device=q.device).tril()
+        if attn_mask is not None:
+            scores = scores.masked_fill(~attn_mask, float("-inf"))
+        weights = torch.softmax(scores.float(), dim=-1).type_as(scores)
+        return torch.matmul(dropout(weights, self.dropout, True), v)
 
     def reorder_incremental_state(self, incremental_state, new_order: Tensor):
         saved = self.get_incremental_state(incremental_state, "attn_state")
@@ -89,4 +119,4 @@ class TransformerFFN(nn.Module):
         x = self.lin1(x)
         x = F.gelu(x) if self.gelu_activation else F.relu(x)  # F.gelu default is the exact erf form
         x = self.lin2(x)
-        return F.dropout(x, p=self.dropout, training=self.training)
+        return dropout(x, self.dropout, self.training)

@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .fast_dropout import dropout
 from .multihead_attention import MultiHeadAttention, TransformerFFN
 
 N_MAX_POSITIONS = 512
@@ -140,7 +141,7 @@ class XLMStack:
                 langs = langs.unsqueeze(1)
             x = x + self.lang_embeddings(langs)
         x = self.layer_norm_emb(x)
-        x = F.dropout(x, p=self.dropout, training=self.training)
+        x = dropout(x, self.dropout, self.training)
         keep = None
         if padding_mask is not None:
             keep = (~padding_mask).unsqueeze(-1).to(x.dtype)
@@ -154,10 +155,10 @@ class XLMStack:
 
         for i in range(self.n_layers):
             a = self.attentions[i](x, self_mask, is_causal=use_is_causal, incremental_state=incremental_state)
-            x = self.layer_norm1[i](x + F.dropout(a, p=self.dropout, training=self.training))
+            x = self.layer_norm1[i](x + dropout(a, self.dropout, self.training))
             if self.is_decoder and src_enc is not None:
                 a = self.encoder_attn[i](x, cross_mask, kv=src_enc, incremental_state=incremental_state)
-                x = self.layer_norm15[i](x + F.dropout(a, p=self.dropout, training=self.training))
+                x = self.layer_norm15[i](x + dropout(a, self.dropout, self.training))
             x = self.layer_norm2[i](x + self.ffns[i](x))
             if keep is not None:
                 x = x * keep
