@@ -87,18 +87,15 @@ def load_side(module, sub: Dict[str, torch.Tensor], side: str, flag: str, path: 
 
 
 def reload_encoder_decoder(model, encoder_path: str, decoder_path: str, dictionary: Dictionary) -> None:
-    seen_dicts = {}
+    """Each side is checked against this data-bin's dict.txt (when the checkpoint records its data-bin),
+    so an encoder and a decoder trained with different dictionaries cannot be combined."""
     for side, path, flag in (("encoder", encoder_path, "--reload-encoder"),
                              ("decoder", decoder_path, "--reload-decoder")):
         if not path:
             continue
         state = read_checkpoint(path, flag)
         ckpt_dict, dict_path = _checkpoint_dictionary(state)
-        if ckpt_dict is not None:
-            if ckpt_dict != dictionary:
-                raise ConfigError(f"{flag} {path}: it was trained with {dict_path}, which differs from this "
-                                  "data-bin's dict.txt; binarise with the pretraining dictionary")
-            seen_dicts[side] = dict_path
+        if ckpt_dict is not None and ckpt_dict != dictionary:
+            raise ConfigError(f"{flag} {path}: it was trained with {dict_path}, which differs from this "
+                              "data-bin's dict.txt; binarise with the pretraining dictionary")
         load_side(getattr(model, side), side_state(state, side, flag, path), side, flag, path, len(dictionary))
-    if len(set(seen_dicts.values())) > 1:
-        logger.info(f"encoder and decoder dictionaries: {seen_dicts}")

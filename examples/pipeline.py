@@ -1,0 +1,154 @@
+"""Building blocks of the runnable recipes (examples/demo, examples/paper-mini): run real command lines
+once each (a stamp per finished step, so reruns reuse them), stream fairseq's progress bars, read metrics
+back from the logs. Every command is the one a user would type."""
+import os
+import re
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+USER_DIR = os.path.join(ROOT, "xlm_fairseq")
+BIN = os.path.dirname(sys.executable)
+METRIC = re.compile(r"\| (\S+) (-?[\d.]+|nan|inf)(?= \|| *$)")
+
+
+class Runner:
+    def __init__(self, out: str, name: str):
+        self.out = os.path.abspath(out)
+        self.name = name
+        self.t0 = time.time()
+        os.makedirs(self.path("logs"), exist_ok=True)
+        os.makedirs(self.path("stamps"), exist_ok=True)
+
+    def path(self, *parts) -> str:
+        return os.path.join(self.out, *parts)
+
+    def say(self, msg: str) -> None:
+        print(f"[{self.name} {time.time() - self.t0:6.0f}s] {msg}", flush=True)
+
+    def done(self, step: str) -> bool:
+        return os.path.exists(self.path("stamps", step))
+
+    def run(self, step: str, cmd) -> str:
+        """Run cmd (a console script of this environment and its arguments) unless step finished before;
+        returns the step's log file."""
+        log = self.path("logs", f"{step}.log")
+        if self.done(step):
+            self.say(f"{step}: done earlier, reused")
+            return log
+        shown = " ".join(str(c) for c in cmd[:4])
+        self.say(f"{step}: {shown} ...")
+        exe = cmd[0] if os.path.isabs(cmd[0]) else os.path.join(BIN, cmd[0])
+        env = dict(os.environ, PYTHONWARNINGS="ignore")
+        with open(log, "wb") as f:
+            proc = subprocess.Popen([exe] + [str(c) for c in cmd[1:]], stdout=subprocess.PIPE,
+                                    stderr=subprocess.STDOUT, env=env)
+            stream_progress(proc.stdout, f)
+            if proc.wait() != 0:
+                raise SystemExit(f"{self.name} step {step} failed; see {log}")
+        open(self.path("stamps", step), "w").close()
+        return log
+
+
+def stream_progress(pipe, log) -> None:
+    """All output to the log; to the screen the progress bars (tqdm redraws with \\r) and the epoch
+    summaries, without fairseq's INFO chatter and model printout."""
+    pending = b""
+    while True:
+        chunk = pipe.read1(4096)
+        if not chunk:
+            break
+        log.write(chunk)
+        pending += chunk
+        parts = re.split(rb"(\r|\n)", pending)
+        pending = parts.pop()
+        for text, sep in zip(parts[0::2], parts[1::2]):
+            line = text.decode("utf-8", "replace")
+            noise = "| INFO |" in line or "INFO:" in line or "DEBUG" in line or line.startswith(" ") or line == ")"
+            if not noise or re.search(r"\| (valid|train) \|", line) or "BLEU" in line:
+                sys.stdout.write(line + sep.decode())
+        sys.stdout.flush()
+    if pending:
+        sys.stdout.write(pending.decode("utf-8", "replace") + "\n")
+
+
+# ------------------------------------------------------------------ reading logs
+def metrics_of(line: str) -> dict:
+    return {m.group(1): float(m.group(2)) for m in METRIC.finditer(line)}
+
+
+def valid_rows(log: str, subset: str = "valid") -> list:
+    """[metrics] of every validation of `subset` in a fairseq-train / fairseq-validate log."""
+    with open(log, encoding="utf-8", errors="replace") as f:
+        return [metrics_of(l) for l in f if f"valid on '{subset}' subset" in l]
+
+
+def train_rows(log: str) -> list:
+    with open(log, encoding="utf-8", errors="replace") as f:
+        return [metrics_of(l) for l in f if "| train |" in l or "| train_inner |" in l]
+
+
+def bleu_of(log: str) -> float:
+    with open(log, encoding="utf-8", errors="replace") as f:
+        m = re.search(r"BLEU4? = ([\d.]+)", f.read())
+    return float(m.group(1)) if m else float("nan")
+
+
+def best_by(rows_valid: list, rows_test: list, key: str, maximize: bool = True) -> dict:
+    """The test row of the epoch whose valid `key` is best (model selection on valid)."""
+    best, out = None, {}
+    for v, t in zip(rows_valid, rows_test):
+        if key in v and (best is None or (v[key] > best if maximize else v[key] < best)):
+            best, out = v[key], t
+    return out
+
+
+# ------------------------------------------------------------------ commands
+def fairseq_common(save_dir: str, *extra) -> list:
+    return ["--user-dir", USER_DIR, "--save-dir", save_dir, "--cpu", "--num-workers", 0, "--seed", 1,
+            "--log-format", "tqdm", "--log-interval", 25, "--no-epoch-checkpoints", *extra]
+
+
+def random_init_checkpoint(reference: str, target: str, seed: int = 1) -> str:
+    """`reference` with the weights of a freshly initialised model of the same configuration (built by
+    fairseq from the checkpoint's own config): the 'no pretraining' baseline of a perplexity."""
+    if os.path.exists(target):
+        return target
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    code = (
+        "import torch, xlm_fairseq\n"
+        "from fairseq import checkpoint_utils, tasks\n"
+        f"state = checkpoint_utils.load_checkpoint_to_cpu({reference!r})\n"
+        f"torch.manual_seed({seed})\n"
+        "task = tasks.setup_task(state['cfg'].task)\n"
+        "state['model'] = task.build_model(state['cfg'].model).state_dict()\n"
+        f"torch.save(state, {target + '.tmp'!r})\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, env=dict(os.environ, PYTHONWARNINGS="ignore"))
+    os.replace(target + ".tmp", target)
+    return target
+
+
+def plot_curves(series: dict, ylabel: str, path: str, title: str, log_y: bool = False) -> None:
+    """series: {label: [(x, y), ...]} -> a PNG (matplotlib, headless)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for label, points in series.items():
+        if points:
+            xs, ys = zip(*points)
+            ax.plot(xs, ys, marker="o", markersize=3, label=label)
+    ax.set_xlabel("updates")
+    ax.set_ylabel(ylabel)
+    if log_y:
+        ax.set_yscale("log")
+    ax.set_title(title)
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
