@@ -12,7 +12,8 @@ import torch.nn.functional as F
 from fairseq import utils
 from fairseq.criterions import FairseqCriterion, register_criterion
 from fairseq.dataclass import FairseqDataclass
-from fairseq.logging import metrics
+
+from ..step_metrics import counters, log_mean_loss
 
 
 @dataclass
@@ -42,9 +43,7 @@ class XLMClassificationLoss(FairseqCriterion):
         per_loss = torch.bincount(lang, weights=losses.detach().double(), minlength=n_langs).tolist()
         logging_output = self.task.empty_logging_output()
         for i, name in enumerate(self.task.langs):
-            logging_output[f"_{name}_loss"] = per_loss[i]
-            logging_output[f"_{name}_n"] = int(per_n[i])
-            logging_output[f"_{name}_correct"] = int(per_correct[i])
+            logging_output.update(counters(name, per_loss[i], int(per_n[i]), int(per_correct[i])))
         nsentences = int(target.numel())
         logging_output.update({
             "loss": utils.item(loss.detach()), "ntokens": sample["ntokens"], "nsentences": nsentences,
@@ -54,9 +53,7 @@ class XLMClassificationLoss(FairseqCriterion):
 
     @staticmethod
     def reduce_metrics(logging_outputs) -> None:
-        loss = sum(log.get("loss", 0) for log in logging_outputs)
-        sample_size = sum(log.get("sample_size", 0) for log in logging_outputs)
-        metrics.log_scalar("loss", loss / max(sample_size, 1), sample_size, round=4)
+        log_mean_loss(logging_outputs)
 
     @staticmethod
     def logging_outputs_can_be_summed() -> bool:

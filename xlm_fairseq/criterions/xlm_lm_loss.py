@@ -12,7 +12,8 @@ import torch.nn.functional as F
 from fairseq import utils
 from fairseq.criterions import FairseqCriterion, register_criterion
 from fairseq.dataclass import FairseqDataclass
-from fairseq.logging import metrics
+
+from ..step_metrics import counters, log_mean_loss
 
 
 def mean_cross_entropy(logits, target):
@@ -49,8 +50,8 @@ class XLMLMLoss(FairseqCriterion):
         weight = self.task.lambda_value(self.task.train_steps[name].group) if model.training else 1.0
         loss = mean * weight
         logging_output = self.task.empty_logging_output()
+        logging_output.update(counters(name, loss_sum, n, correct))
         logging_output.update({
-            f"_{name}_loss": loss_sum, f"_{name}_n": n, f"_{name}_correct": correct,
             "loss": utils.item(loss.detach()), "ntokens": sample["ntokens"],
             "nsentences": sample["nsentences"], "sample_size": 1,
         })
@@ -58,9 +59,7 @@ class XLMLMLoss(FairseqCriterion):
 
     @staticmethod
     def reduce_metrics(logging_outputs) -> None:
-        loss = sum(log.get("loss", 0) for log in logging_outputs)
-        sample_size = sum(log.get("sample_size", 0) for log in logging_outputs)
-        metrics.log_scalar("loss", loss / max(sample_size, 1), sample_size, round=4)
+        log_mean_loss(logging_outputs)
 
     @staticmethod
     def logging_outputs_can_be_summed() -> bool:

@@ -8,7 +8,6 @@ Tensors are batch-first (bs, slen, dim), unlike the original's time-major layout
 from typing import Dict, Optional
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .fast_dropout import dropout

@@ -4,13 +4,11 @@ with XLM's names (`en_mlm_ppl`, `en_fr_mlm_ppl`, `fr-en_mt_bleu`, averages `mlm_
 
 Not a registered task itself; xlm_cross_lingual_lm, xlm_tlm and xlm_unsupervised_mt build on it."""
 import logging
-import math
 import os
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
-import numpy as np
 from omegaconf import II
 
 from fairseq.data import iterators
@@ -21,6 +19,7 @@ from fairseq.tasks import FairseqTask
 from ..data.multi_step_dataset import GROUP_ORDER, SAMPLED_GROUPS, MultiStepDataset, Step
 from ..dictionary import load_dictionary
 from ..errors import ConfigError
+from ..step_metrics import acc, empty_counters, log_counters, mean_of, ppl
 from ..steps import LambdaSchedule, parse_langs, sampling_probs
 
 logger = logging.getLogger(__name__)
@@ -46,19 +45,6 @@ class MultiStepConfig(FairseqDataclass):
     update_freq: Any = II("optimization.update_freq")
     distributed_world_size: int = II("distributed_training.distributed_world_size")
     fp16: bool = II("common.fp16")
-
-
-def _ppl(meters, name):
-    n = meters[f"_{name}_n"].sum
-    if n == 0:
-        return float("nan")
-    loss = meters[f"_{name}_loss"].sum / n
-    return math.exp(loss) if loss < 700 else float("inf")
-
-
-def _acc(meters, name):
-    n = meters[f"_{name}_n"].sum
-    return 100.0 * meters[f"_{name}_correct"].sum / n if n else float("nan")
 
 
 class MultiStepTask(FairseqTask):
@@ -182,31 +168,12 @@ class MultiStepTask(FairseqTask):
         return names
 
     def empty_logging_output(self) -> Dict[str, float]:
-        out = {}
-        for name in self.metric_names:
-            out[f"_{name}_loss"] = 0.0
-            out[f"_{name}_n"] = 0
-            out[f"_{name}_correct"] = 0
-        return out
+        return empty_counters(self.metric_names)
 
     def reduce_metrics(self, logging_outputs, criterion):
         super().reduce_metrics(logging_outputs, criterion)
-        logged = set()
-        for name in self.metric_names:
-            n = sum(log.get(f"_{name}_n", 0) for log in logging_outputs)
-            if n == 0:
-                continue
-            logged.add(name)
-            for part in ("loss", "n", "correct"):
-                metrics.log_scalar_sum(f"_{name}_{part}", sum(log.get(f"_{name}_{part}", 0) for log in logging_outputs))
-            metrics.log_derived(f"{name}_ppl", lambda m, name=name: _ppl(m, name))
-            metrics.log_derived(f"{name}_acc", lambda m, name=name: _acc(m, name))
+        logged = log_counters(logging_outputs, self.metric_names)
         for avg, names in self.averages.items():
             if any(n in logged for n in names):
-                metrics.log_derived(f"{avg}_ppl", lambda m, names=names: self._mean(m, names, _ppl))
-                metrics.log_derived(f"{avg}_acc", lambda m, names=names: self._mean(m, names, _acc))
-
-    @staticmethod
-    def _mean(meters, names, fn):
-        values = [fn(meters, n) for n in names if f"_{n}_n" in meters and meters[f"_{n}_n"].sum > 0]
-        return float(np.mean(values)) if values else float("nan")
+                metrics.log_derived(f"{avg}_ppl", lambda m, names=names: mean_of(m, names, ppl))
+                metrics.log_derived(f"{avg}_acc", lambda m, names=names: mean_of(m, names, acc))

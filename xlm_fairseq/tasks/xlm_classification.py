@@ -31,6 +31,7 @@ from ..data.data_files import _exists, check_ids, load_indexed
 from ..data.stream_dataset import flat_tokens
 from ..dictionary import load_dictionary
 from ..errors import ConfigError, DataError
+from ..step_metrics import acc, empty_counters, log_counters, mean_of
 from ..steps import parse_langs
 
 logger = logging.getLogger(__name__)
@@ -473,37 +474,12 @@ class XLMClassificationTask(FairseqTask):
 
     # ------------------------------------------------------------------------------------ metrics
     def empty_logging_output(self) -> Dict[str, float]:
-        out = {}
-        for lang in self.langs:
-            out[f"_{lang}_loss"] = 0.0
-            out[f"_{lang}_n"] = 0
-            out[f"_{lang}_correct"] = 0
-        return out
+        return empty_counters(self.langs)
 
     def reduce_metrics(self, logging_outputs, criterion):
         super().reduce_metrics(logging_outputs, criterion)
-        for lang in self.langs:
-            n = sum(log.get(f"_{lang}_n", 0) for log in logging_outputs)
-            if n == 0:
-                continue
-            metrics.log_scalar_sum(f"_{lang}_n", n)
-            metrics.log_scalar_sum(f"_{lang}_correct", sum(log.get(f"_{lang}_correct", 0) for log in logging_outputs))
-            metrics.log_derived(f"{lang}_acc", lambda m, lang=lang: _accuracy(m, lang))
-        if any(sum(log.get(f"_{lang}_n", 0) for log in logging_outputs) for lang in self.langs):
-            metrics.log_derived("acc", lambda m: self._mean_accuracy(m))
-
-    def _mean_accuracy(self, meters) -> float:
-        values = [_accuracy(meters, l, None) for l in self.langs
-                  if f"_{l}_n" in meters and float(meters[f"_{l}_n"].sum) > 0]
-        return round(float(np.mean(values)), 2) if values else float("nan")
-
-
-def _accuracy(meters, lang, digits=2) -> float:
-    n = float(meters[f"_{lang}_n"].sum)  # summed across ranks it is a tensor
-    if not n:
-        return float("nan")
-    value = 100.0 * float(meters[f"_{lang}_correct"].sum) / n
-    return value if digits is None else round(value, digits)
+        if log_counters(logging_outputs, self.langs, with_ppl=False):
+            metrics.log_derived("acc", lambda m: round(mean_of(m, self.langs, acc), 2))
 
 
 def _cfg_get(cfg, *keys):

@@ -213,7 +213,7 @@ class XLMUnsupervisedMTTask(MultiStepTask):
         inner.eval()
         x2, len2 = greedy_generate(inner, x1, len1, langs1, torch.full_like(langs1, l2), bt_max_len(len1))
         inner.train(was_training)
-        pad, eos = self.dictionary.pad(), self.dictionary.eos()
+        pad = self.dictionary.pad()
         positions = torch.arange(x1.size(1), device=x1.device)[None, :]
         prev = x1.masked_fill(positions >= (len1[:, None] - 1), pad)[:, :-1]
         target = x1[:, 1:]

@@ -1,0 +1,66 @@
+"""Per-step (or per-language) counters in logging outputs, and the metrics derived from them.
+
+Every logging output carries `_{name}_loss`, `_{name}_n` and `_{name}_correct` for every name the task can
+log (zeros for the others), so all ranks sum the same keys in the same order (fairseq's fast stat sync);
+reduce_metrics turns the sums into `{name}_ppl` and `{name}_acc` and means over groups of names."""
+import math
+from typing import Callable, Dict, Iterable, List, Set
+
+import numpy as np
+
+from fairseq.logging import metrics
+
+PARTS = ("loss", "n", "correct")
+
+
+def empty_counters(names: Iterable[str]) -> Dict[str, float]:
+    return {f"_{name}_{part}": 0.0 if part == "loss" else 0 for name in names for part in PARTS}
+
+
+def counters(name: str, loss_sum: float, n: int, correct: int) -> Dict[str, float]:
+    return {f"_{name}_loss": loss_sum, f"_{name}_n": n, f"_{name}_correct": correct}
+
+
+def ppl(meters, name: str) -> float:
+    n = float(meters[f"_{name}_n"].sum)  # summed across ranks it may be a tensor
+    if n == 0:
+        return float("nan")
+    loss = float(meters[f"_{name}_loss"].sum) / n
+    return math.exp(loss) if loss < 700 else float("inf")
+
+
+def acc(meters, name: str) -> float:
+    n = float(meters[f"_{name}_n"].sum)
+    return round(100.0 * float(meters[f"_{name}_correct"].sum) / float(n), 2) if n else float("nan")
+
+
+def has_data(meters, name: str) -> bool:
+    return f"_{name}_n" in meters and float(meters[f"_{name}_n"].sum) > 0
+
+
+def mean_of(meters, names: List[str], fn: Callable) -> float:
+    values = [fn(meters, n) for n in names if has_data(meters, n)]
+    return float(np.mean(values)) if values else float("nan")
+
+
+def log_counters(logging_outputs, names: Iterable[str], with_ppl: bool = True) -> Set[str]:
+    """Sum the counters of these names, log `{name}_acc` (and `{name}_ppl`); returns the names with data."""
+    logged = set()
+    for name in names:
+        n = sum(log.get(f"_{name}_n", 0) for log in logging_outputs)
+        if n == 0:
+            continue
+        logged.add(name)
+        for part in PARTS:
+            metrics.log_scalar_sum(f"_{name}_{part}", sum(log.get(f"_{name}_{part}", 0) for log in logging_outputs))
+        if with_ppl:
+            metrics.log_derived(f"{name}_ppl", lambda m, name=name: ppl(m, name))
+        metrics.log_derived(f"{name}_acc", lambda m, name=name: acc(m, name))
+    return logged
+
+
+def log_mean_loss(logging_outputs) -> None:
+    """`loss` = the summed loss over the summed sample size (the criteria's common reduction)."""
+    loss = sum(log.get("loss", 0) for log in logging_outputs)
+    sample_size = sum(log.get("sample_size", 0) for log in logging_outputs)
+    metrics.log_scalar("loss", loss / max(sample_size, 1), sample_size, round=4)
