@@ -85,3 +85,32 @@ def make_data_bin(root, langs=("en", "fr"), pairs=(("en", "fr"),), train_copies=
         if f.startswith("dict.") and f != "dict.txt":
             os.remove(os.path.join(data, f))
     return data
+
+
+def prepare_data_bin(root, langs=("en", "fr"), pairs=(("en", "fr"),), train_copies=8, codes=300, seed=0):
+    """The same tiny corpus through the project's own pipeline: `xlm-preprocess prepare` (Moses tokenisation,
+    alpha-sampled BPE, shared dict, fairseq-preprocess). Valid sentences are also trained on, as in
+    make_data_bin(valid_seen_in_train=True)."""
+    rng = random.Random(seed)
+    raw = os.path.join(root, "raw-text")
+    os.makedirs(raw, exist_ok=True)
+    sents = {l: read_fixture(l) for l in set(langs) | {x for p in pairs for x in p}}
+    n = len(next(iter(sents.values())))
+    order = []
+    for _ in range(train_copies):
+        idx = list(range(n))
+        rng.shuffle(idx)
+        order += idx
+    splits = {"train": order, "valid": list(range(n - 8, n))}
+    for split, idx in splits.items():
+        for l in langs:
+            with open(os.path.join(raw, f"{split}.{l}"), "w", encoding="utf-8") as f:
+                f.writelines(sents[l][i] + "\n" for i in idx)
+        for a, b in pairs:
+            a, b = sorted((a, b))
+            for l in (a, b):
+                with open(os.path.join(raw, f"{split}.{a}-{b}.{l}"), "w", encoding="utf-8") as f:
+                    f.writelines(sents[l][i] + "\n" for i in idx)
+    data = os.path.join(root, "data-bin")
+    run(["xlm-preprocess", "prepare", raw, data, "--langs", ",".join(sorted(langs)), "--codes", codes])
+    return data

@@ -8,19 +8,20 @@ from .helpers_cli import (
     cli, free_port, lm_train_args, load_model_state, max_param_diff, train_losses, train_two_ranks,
     valid_metrics,
 )
-from .helpers_data import make_data_bin
+from .helpers_data import prepare_data_bin
 
 
 @pytest.fixture(scope="module")
 def data_bin(tmp_path_factory):
-    return make_data_bin(str(tmp_path_factory.mktemp("lm")), langs=("en", "fr"), pairs=(("en", "fr"),),
-                         valid_seen_in_train=True)
+    """Built by the project's pipeline (xlm-preprocess prepare), as a user would."""
+    return prepare_data_bin(str(tmp_path_factory.mktemp("lm")), langs=("en", "fr"), pairs=(("en", "fr"),))
 
 
 def test_tlm_valid_ppl_goes_down_and_best_checkpoint_follows_mlm_ppl(data_bin, tmp_path):
     save = tmp_path / "ckpt"
     proc = cli("fairseq-train", *lm_train_args(data_bin, save, "--best-checkpoint-metric", "mlm_ppl",
-                                               "--log-interval", 10, max_update=120, epoch_size=80))
+                                               "--log-interval", 10, "--tensorboard-logdir", save / "tb",
+                                               max_update=120, epoch_size=80))
     rows = valid_metrics(proc.stdout + proc.stderr)
     assert len(rows) >= 4
     for key in ("en_mlm_ppl", "fr_mlm_ppl", "en_fr_mlm_ppl", "mlm_ppl", "mlm_acc", "en_mlm_acc"):
@@ -29,6 +30,8 @@ def test_tlm_valid_ppl_goes_down_and_best_checkpoint_follows_mlm_ppl(data_bin, t
     assert rows[-1]["mlm_ppl"] == pytest.approx((rows[-1]["en_mlm_ppl"] + rows[-1]["fr_mlm_ppl"]) / 2, rel=1e-3)
     assert rows[-1]["mlm_ppl"] < 0.7 * rows[0]["mlm_ppl"]
     assert rows[-1]["best_mlm_ppl"] == pytest.approx(min(r["mlm_ppl"] for r in rows), rel=1e-4)
+    for subset in ("train", "valid"):
+        assert any(f.startswith("events.out.tfevents") for f in os.listdir(save / "tb" / subset))
     best = load_model_state(save / "checkpoint_best.pt")
     assert "encoder.lang_embeddings.weight" in best and "encoder.pred_layer.proj.bias" in best
 
