@@ -7,6 +7,9 @@ Model FLOPs utilisation uses 6·N·T (N = transformer-layer parameters) + attent
 layer at predicted positions (6·d·V per prediction), against an fp32 matmul timed in the same run.
 
     python benchmarks/pretrain_throughput.py [--reps 3] [--steps 10] [--threads 2]
+    python benchmarks/pretrain_throughput.py --device cuda --dtype bf16 --shape base   # on a GPU
+On a GPU every implementation runs under torch.autocast in --dtype, memory is the peak of allocated CUDA
+memory, and MFU is against a matmul of 8192³ in that dtype timed in the same run.
 Last line: `speedup_vs_best_peer X.XX`.
 """
 import argparse
@@ -18,7 +21,12 @@ import subprocess
 import sys
 import time
 
-SHAPE = dict(dim=256, layers=4, heads=4, vocab=16000, bs=8, slen=256, word_pred=0.15)
+SHAPES = {
+    "small": dict(dim=256, layers=4, heads=4, vocab=16000, bs=8, slen=256, word_pred=0.15),
+    # the released xlm_mlm_enfr_1024 (6 x 1024, 8 heads, 64k words) on 32 streams of 256 tokens
+    "base": dict(dim=1024, layers=6, heads=8, vocab=64000, bs=32, slen=256, word_pred=0.15),
+}
+DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
 
 
 def masked_batch(torch, shape, seed):
@@ -29,7 +37,7 @@ def masked_batch(torch, shape, seed):
     return x, mask
 
 
-def run_ours(torch, shape, steps, warmup):
+def run_ours(torch, shape, steps, warmup, dev):
     import numpy as np
 
     import xlm_fairseq  # noqa: F401
@@ -42,27 +50,28 @@ def run_ours(torch, shape, steps, warmup):
     for i in range(shape["vocab"] - 4):
         d.add_symbol(f"w{i}")
     enc = XLMEncoder(d, emb_dim=shape["dim"], n_layers=shape["layers"], n_heads=shape["heads"], dropout=0.1,
-                     attention_dropout=0.1, n_langs=2).train()
+                     attention_dropout=0.1, n_langs=2).to(dev.device).train()
     opt = torch.optim.Adam(enc.parameters(), lr=1e-4)
     cfg = MaskingConfig(mask_index=5, pad_index=1, n_words=len(d))
     rng = np.random.RandomState(0)
     raw = torch.randint(14, shape["vocab"], (shape["bs"], shape["slen"]))
     lengths = torch.full((shape["bs"],), shape["slen"])
-    langs = torch.zeros(shape["bs"], dtype=torch.long)
+    langs = torch.zeros(shape["bs"], dtype=torch.long, device=dev.device)
 
     def step():
-        x, pred_mask, target = mlm_train_mask(raw, lengths, cfg, rng)  # masking is part of the step
-        logits = enc.predict(enc.fwd(x, langs=langs), pred_mask)
-        loss = torch.nn.functional.cross_entropy(logits, target)
+        x, pred_mask, target = (t.to(dev.device) for t in mlm_train_mask(raw, lengths, cfg, rng))  # in the step
+        with dev.autocast():
+            logits = enc.predict(enc.fwd(x, langs=langs), pred_mask)
+            loss = torch.nn.functional.cross_entropy(logits.float(), target)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         return int(pred_mask.sum())
 
-    return timed(step, steps, warmup)
+    return timed(step, steps, warmup, dev)
 
 
-def run_fairseq(torch, shape, steps, warmup):
+def run_fairseq(torch, shape, steps, warmup, dev):
     import argparse as ap
 
     from fairseq.data import Dictionary
@@ -78,60 +87,91 @@ def run_fairseq(torch, shape, steps, warmup):
                         max_positions=shape["slen"], dropout=0.1, attention_dropout=0.1, activation_dropout=0.0,
                         activation_fn="gelu", untie_weights_roberta=False)
     base_architecture(args)
-    model = RobertaModel(args, RobertaEncoder(args, d)).train()
+    model = RobertaModel(args, RobertaEncoder(args, d)).to(dev.device).train()
     opt = torch.optim.Adam(model.parameters(), lr=1e-4)
-    x, mask = masked_batch(torch, shape, 0)
+    x, mask = (t.to(dev.device) for t in masked_batch(torch, shape, 0))
 
     def step():
         # what fairseq's masked_lm criterion does: logits only at masked positions
-        logits = model(x, masked_tokens=mask)[0]
-        loss = torch.nn.functional.cross_entropy(logits.view(-1, logits.size(-1)), x[mask], reduction="sum")
+        with dev.autocast():
+            logits = model(x, masked_tokens=mask)[0]
+            loss = torch.nn.functional.cross_entropy(logits.view(-1, logits.size(-1)).float(), x[mask],
+                                                     reduction="sum")
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         return int(mask.sum())
 
-    return timed(step, steps, warmup)
+    return timed(step, steps, warmup, dev)
 
 
-def run_transformers(torch, shape, steps, warmup):
+def run_transformers(torch, shape, steps, warmup, dev):
     from transformers import XLMConfig, XLMWithLMHeadModel
 
     cfg = XLMConfig(vocab_size=shape["vocab"], emb_dim=shape["dim"], n_layers=shape["layers"],
                     n_heads=shape["heads"], dropout=0.1, attention_dropout=0.1, gelu_activation=True, n_langs=2,
                     max_position_embeddings=512)
-    model = XLMWithLMHeadModel(cfg).train()
+    model = XLMWithLMHeadModel(cfg).to(dev.device).train()
     opt = torch.optim.Adam(model.parameters(), lr=1e-4)
-    x, mask = masked_batch(torch, shape, 0)
+    x, mask = (t.to(dev.device) for t in masked_batch(torch, shape, 0))
     labels = torch.where(mask, x, torch.full_like(x, -100))
 
     def step():
-        loss = model(input_ids=x, labels=labels).loss
+        with dev.autocast():
+            loss = model(input_ids=x, labels=labels).loss
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         return int(mask.sum())
 
-    return timed(step, steps, warmup)
+    return timed(step, steps, warmup, dev)
 
 
-def timed(step, steps, warmup):
+class Device:
+    """Where and in which precision the implementations run (autocast on a GPU; fp32 on the CPU)."""
+
+    def __init__(self, torch, device: str, dtype: str):
+        self.torch, self.device, self.dtype = torch, device, getattr(torch, DTYPES[dtype])
+
+    def autocast(self):
+        import contextlib
+
+        if self.dtype == self.torch.float32:
+            return contextlib.nullcontext()
+        return self.torch.autocast(self.device, dtype=self.dtype)
+
+    def sync(self):
+        if self.device == "cuda":
+            self.torch.cuda.synchronize()
+
+    def peak_mb(self):
+        if self.device == "cuda":
+            return self.torch.cuda.max_memory_allocated() / 2 ** 20
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def timed(step, steps, warmup, dev):
     for _ in range(warmup):
         step()
+    dev.sync()
     t0 = time.perf_counter()
     n_pred = 0
     for _ in range(steps):
         n_pred += step()
+    dev.sync()
     return time.perf_counter() - t0, n_pred / steps
 
 
-def matmul_gflops(torch, n=1024, reps=20):
-    a, b = torch.randn(n, n), torch.randn(n, n)
+def matmul_gflops(torch, dev, reps=20):
+    n = 8192 if dev.device == "cuda" else 1024
+    a, b = (torch.randn(n, n, device=dev.device, dtype=dev.dtype) for _ in range(2))
     for _ in range(3):
         a @ b
+    dev.sync()
     t0 = time.perf_counter()
     for _ in range(reps):
         a @ b
+    dev.sync()
     return 2 * n ** 3 * reps / (time.perf_counter() - t0) / 1e9
 
 
@@ -144,16 +184,17 @@ def model_flops_per_step(shape, n_pred):
 RUNNERS = {"ours": run_ours, "fairseq_masked_lm": run_fairseq, "transformers_xlm": run_transformers}
 
 
-def child(name, steps, warmup, threads):
+def child(name, a):
     import torch
 
-    torch.set_num_threads(threads)
+    torch.set_num_threads(a.threads)
     torch.manual_seed(0)
-    seconds, n_pred = RUNNERS[name](torch, SHAPE, steps, warmup)
-    tokens = SHAPE["bs"] * SHAPE["slen"] * steps
+    shape, dev = SHAPES[a.shape], Device(torch, a.device, a.dtype)
+    seconds, n_pred = RUNNERS[name](torch, shape, a.steps, a.warmup, dev)
+    tokens = shape["bs"] * shape["slen"] * a.steps
     print(json.dumps({"name": name, "tok_s": tokens / seconds, "n_pred": n_pred,
-                      "gflops": model_flops_per_step(SHAPE, n_pred) * steps / seconds / 1e9,
-                      "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+                      "gflops": model_flops_per_step(shape, n_pred) * a.steps / seconds / 1e9,
+                      "peak_rss_mb": dev.peak_mb()}))
 
 
 def main():
@@ -162,31 +203,40 @@ def main():
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    p.add_argument("--dtype", default="fp32", choices=list(DTYPES), help="autocast dtype on cuda (cpu: fp32)")
+    p.add_argument("--shape", default="small", choices=list(SHAPES))
     p.add_argument("--child", default=None, help=argparse.SUPPRESS)
     a = p.parse_args()
+    if a.device == "cpu" and a.dtype != "fp32":
+        raise SystemExit("--dtype: half precision is measured on a GPU only (bf16 matmul is very slow on CPUs)")
     if a.child:
-        return child(a.child, a.steps, a.warmup, a.threads)
+        return child(a.child, a)
     import torch
 
     torch.set_num_threads(a.threads)
+    shape, dev = SHAPES[a.shape], Device(torch, a.device, a.dtype)
     results = {n: [] for n in RUNNERS}
     peaks = []
     env = dict(os.environ, OMP_NUM_THREADS=str(a.threads), PYTHONWARNINGS="ignore")
     for rep in range(a.reps):
-        peaks.append(matmul_gflops(torch))
+        peaks.append(matmul_gflops(torch, dev))
         for name in RUNNERS:  # interleaved: ours, then the peers, every repetition
             out = subprocess.run([sys.executable, __file__, "--child", name, "--steps", str(a.steps), "--warmup",
-                                  str(a.warmup), "--threads", str(a.threads)], capture_output=True, text=True,
+                                  str(a.warmup), "--threads", str(a.threads), "--device", a.device, "--dtype",
+                                  a.dtype, "--shape", a.shape], capture_output=True, text=True,
                                  env=env)
             if out.returncode != 0:
                 raise SystemExit(f"{name} failed:\n{out.stderr[-3000:]}")
             results[name].append(json.loads(out.stdout.strip().splitlines()[-1]))
     peak = statistics.median(peaks)
-    print(f"shape: d={SHAPE['dim']} L={SHAPE['layers']} H={SHAPE['heads']} V={SHAPE['vocab']} "
-          f"{SHAPE['bs']}x{SHAPE['slen']} tokens, MLM 15%, fp32, {a.threads} threads, "
+    where = f"{a.threads} threads" if a.device == "cpu" else torch.cuda.get_device_name()
+    print(f"shape {a.shape}: d={shape['dim']} L={shape['layers']} H={shape['heads']} V={shape['vocab']} "
+          f"{shape['bs']}x{shape['slen']} tokens, MLM 15%, {a.dtype}, {where}, "
           f"{a.reps} reps x {a.steps} steps (medians)")
-    print(f"fp32 matmul peak: {peak:.1f} GFLOP/s")
-    print(f"{'implementation':<22}{'tokens/s':>10}{'MFU':>8}{'peak RSS MB':>13}")
+    print(f"{a.dtype} matmul peak: {peak:.1f} GFLOP/s")
+    memory = "peak RSS MB" if a.device == "cpu" else "peak CUDA MB"
+    print(f"{'implementation':<22}{'tokens/s':>10}{'MFU':>8}{memory:>13}")
     med = {}
     for name, rows in results.items():
         med[name] = statistics.median(r["tok_s"] for r in rows)
