@@ -30,9 +30,18 @@ class Runner:
     def done(self, step: str) -> bool:
         return os.path.exists(self.path("stamps", step))
 
-    def run(self, step: str, cmd) -> str:
-        """Run cmd (a console script of this environment and its arguments) unless step finished before;
-        returns the step's log file."""
+    def seconds(self, step: str) -> float:
+        """Wall-clock seconds the step took when it ran (written into its stamp); nan if unknown."""
+        try:
+            with open(self.path("stamps", step)) as f:
+                return float(f.read().strip() or "nan")
+        except (OSError, ValueError):
+            return float("nan")
+
+    def run(self, step: str, cmd, env: dict = None) -> str:
+        """Run cmd (a console script of this environment, or an absolute path, and its arguments) unless step
+        finished before; returns the step's log file. `env`: extra environment variables. The stamp holds
+        the step's wall-clock seconds."""
         log = self.path("logs", f"{step}.log")
         if self.done(step):
             self.say(f"{step}: done earlier, reused")
@@ -40,14 +49,16 @@ class Runner:
         shown = " ".join(str(c) for c in cmd[:4])
         self.say(f"{step}: {shown} ...")
         exe = cmd[0] if os.path.isabs(cmd[0]) else os.path.join(BIN, cmd[0])
-        env = dict(os.environ, PYTHONWARNINGS="ignore")
+        env = dict(os.environ, PYTHONWARNINGS="ignore", **{k: str(v) for k, v in (env or {}).items()})
+        start = time.time()
         with open(log, "wb") as f:
             proc = subprocess.Popen([exe] + [str(c) for c in cmd[1:]], stdout=subprocess.PIPE,
                                     stderr=subprocess.STDOUT, env=env)
             stream_progress(proc.stdout, f)
             if proc.wait() != 0:
                 raise SystemExit(f"{self.name} step {step} failed; see {log}")
-        open(self.path("stamps", step), "w").close()
+        with open(self.path("stamps", step), "w") as f:
+            f.write(f"{time.time() - start:.1f}\n")
         return log
 
 
@@ -132,23 +143,38 @@ def random_init_checkpoint(reference: str, target: str, seed: int = 1) -> str:
 
 def plot_curves(series: dict, ylabel: str, path: str, title: str, log_y: bool = False) -> None:
     """series: {label: [(x, y), ...]} -> a PNG (matplotlib, headless)."""
+    plot_panels([dict(series=series, ylabel=ylabel, title=title, log_y=log_y)], path)
+
+
+def plot_panels(panels: list, path: str, title: str = None) -> None:
+    """Several plot_curves side by side in one PNG. Each panel: a dict with `series` ({label: [(x, y)]}),
+    `ylabel`, and optionally `title`, `xlabel` (default "updates") and `log_y`."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for label, points in series.items():
-        if points:
-            xs, ys = zip(*points)
-            ax.plot(xs, ys, marker="o", markersize=3, label=label)
-    ax.set_xlabel("updates")
-    ax.set_ylabel(ylabel)
-    if log_y:
-        ax.set_yscale("log")
-    ax.set_title(title)
-    ax.legend()
-    ax.grid(alpha=0.3)
+    cols = 2 if len(panels) == 4 else min(3, len(panels))
+    rows = (len(panels) + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(6 * cols, 4 * rows), squeeze=False)
+    for ax, panel in zip(axes.flat, panels):
+        for label, points in panel["series"].items():
+            if points:
+                xs, ys = zip(*points)
+                ax.plot(xs, ys, marker="o", markersize=3, label=label)
+        ax.set_xlabel(panel.get("xlabel", "updates"))
+        ax.set_ylabel(panel["ylabel"])
+        if panel.get("log_y"):
+            ax.set_yscale("log")
+        if panel.get("title"):
+            ax.set_title(panel["title"])
+        if any(panel["series"].values()):
+            ax.legend(fontsize=8)
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[len(panels):]:
+        ax.axis("off")
+    if title:
+        fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
