@@ -1,0 +1,52 @@
+"""The paper's five tables in miniature, on real text that these machines can fetch (Debian's translated
+package descriptions, DDTP), one command per table:
+
+    python examples/paper-mini/run.py table1     # zero-shot classification: none / MLM / MLM+TLM
+    python examples/paper-mini/run.py table2     # unsupervised MT en-fr: -/-, CLM/CLM, MLM/MLM, MLM/-
+    python examples/paper-mini/run.py table3     # supervised MT sk→en, 5k pairs: random / MLM x 3 configurations
+    python examples/paper-mini/run.py table4     # low-resource LM: cs, + en, + sk, + both (examples/lowres-lm)
+    python examples/paper-mini/run.py table5     # word embeddings: XLM vs per-language MLMs (FreeDict en-fr)
+    python examples/paper-mini/run.py all        # the five, one after the other (about 3 hours on 2 cores)
+
+Options: --scale S multiplies every update count (0.02 = a smoke test of a few minutes; its artefacts go to
+OUT/scale-S and its tables to OUT/scale-S/results), --out DIR (default paper-mini-out/ at the repo root),
+--dictionary FILE (Table 5: a MUSE-format `src tgt` en-fr dictionary instead of FreeDict's).
+Reruns reuse every finished step (a stamp per step in OUT/stamps; delete one to redo it); training steps run
+one at a time. Results at scale 1: examples/paper-mini/results/tableN.md and tableN.png."""
+import argparse
+import os
+import shutil
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import DEFAULT_OUT, Ctx  # noqa: E402
+import table1  # noqa: E402
+import table2  # noqa: E402
+import table3  # noqa: E402
+import table4  # noqa: E402
+import table5  # noqa: E402
+
+TABLES = {"table1": table1, "table2": table2, "table3": table3, "table4": table4, "table5": table5}
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description="The XLM paper's tables in miniature on DDTP (CPU scale).")
+    p.add_argument("table", choices=list(TABLES) + ["all"])
+    p.add_argument("--scale", type=float, default=1.0, help="multiply every update count (default 1)")
+    p.add_argument("--out", default=DEFAULT_OUT, help="work folder (default paper-mini-out/)")
+    p.add_argument("--dictionary", help="Table 5: en-fr dictionary in MUSE format (default: FreeDict eng-fra)")
+    args = p.parse_args(argv)
+    if shutil.which("apt-get") is None and not os.path.exists(os.path.join(args.out, "stamps", "fetch")):
+        raise SystemExit("paper-mini fetches Debian's translation files with apt-get, which is not installed here")
+    ctx = Ctx(args.scale, args.out)
+    ctx.dictionary = args.dictionary
+    names = list(TABLES) if args.table == "all" else [args.table]
+    for name in names:
+        t0 = time.time()
+        TABLES[name].run(ctx)
+        ctx.R.say(f"{name} finished in {(time.time() - t0) / 60:.1f} min (this invocation)")
+
+
+if __name__ == "__main__":
+    main()
