@@ -10,7 +10,7 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
-from pipeline import ROOT, Runner, fairseq_common, plot_panels, valid_rows  # noqa: E402,F401
+from pipeline import ROOT, USER_DIR, Runner, fairseq_common, plot_panels, valid_rows  # noqa: E402,F401
 
 DEFAULT_OUT = os.path.join(ROOT, "paper-mini-out")
 # every language any table uses: one `apt-get update` fetches all their DDTP files
@@ -136,6 +136,18 @@ def pretrain(ctx: Ctx, name: str, data: str, langs: str, objective: str, steps: 
         *fairseq_common(ctx.R.path(step)), *extra])
     return {"step": step, "ckpt": ctx.R.path(step, "checkpoint_best.pt"), "updates": n, "objective": objective,
             "steps": steps, "log": ctx.R.path("logs", f"{step}.log"), "warmup": min(300, n)}
+
+
+# the translation runs of Tables 2 and 3 (after the model, the task flags and the optimiser)
+MT_BATCHES = ["--criterion", "xlm_mt_loss", "--max-tokens", 1500, "--batch-size", 64, "--max-len", 40]
+
+
+def generate_bleu(ctx: Ctx, step: str, data: str, langs: str, src: str, tgt: str, checkpoint: str) -> None:
+    """Test BLEU of one direction: fairseq-generate, greedy, tokenised BLEU with the BPE removed."""
+    ctx.R.run(step, [
+        "fairseq-generate", data, "--user-dir", USER_DIR, "--task", "xlm_unsupervised_mt", "--langs", langs,
+        "--source-lang", src, "--target-lang", tgt, "--path", checkpoint, "--gen-subset", "test", "--beam", 1,
+        "--max-len-a", 1.5, "--max-len-b", 10, "--batch-size", 64, "--post-process", "subword_nmt", "--cpu"])
 
 
 def curve(log: str, key: str, subset: str = "valid", x_div: float = 1.0) -> list:

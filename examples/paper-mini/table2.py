@@ -6,8 +6,8 @@ Pretraining: a CLM and an MLM on en+fr (same model, same updates). UNMT (denoisi
 back-translation) from each initialisation for the same number of updates; then MT perplexity of the last
 checkpoint on valid and test (fairseq-validate) and test BLEU (fairseq-generate, greedy, tokenised BLEU on
 the Moses-tokenised text with BPE removed)."""
-from common import (MODEL, MODEL_TEXT, OPTIM, budget_lines, curve, data_enfrde, fmt, md_table, pretrain,
-                    write_result)
+from common import (MODEL, MODEL_TEXT, MT_BATCHES, OPTIM, budget_lines, curve, data_enfrde, fmt,
+                    generate_bleu, md_table, pretrain, write_result)
 from pipeline import USER_DIR, bleu_of, fairseq_common, valid_rows
 
 UNMT_UPDATES = 1000
@@ -47,7 +47,7 @@ def unmt(ctx, d, pre, enc, dec):
         reload += ["--reload-decoder", pre[dec]["ckpt"]]
     ctx.R.run(step, [
         "fairseq-train", d["bin"], *TASK, "--word-shuffle", 3, "--word-dropout", 0.1, "--word-blank", 0.1, *MODEL,
-        "--criterion", "xlm_mt_loss", "--max-tokens", 1500, "--batch-size", 64, "--max-len", 40, *OPTIM,
+        *MT_BATCHES, *OPTIM,
         "--lr", "3e-4", "--lr-scheduler", "fixed", "--warmup-updates", min(n, ctx.n(100, 2)),
         "--epoch-size", 64 * every, "--max-update", n, *reload, *fairseq_common(ctx.R.path(step))])
     checkpoint = ctx.R.path(step, "checkpoint_last.pt")
@@ -57,10 +57,7 @@ def unmt(ctx, d, pre, enc, dec):
         "--path", checkpoint, "--valid-subset", "valid,test", "--batch-size", 64, "--cpu"])
     for src, tgt in DIRECTIONS:
         steps.append(f"t2-bleu-{name}-{src}-{tgt}")
-        ctx.R.run(steps[-1], [
-            "fairseq-generate", d["bin"], "--user-dir", USER_DIR, "--task", "xlm_unsupervised_mt", "--langs", LANGS,
-            "--source-lang", src, "--target-lang", tgt, "--path", checkpoint, "--gen-subset", "test", "--beam", 1,
-            "--max-len-a", 1.5, "--max-len-b", 10, "--batch-size", 64, "--post-process", "subword_nmt", "--cpu"])
+        generate_bleu(ctx, steps[-1], d["bin"], LANGS, src, tgt, checkpoint)
     return name, steps
 
 

@@ -8,8 +8,8 @@ supervised sk→en batches; evaluated at its last update."""
 import json
 import os
 
-from common import (MODEL, MODEL_TEXT, OPTIM, T3_PAIRS, budget_lines, curve, data_ensk, fmt, md_table, pretrain,
-                    write_result)
+from common import (MODEL, MODEL_TEXT, MT_BATCHES, OPTIM, T3_PAIRS, budget_lines, curve, data_ensk, fmt,
+                    generate_bleu, md_table, pretrain, write_result)
 from pipeline import USER_DIR, bleu_of, fairseq_common, valid_rows
 
 ITERATIONS = 350
@@ -37,7 +37,7 @@ def train(ctx, d, config, flags, k, init, ckpt):
     reload = ["--reload-encoder", ckpt, "--reload-decoder", ckpt] if ckpt else []
     ctx.R.run(step, [
         "fairseq-train", d["bin"], "--task", "xlm_unsupervised_mt", "--langs", LANGS, *flags, *MODEL,
-        "--criterion", "xlm_mt_loss", "--max-tokens", 1500, "--batch-size", 64, "--max-len", 40, *OPTIM,
+        *MT_BATCHES, *OPTIM,
         "--lr", "3e-4", "--lr-scheduler", "fixed", "--warmup-updates", min(iters, ctx.n(50, 2)) * k,
         "--epoch-size", 64 * every, "--max-update", iters * k, *reload, *fairseq_common(ctx.R.path(step))])
     checkpoint = ctx.R.path(step, "checkpoint_last.pt")
@@ -45,10 +45,7 @@ def train(ctx, d, config, flags, k, init, ckpt):
         "fairseq-validate", d["bin"], "--user-dir", USER_DIR, "--task", "xlm_unsupervised_mt", "--langs", LANGS,
         "--mt-steps", "sk-en", "--criterion", "xlm_mt_loss", "--path", checkpoint, "--valid-subset", "valid,test",
         "--batch-size", 64, "--cpu"])
-    ctx.R.run(f"t3-bleu-{name}", [
-        "fairseq-generate", d["bin"], "--user-dir", USER_DIR, "--task", "xlm_unsupervised_mt", "--langs", LANGS,
-        "--source-lang", "sk", "--target-lang", "en", "--path", checkpoint, "--gen-subset", "test", "--beam", 1,
-        "--max-len-a", 1.5, "--max-len-b", 10, "--batch-size", 64, "--post-process", "subword_nmt", "--cpu"])
+    generate_bleu(ctx, f"t3-bleu-{name}", d["bin"], LANGS, "sk", "en", checkpoint)
     return name, [step, f"t3-mt-ppl-{name}", f"t3-bleu-{name}"]
 
 
