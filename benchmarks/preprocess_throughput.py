@@ -24,13 +24,13 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from preprocess.apply_bpe import apply_file  # noqa: E402
-from preprocess.binarize import binarize_corpus  # noqa: E402
-from preprocess.build_dict import build_dictionary  # noqa: E402
-from preprocess.common import count_lines  # noqa: E402
-from preprocess.layout import discover  # noqa: E402
-from preprocess.learn_bpe import learn  # noqa: E402
-from preprocess.tokenize import tokenize_file  # noqa: E402
+from xlm_preprocess.apply_bpe import apply_file  # noqa: E402
+from xlm_preprocess.binarize import binarize_corpus  # noqa: E402
+from xlm_preprocess.build_dict import build_dictionary  # noqa: E402
+from xlm_preprocess.common import count_lines  # noqa: E402
+from xlm_preprocess.layout import discover  # noqa: E402
+from xlm_preprocess.learn_bpe import learn  # noqa: E402
+from xlm_preprocess.tokenizer import tokenize_file  # noqa: E402
 
 
 def builtin_english(n_lines: int, path: str) -> str:

@@ -29,6 +29,7 @@ from .common import (
     write_json,
 )
 from .layout import SPLITS, Corpus, check_not_empty, check_pair_lengths, discover, mono_name, pair_file_name
+from .vocabulary import DictionaryError, read_symbols
 
 MANIFEST = "manifest.json"
 
@@ -44,15 +45,12 @@ def fairseq_preprocess_command() -> List[str]:
     return [sys.executable, "-m", "fairseq_cli.preprocess"]
 
 
-def load_shared_dictionary(path: str):
-    from xlm_fairseq.dictionary import DictionaryError, load_dictionary
-
+def load_shared_dictionary(path: str) -> List[str]:
+    """The symbols of dict.txt in id order, checked against the project's convention."""
     try:
-        return load_dictionary(path)
+        return read_symbols(path)
     except DictionaryError as e:
-        raise PreprocessError(str(e)) from None
-    except (ValueError, RuntimeError) as e:
-        raise PreprocessError(f"--dict {path} does not load as a fairseq dictionary: {e}") from None
+        raise PreprocessError(f"--dict: {e}") from None
 
 
 def _mono_prefixes(splits: Dict[str, str], lang: str) -> List[str]:

@@ -1,6 +1,6 @@
 """`xlm-preprocess build-dict`: one dict.txt for all languages, from BPE'd training text.
 
-The file follows the project's convention (xlm_fairseq/dictionary.py): `<special0> 0` .. `<special9> 0` first,
+The file follows the project's convention (vocabulary.py): `<special0> 0` .. `<special9> 0` first,
 so that fairseq's Dictionary gives them ids 4..13 and the first word id 14 (XLM's layout, with pad and eos
 swapped), then `word count` lines by decreasing count (ties in code-point order, so the file is the same on
 every run). `--max-vocab N` follows XLM's `--max_vocab`: the dictionary has N entries in all (fairseq's 4
@@ -17,8 +17,9 @@ from .common import (
     describe_skipped,
     log,
 )
+from .vocabulary import FAIRSEQ_SYMBOLS, FIRST_WORD_ID, SPECIALS, write_dictionary
 
-N_FIXED = 14  # <s> <pad> </s> <unk> + <special0..9>
+N_FIXED = FIRST_WORD_ID  # <s> <pad> </s> <unk> + <special0..9>
 
 
 def count_tokens(paths: Iterable[str], skip_bad_lines: bool = False) -> Tuple[Counter, int]:
@@ -48,7 +49,7 @@ def select_words(counts: Counter, max_vocab: int = None, min_count: int = 1,
 
 def build_dictionary(paths: List[str], out_path: str, max_vocab: int = None, min_count: int = 1,
                      skip_bad_lines: bool = False) -> dict:
-    """Count the tokens of `paths`, write `out_path` with xlm_fairseq.dictionary.write_dictionary, and return
+    """Count the tokens of `paths`, write `out_path` with vocabulary.write_dictionary, and return
     a summary {size, words, types, tokens, lines}."""
     if not paths:
         raise PreprocessError("build-dict: give at least one text file (-i)")
@@ -61,9 +62,7 @@ def build_dictionary(paths: List[str], out_path: str, max_vocab: int = None, min
     counts, n_lines = count_tokens(paths, skip_bad_lines)
     if not counts:
         raise PreprocessError(f"no tokens in {', '.join(paths)}: the files are blank")
-    from xlm_fairseq.dictionary import SPECIALS, write_dictionary
-
-    words = select_words(counts, max_vocab, min_count, reserved=SPECIALS + ["<s>", "<pad>", "</s>", "<unk>"])
+    words = select_words(counts, max_vocab, min_count, reserved=SPECIALS + FAIRSEQ_SYMBOLS)
 
     size = write_dictionary(words, out_path)
     return {"size": size, "words": size - N_FIXED, "types": len(counts), "tokens": sum(counts.values()),

@@ -37,7 +37,7 @@ from .common import (
     transform_file,
 )
 from .learn_bpe import BACKENDS, meta_path
-from .tokenize import TOKENIZER_CHOICES, Tokenizer, lowercase_strip_accents, require_tokenizer, resolve_tokenizer
+from .tokenizer import TOKENIZER_CHOICES, Tokenizer, lowercase_strip_accents, require_tokenizer, resolve_tokenizer
 
 SPLITS = ("train", "valid", "test")
 LABEL_DICT = "label_dict.txt"
@@ -292,7 +292,7 @@ def main(args) -> int:
 
 
 def _cli(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m preprocess.classification_data",
+    parser = argparse.ArgumentParser(prog="python -m xlm_preprocess.classification_data",
                                      description=__doc__.split("\n\n")[0])
     add_arguments(parser)
     args = parser.parse_args(argv)

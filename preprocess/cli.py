@@ -10,18 +10,18 @@ from .common import PreprocessError
 
 # name -> (module, one-line help)
 COMMANDS = {
-    "tokenize": ("preprocess.tokenize", "Moses normalisation + tokenisation (jieba/fugashi/pythainlp for zh/ja/th)"),
-    "learn-bpe": ("preprocess.learn_bpe", "learn one shared BPE on an alpha-sample of each language"),
-    "apply-bpe": ("preprocess.apply_bpe", "apply BPE codes (subword-nmt `@@ ` or sentencepiece `▁`)"),
-    "build-dict": ("preprocess.build_dict", "one shared dict.txt (specials at ids 4..13)"),
-    "binarize": ("preprocess.binarize", "fairseq-preprocess into the data-bin layout + manifest.json"),
-    "prepare": ("preprocess.prepare", "raw text folder -> data-bin, all steps, resumable"),
-    "ddtp": ("preprocess.ddtp", "Debian package descriptions (DDTP) as a multilingual/parallel corpus"),
-    "xnli": ("preprocess.xnli", "XNLI / MultiNLI tsv files -> sentence-pair classification text"),
-    "classification": ("preprocess.classification_data", "labelled text -> data-bin for --task xlm_classification"),
-    "wikipedia": ("preprocess.corpora.wikipedia", "Wikipedia dump -> plain text train/valid/test"),
-    "opus": ("preprocess.corpora.opus", "OPUS Moses-format pairs -> parallel train/valid/test"),
-    "wmt": ("preprocess.corpora.wmt", "WMT news test sets (sacrebleu or local sgm/plain files)"),
+    "tokenize": ("xlm_preprocess.tokenizer", "Moses normalisation + tokenisation (jieba/fugashi/pythainlp for zh/ja/th)"),
+    "learn-bpe": ("xlm_preprocess.learn_bpe", "learn one shared BPE on an alpha-sample of each language"),
+    "apply-bpe": ("xlm_preprocess.apply_bpe", "apply BPE codes (subword-nmt `@@ ` or sentencepiece `▁`)"),
+    "build-dict": ("xlm_preprocess.build_dict", "one shared dict.txt (specials at ids 4..13)"),
+    "binarize": ("xlm_preprocess.binarize", "fairseq-preprocess into the data-bin layout + manifest.json"),
+    "prepare": ("xlm_preprocess.prepare", "raw text folder -> data-bin, all steps, resumable"),
+    "ddtp": ("xlm_preprocess.ddtp", "Debian package descriptions (DDTP) as a multilingual/parallel corpus"),
+    "xnli": ("xlm_preprocess.xnli", "XNLI / MultiNLI tsv files -> sentence-pair classification text"),
+    "classification": ("xlm_preprocess.classification_data", "labelled text -> data-bin for --task xlm_classification"),
+    "wikipedia": ("xlm_preprocess.corpora.wikipedia", "Wikipedia dump -> plain text train/valid/test"),
+    "opus": ("xlm_preprocess.corpora.opus", "OPUS Moses-format pairs -> parallel train/valid/test"),
+    "wmt": ("xlm_preprocess.corpora.wmt", "WMT news test sets (sacrebleu or local sgm/plain files)"),
 }
 LAZY = {"ddtp", "xnli", "classification"}  # written elsewhere: imported only when it is the command being run
 

@@ -33,7 +33,7 @@ from .common import (
 )
 from .layout import check_not_empty, check_pair_lengths, discover
 from .learn_bpe import BACKENDS, learn, meta_path
-from .tokenize import TOKENIZER_CHOICES, moses_has_rules, require_tokenizer, resolve_tokenizer, tokenize_file
+from .tokenizer import TOKENIZER_CHOICES, moses_has_rules, require_tokenizer, resolve_tokenizer, tokenize_file
 
 
 class Stamps:

@@ -167,7 +167,7 @@ def main(args) -> int:
 
 
 def _cli(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m preprocess.xnli", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m xlm_preprocess.xnli", description=__doc__.split("\n\n")[0])
     add_arguments(parser)
     args = parser.parse_args(argv)
     try:

@@ -1,7 +1,7 @@
 """Cross-lingual classification (paper §4.1, spec §5.4): the input layout, truncation, labels, --finetune-layers
 and the head's lr in process; then the real pipeline on tiny real text (tests/fixtures/cls: topic sentences in
 en/fr/de labelled food/sport/weather, in the DDTP builder's `{split}.cls.{lang}` naming): xlm-preprocess prepare
--> MLM pretraining -> preprocess.classification_data -> fine-tuning on English with --finetune-from-model,
+-> MLM pretraining -> xlm_preprocess.classification_data -> fine-tuning on English with --finetune-from-model,
 validated and tested on de/en/fr every epoch; XNLI's file formats and sentence pairs; one-line errors."""
 import argparse
 import os
@@ -238,7 +238,7 @@ def _write(path, lines):
 def pipeline(tmp_path_factory):
     """LM data-bin and BPE codes from the en/fr/de text, an MLM pretrained for a few updates, and the labelled
     topic sentences binarised with that dictionary (DDTP naming: --input-name cls)."""
-    from preprocess.prepare import prepare
+    from xlm_preprocess.prepare import prepare
 
     root = tmp_path_factory.mktemp("cls")
     raw, labelled = root / "raw", root / "labelled"
@@ -261,7 +261,7 @@ def pipeline(tmp_path_factory):
         "--save-dir", root / "lm", "--num-workers", 0, "--seed", 1, "--no-progress-bar", "--cpu",
         "--no-epoch-checkpoints", "--disable-validation")
     cbin = root / "cls-bin"
-    proc = subprocess.run([sys.executable, "-m", "preprocess.classification_data", "--input-dir", str(labelled),
+    proc = subprocess.run([sys.executable, "-m", "xlm_preprocess.classification_data", "--input-dir", str(labelled),
                            "--destdir", str(cbin), "--codes-file", str(lm_bin / "work" / "codes"),
                            "--dict", str(lm_bin / "dict.txt"), "--input-name", "cls"],
                           capture_output=True, text=True, env=ENV, cwd=ROOT)
@@ -440,12 +440,12 @@ def _xnli_files(folder):
 
 
 def test_xnli_formats_to_sentence_pair_classification(pipeline, tmp_path):
-    from preprocess import classification_data
-    from preprocess.common import PreprocessError
+    from xlm_preprocess import classification_data
+    from xlm_preprocess.common import PreprocessError
 
     _xnli_files(tmp_path)
     raw = tmp_path / "xnli-raw"
-    proc = subprocess.run([sys.executable, "-m", "preprocess.xnli", "--xnli-dir", str(tmp_path / "XNLI-1.0"),
+    proc = subprocess.run([sys.executable, "-m", "xlm_preprocess.xnli", "--xnli-dir", str(tmp_path / "XNLI-1.0"),
                            "--mt-dir", str(tmp_path / "XNLI-MT-1.0"), "--out", str(raw), "--langs", "de,en,fr"],
                           capture_output=True, text=True, env=ENV, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr
@@ -458,7 +458,7 @@ def test_xnli_formats_to_sentence_pair_classification(pipeline, tmp_path):
     assert (raw / "valid.s2.de").read_text().splitlines()[0] == _topics("de")[33][1]
     # missing columns: one line naming the file
     (tmp_path / "XNLI-1.0" / "xnli.dev.tsv").write_text("lang\tlabel\n")
-    proc = subprocess.run([sys.executable, "-m", "preprocess.xnli", "--xnli-dir", str(tmp_path / "XNLI-1.0"),
+    proc = subprocess.run([sys.executable, "-m", "xlm_preprocess.xnli", "--xnli-dir", str(tmp_path / "XNLI-1.0"),
                            "--out", str(tmp_path / "x"), "--train-langs", ""], capture_output=True, text=True,
                           env=ENV, cwd=ROOT)
     assert proc.returncode == 1 and "xnli.dev.tsv: the header has no column" in proc.stderr

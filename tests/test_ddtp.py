@@ -9,8 +9,8 @@ import subprocess
 
 import pytest
 
-from preprocess import ddtp
-from preprocess.ddtp_text import clean, paragraph_units, split_long_description, split_sentences
+from xlm_preprocess import ddtp
+from xlm_preprocess.ddtp_text import clean, paragraph_units, split_long_description, split_sentences
 
 FIXTURE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures", "ddtp")
 PREFIX = "deb.debian.org_debian_dists_bookworm_main_"
@@ -321,7 +321,7 @@ def test_errors_name_what_is_wrong(tmp_path):
 
 
 def test_through_the_xlm_preprocess_cli(tmp_path, capsys):
-    cli = pytest.importorskip("preprocess.cli")
+    from xlm_preprocess import cli
     argv = ["ddtp", "--langs", "en,fr", "--out", str(tmp_path / "raw"), "--from-lists", FIXTURE]
     assert cli.main(argv) == 0 and (tmp_path / "raw" / "train.en-fr.fr").exists()
     capsys.readouterr()

@@ -6,9 +6,9 @@ import os
 import pytest
 from fairseq.data.data_utils import post_process
 
-from preprocess import cli
-from preprocess.learn_bpe import alpha_probabilities, sample_counts
-from preprocess.tokenize import Tokenizer
+from xlm_preprocess import cli
+from xlm_preprocess.learn_bpe import alpha_probabilities, sample_counts
+from xlm_preprocess.tokenizer import Tokenizer
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures", "text")
 

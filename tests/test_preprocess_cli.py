@@ -5,7 +5,7 @@ import subprocess
 import sys
 import types
 
-from preprocess import cli
+from xlm_preprocess import cli
 
 SCRIPT = os.path.join(os.path.dirname(sys.executable), "xlm-preprocess")
 
@@ -19,19 +19,19 @@ def test_help_lists_every_subcommand():
 
 
 def test_ddtp_missing_is_reported(monkeypatch, capsys):
-    monkeypatch.setitem(sys.modules, "preprocess.ddtp", None)  # as if preprocess/ddtp.py did not exist
+    monkeypatch.setitem(sys.modules, "xlm_preprocess.ddtp", None)  # as if preprocess/ddtp.py did not exist
     assert cli.main(["ddtp", "--anything"]) == 1
     err = capsys.readouterr().err
-    assert "xlm-preprocess ddtp: error: module preprocess.ddtp is not available" in err
+    assert "xlm-preprocess ddtp: error: module xlm_preprocess.ddtp is not available" in err
     assert "preprocess/ddtp.py is missing" in err and err.count("\n") == 1
 
 
 def test_ddtp_is_delegated(monkeypatch, capsys):
     seen = {}
-    fake = types.ModuleType("preprocess.ddtp")
+    fake = types.ModuleType("xlm_preprocess.ddtp")
     fake.add_arguments = lambda parser: parser.add_argument("--langs")
     fake.main = lambda args: seen.setdefault("langs", args.langs) and 0
-    monkeypatch.setitem(sys.modules, "preprocess.ddtp", fake)
+    monkeypatch.setitem(sys.modules, "xlm_preprocess.ddtp", fake)
     assert cli.main(["ddtp", "--langs", "en,cs"]) == 0
     assert seen == {"langs": "en,cs"}
     fake.main = lambda args: 3  # its exit status is passed on
@@ -39,13 +39,13 @@ def test_ddtp_is_delegated(monkeypatch, capsys):
 
 
 def test_ddtp_is_not_imported_for_other_commands(monkeypatch, tmp_path, capsys):
-    broken = types.ModuleType("preprocess.ddtp")
+    broken = types.ModuleType("xlm_preprocess.ddtp")
 
     def explode(parser):
-        raise AssertionError("preprocess.ddtp was imported for another subcommand")
+        raise AssertionError("xlm_preprocess.ddtp was imported for another subcommand")
 
     broken.add_arguments = explode
-    monkeypatch.setitem(sys.modules, "preprocess.ddtp", broken)
+    monkeypatch.setitem(sys.modules, "xlm_preprocess.ddtp", broken)
     (tmp_path / "in").write_text("Hi!\n", encoding="utf-8")
     assert cli.main(["tokenize", "--lang", "en", "-i", str(tmp_path / "in"), "-o", str(tmp_path / "out")]) == 0
     assert (tmp_path / "out").read_text() == "Hi !\n"
@@ -100,3 +100,25 @@ def test_binarize_standalone_orients_pairs_and_records_bpe(tmp_path, capsys):
     m = json.loads((tmp_path / "bin" / "manifest.json").read_text())
     assert m["pairs"] == ["en-fr"] and m["mono"] == {} and m["bpe"]["codes"] == 1 and m["bpe"]["alpha"] == 0.5
     assert m["para"]["en-fr"]["train"] == {"sentences": 2, "tokens": {"en": 5, "fr": 5}}
+
+
+def test_preprocessing_runs_without_torch(tmp_path):
+    """Every subcommand but the binarisation (which is fairseq-preprocess, a separate process) imports neither
+    torch nor fairseq: tokenize -> learn-bpe -> apply-bpe -> build-dict in one interpreter."""
+    (tmp_path / "train.en").write_text("The cat sat on the mat.\nA dog ran, fast!\n" * 20, encoding="utf-8")
+    code = f"""
+import os, sys
+from xlm_preprocess import cli
+d = {str(tmp_path)!r}
+j = lambda name: os.path.join(d, name)
+assert cli.main(["tokenize", "--lang", "en", "-i", j("train.en"), "-o", j("tok.en")]) == 0
+assert cli.main(["learn-bpe", "--langs", "en", "--input", "en=" + j("tok.en"), "--codes", "20", "-o", j("codes")]) == 0
+assert cli.main(["apply-bpe", "--codes-file", j("codes"), "-i", j("tok.en"), "-o", j("bpe.en")]) == 0
+assert cli.main(["build-dict", "-i", j("bpe.en"), "-o", j("dict.txt")]) == 0
+loaded = sorted(m for m in ("torch", "fairseq", "xlm_fairseq") if m in sys.modules)
+print("loaded:", loaded)
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "loaded: []" in proc.stdout
+    assert (tmp_path / "dict.txt").read_text(encoding="utf-8").startswith("<special0> 0\n")

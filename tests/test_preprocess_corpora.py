@@ -6,8 +6,8 @@ import subprocess
 import sys
 import zipfile
 
-from preprocess import cli
-from preprocess.corpora.wikipedia import clean_wikitext
+from xlm_preprocess import cli
+from xlm_preprocess.corpora.wikipedia import clean_wikitext
 
 # as in real dumps, the wiki source inside <text> is XML-escaped (&lt;ref&gt;, &amp;amp;)
 DUMP = """<mediawiki xmlns="http://www.mediawiki.org/xml/export-0.10/" version="0.10" xml:lang="en">
@@ -188,7 +188,7 @@ def test_wmt_plain_mismatch_and_sacrebleu_command(tmp_path, capsys):
 def test_module_entry_point(tmp_path):
     (tmp_path / "s.en").write_text("Hello.\n", encoding="utf-8")
     (tmp_path / "r.de").write_text("Hallo.\n", encoding="utf-8")
-    proc = subprocess.run([sys.executable, "-m", "preprocess.corpora.wmt", "--direction", "en-de", "--src",
+    proc = subprocess.run([sys.executable, "-m", "xlm_preprocess.corpora.wmt", "--direction", "en-de", "--src",
                            str(tmp_path / "s.en"), "--ref", str(tmp_path / "r.de"), "--output", str(tmp_path / "raw")],
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert proc.returncode == 0, proc.stderr

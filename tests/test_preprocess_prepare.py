@@ -9,8 +9,8 @@ import sys
 import pytest
 from fairseq.data import data_utils
 
-from preprocess import cli, prepare as prepare_module
-from preprocess.tokenize import Tokenizer
+from xlm_preprocess import cli, prepare as prepare_module
+from xlm_preprocess.tokenizer import Tokenizer
 from xlm_fairseq.dictionary import load_dictionary
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures", "text")

@@ -5,8 +5,8 @@ import sys
 
 import pytest
 
-from preprocess import cli
-from preprocess.tokenize import Tokenizer, lowercase_strip_accents
+from xlm_preprocess import cli
+from xlm_preprocess.tokenizer import Tokenizer, lowercase_strip_accents
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures", "text")
 

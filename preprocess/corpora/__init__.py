@@ -1,8 +1,8 @@
 """Corpus getters that write a RAW_DIR for `xlm-preprocess prepare` (reference/xlm-original.md §4.1):
 
-    python -m preprocess.corpora.wikipedia   Wikipedia dump -> train/valid/test.{lang}      (get-data-wiki.sh)
-    python -m preprocess.corpora.opus        OPUS Moses pairs -> train/valid/test.{a}-{b}.*   (get-data-para.sh)
-    python -m preprocess.corpora.wmt         WMT news test sets -> {split}.{a}-{b}.*          (get-data-nmt.sh)
+    python -m xlm_preprocess.corpora.wikipedia   Wikipedia dump -> train/valid/test.{lang}      (get-data-wiki.sh)
+    python -m xlm_preprocess.corpora.opus        OPUS Moses pairs -> train/valid/test.{a}-{b}.*   (get-data-para.sh)
+    python -m xlm_preprocess.corpora.wmt         WMT news test sets -> {split}.{a}-{b}.*          (get-data-nmt.sh)
 
 (also `xlm-preprocess wikipedia|opus|wmt`). With internet they download with wget or curl (`--download`;
 `--dry-run` prints the commands); every one of them also runs on local files, which is what the tests do.

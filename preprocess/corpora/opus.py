@@ -2,10 +2,10 @@
 of a pair concatenated, 5000 + 5000 pairs held out for valid and test).
 
     # with internet: OPUS's Moses-format zips, https://object.pouta.csc.fi/OPUS-{NAME}/{VERSION}/moses/{a}-{b}.txt.zip
-    python -m preprocess.corpora.opus --pair en-fr --corpus Europarl/v8 --corpus MultiUN/v1 \\
+    python -m xlm_preprocess.corpora.opus --pair en-fr --corpus Europarl/v8 --corpus MultiUN/v1 \\
         --download --download-dir opus --output raw
     # zips you have, or unzipped Moses files (PREFIX.en + PREFIX.fr, e.g. Europarl.en-fr.en / .fr)
-    python -m preprocess.corpora.opus --pair en-fr --zip en-fr.txt.zip --moses data/Europarl.en-fr --output raw
+    python -m xlm_preprocess.corpora.opus --pair en-fr --zip en-fr.txt.zip --moses data/Europarl.en-fr --output raw
 
 Pairs with a blank side are dropped (counted); both files of a source must have the same number of lines."""
 import os

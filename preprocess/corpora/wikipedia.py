@@ -2,12 +2,12 @@
 `<doc>` lines, hold out 5000 + 5000 lines for valid and test).
 
     # with internet: download the dump (wget/curl) and extract it
-    python -m preprocess.corpora.wikipedia --lang fr --download --dump-dir dumps --output raw
+    python -m xlm_preprocess.corpora.wikipedia --lang fr --download --dump-dir dumps --output raw
     # a dump you have: *.xml.bz2, *.xml.gz or *.xml
-    python -m preprocess.corpora.wikipedia --lang fr --dump frwiki-latest-pages-articles.xml.bz2 --output raw
+    python -m xlm_preprocess.corpora.wikipedia --lang fr --dump frwiki-latest-pages-articles.xml.bz2 --output raw
     # text extracted by WikiExtractor (`pip install wikiextractor`;
     #   python -m wikiextractor.WikiExtractor DUMP -o extracted), a folder of wiki_* files or one file
-    python -m preprocess.corpora.wikipedia --lang fr --extracted extracted --output raw
+    python -m xlm_preprocess.corpora.wikipedia --lang fr --extracted extracted --output raw
 
 The built-in extractor is a small one: it streams the dump's main-namespace articles (no redirects), removes
 comments, references, templates, tables, files and categories, keeps link labels, drops headings and list/table

@@ -3,10 +3,10 @@ newstest2014 test; de-en: newstest2013 / newstest2016; en-ro: newsdev2016 / news
 
     # with internet, through sacrebleu (it downloads and caches the sets):
     #   sacrebleu -t wmt14 -l en-fr --echo src   and   sacrebleu -t wmt14 -l en-fr --echo ref
-    python -m preprocess.corpora.wmt --testset wmt14 --direction en-fr --split test --output raw
-    python -m preprocess.corpora.wmt --testset wmt13 --direction en-fr --split valid --output raw
+    python -m xlm_preprocess.corpora.wmt --testset wmt14 --direction en-fr --split test --output raw
+    python -m xlm_preprocess.corpora.wmt --testset wmt13 --direction en-fr --split valid --output raw
     # files you have: WMT's sgm (<seg id=..>...</seg>, as input-from-sgm.perl reads it) or plain text
-    python -m preprocess.corpora.wmt --direction en-fr --src newstest2014-fren-src.en.sgm \\
+    python -m xlm_preprocess.corpora.wmt --direction en-fr --src newstest2014-fren-src.en.sgm \\
         --ref newstest2014-fren-ref.fr.sgm --split test --output raw
 
 `--also-mono` writes {split}.{a} and {split}.{b} too (XLM links its monolingual valid/test files to the
