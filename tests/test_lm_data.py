@@ -1,7 +1,6 @@
 """Exact semantics of the LM data path (spec §1.3-1.8, §5.1): stream layout, TLM/classification layouts,
-masking statistics, evaluation masking, CLM targets, language sampling and the step schedule."""
+masking statistics, evaluation masking, CLM targets, language sampling (the schedule: test_training_schedule.py)."""
 import math
-from collections import OrderedDict
 
 import numpy as np
 import pytest
@@ -10,7 +9,6 @@ import torch
 from xlm_fairseq.data.lm_objectives import (
     MaskingConfig, clm_mask, mask_scores, mlm_eval_mask, mlm_train_mask,
 )
-from xlm_fairseq.data.multi_step_dataset import MultiStepDataset, Step, token_budget_batches
 from xlm_fairseq.data.pair_concat_dataset import PairConcatDataset
 from xlm_fairseq.data.stream_dataset import StreamDataset
 from xlm_fairseq.errors import ConfigError
@@ -166,51 +164,6 @@ def test_language_sampling_frequencies_match_power_law():
     assert np.allclose([q["en"], q["fr"], q["sw"]], expected)
     assert sampling_probs(counts, -1) == {k: 1 / 3 for k in counts}
 
-    # the schedule draws steps with these weights: count them over many epochs
-    datasets = OrderedDict()
-    steps = {}
-    for lang in counts:
-        datasets[f"{lang}_mlm"] = StreamDataset(np.arange(14, 14 + 64), bptt=4, bs=2, eos=EOS)
-        steps[f"{lang}_mlm"] = Step(f"{lang}_mlm", "mlm", False, q[lang])
-    ms = MultiStepDataset(datasets, steps)
-    drawn = {name: 0 for name in datasets}
-    batches = ms.train_batches(epoch=1, seed=0, epoch_size=2 * 30000, batch_size=2, max_tokens=None,
-                               max_sentences=2)
-    for b in batches:
-        drawn[ms.names[ms._locate(b[0])[0]]] += 1
-    n = len(batches)
-    for lang in counts:
-        share = drawn[f"{lang}_mlm"] / n
-        assert abs(share - q[lang]) < 4 * math.sqrt(q[lang] * (1 - q[lang]) / n)
-
-
-def test_schedule_runs_mono_then_para_and_each_batch_is_one_step():
-    datasets = OrderedDict()
-    steps = {}
-    for name, parallel in (("en_mlm", False), ("fr_mlm", False), ("en_fr_mlm", True)):
-        datasets[name] = StreamDataset(np.arange(14, 14 + 80), bptt=4, bs=2, eos=EOS)
-        steps[name] = Step(name, "mlm", parallel, 0.5 if not parallel else 1.0)
-    ms = MultiStepDataset(datasets, steps)
-    batches = ms.train_batches(epoch=1, seed=0, epoch_size=30, batch_size=2, max_tokens=None, max_sentences=2)
-    names = [ms.names[ms._locate(b[0])[0]] for b in batches]
-    # iterations of 2 mono steps (with replacement) then 1 parallel step
-    assert len(names) % 3 == 0 and len(names) * 2 >= 30
-    for i in range(0, len(names), 3):
-        assert set(names[i:i + 2]) <= {"en_mlm", "fr_mlm"} and names[i + 2] == "en_fr_mlm"
-    for b in batches:
-        assert len({ms._locate(i)[0] for i in b}) == 1
-    # deterministic per (seed, epoch)
-    again = ms.train_batches(epoch=1, seed=0, epoch_size=30, batch_size=2, max_tokens=None, max_sentences=2)
-    assert again == batches
-
-
-def test_token_budget_batches_group_similar_lengths():
-    sizes = np.array([3, 50, 4, 48, 5, 47, 6, 46] * 4)
-    batches = token_budget_batches(sizes, np.arange(len(sizes)), 100, None, np.random.RandomState(0), True)
-    assert sorted(i for b in batches for i in b) == list(range(len(sizes)))
-    for b in batches:
-        s = sizes[b]
-        assert s.max() - s.min() <= 4 or len(b) == 1 or s.max() < 10
 
 
 def test_lambda_schedules():
@@ -232,14 +185,3 @@ def test_step_strings():
         parse_steps("bt-steps", "en-fr", langs, (3,))
     with pytest.raises(ConfigError, match="twice"):
         parse_steps("mlm-steps", "en,en", langs, (1,))
-
-
-def test_eval_batches_cover_every_step_once_interleaved():
-    datasets = OrderedDict((n, StreamDataset(np.arange(14, 14 + 40 * k), bptt=4, bs=1, eos=EOS))
-                           for k, n in ((1, "en_mlm"), (2, "fr_mlm")))
-    ms = MultiStepDataset(datasets)
-    batches = ms.eval_batches(max_tokens=None, max_sentences=5)
-    assert sorted(i for b in batches for i in b) == list(range(len(ms)))
-    owners = [ms.names[ms._locate(b[0])[0]] for b in batches]
-    assert owners[:4] == ["en_mlm", "fr_mlm", "en_mlm", "fr_mlm"]
-    assert all(len({ms._locate(i)[0] for i in b}) == 1 for b in batches)

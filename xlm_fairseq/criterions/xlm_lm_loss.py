@@ -47,7 +47,9 @@ class XLMLMLoss(FairseqCriterion):
         else:  # LM objectives carry their own prediction mask
             logits = model(**sample["net_input"])
         mean, loss_sum, n, correct = mean_cross_entropy(logits, target)
-        weight = self.task.lambda_value(self.task.train_steps[name].group) if model.training else 1.0
+        weight = 1.0
+        if model.training:  # λ of this step's group at the iteration the schedule drew it for
+            weight = self.task.lambda_value(self.task.train_steps[name].group, sample["iteration"])
         loss = mean * weight
         logging_output = self.task.empty_logging_output()
         logging_output.update(counters(name, loss_sum, n, correct))

@@ -1,39 +1,36 @@
-"""All the training steps of a task (one dataset per objective and language or pair) behind one index
-space, and XLM's iteration schedule over them (spec §1.1, §1.3).
+"""All the steps of a task (one dataset per objective and language or pair) behind one index space, and the
+batches each step reads (facebookresearch/XLM `xlm/data/dataset.py`, `xlm/data/loader.py`).
 
 Every batch holds one step's data (one objective, one language or pair: paper §3.5), and one batch is one
 fairseq `train_step`, i.e. one optimizer update with --update-freq 1, as in the original where every step
-updates. An iteration runs the groups in XLM's order (CLM, MLM/TLM, AE, MT, BT); inside CLM/MLM/MT it draws
-min(5, n) monolingual steps and then min(5, n) parallel steps with replacement, from the language
-distribution q_i ∝ p_i^α; AE and BT run every step once in a random order. An epoch is as many whole
-iterations as it takes to reach `epoch_size` nominal sentences (batch_size per step, as the original counts).
-"""
+updates. Which step runs when is training_schedule.py's; here each step reads its own endless sequence of
+batches: pass p over its data in an order drawn from (seed, step, p), continued across epochs, so no batch
+repeats before a whole pass (the original keeps one iterator per step for the whole run).
+
+Batch budgets, as the original: stream steps (CLM/MLM) take `--batch-size` streams (fixed when the stream
+dataset is built); sentence steps (TLM, AE, BT, MT) are cut by `--max-tokens` alone (or into batches of
+`--batch-size` sentences without it), and `--max-pair-sentences N` keeps a random N of a larger batch (XLM's
+`--max_batch_size`).
+
+Training batches are lists of (iteration, index) pairs: the collated sample carries its iteration, which the
+λ schedules read."""
+import itertools
 import math
-from collections import OrderedDict
-from dataclasses import dataclass
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
 from fairseq.data import FairseqDataset
 
 from .lm_objective_dataset import batch_rng
-
-GROUP_ORDER = ["clm", "mlm", "ae", "mt", "bt"]
-SAMPLED_GROUPS = {"clm", "mlm", "mt"}
+from .training_schedule import TrainingSchedule
 
 
-@dataclass
-class Step:
-    name: str  # metric prefix, e.g. "en_mlm", "en_fr_mlm", "en_clm", "fr-en_mt"
-    group: str  # one of GROUP_ORDER
-    parallel: bool
-    weight: float  # sampling probability within its group and kind (mono/para)
-
-
-def token_budget_batches(sizes, indices, max_tokens, max_sentences, rng, shuffle) -> List[List[int]]:
-    """XLM's sentence batching: shuffle, stable sort by length, cut where cumsum(len) // max_tokens changes
-    (or into ceil(N / max_sentences) even chunks), optionally cap sentences, shuffle the batches."""
+def sentence_batches(sizes, indices, rng, shuffle, max_tokens=None, batch_size=None,
+                     max_batch_size=0) -> List[np.ndarray]:
+    """XLM's sentence batching (`xlm/data/dataset.py: get_iterator`): shuffle, stable sort by length, cut where
+    cumsum(len) // max_tokens changes (without max_tokens: ceil(N / batch_size) even chunks), keep a random
+    max_batch_size of a larger batch, shuffle the batches."""
     indices = np.asarray(indices, dtype=np.int64)
     if len(indices) == 0:
         return []
@@ -42,26 +39,34 @@ def token_budget_batches(sizes, indices, max_tokens, max_sentences, rng, shuffle
     indices = indices[np.argsort(sizes[indices], kind="mergesort")]
     if max_tokens:
         cum = np.cumsum(sizes[indices]) // max_tokens
-        cuts = np.nonzero(np.diff(cum))[0] + 1
-        batches = np.split(indices, cuts)
+        batches = np.split(indices, np.nonzero(np.diff(cum))[0] + 1)
     else:
-        batches = np.array_split(indices, math.ceil(len(indices) / max_sentences))
-    if max_tokens and max_sentences:
-        batches = [piece for b in batches for piece in np.array_split(b, math.ceil(len(b) / max_sentences))]
-    batches = [b.tolist() for b in batches if len(b)]
+        batches = np.array_split(indices, math.ceil(len(indices) / max(1, batch_size or 1)))
+    if max_batch_size:
+        batches = [b if len(b) <= max_batch_size else b[rng.permutation(len(b))[:max_batch_size]] for b in batches]
+    batches = [b for b in batches if len(b)]
     if shuffle:
         batches = [batches[i] for i in rng.permutation(len(batches))]
     return batches
 
 
 class MultiStepDataset(FairseqDataset):
-    def __init__(self, datasets: "OrderedDict[str, FairseqDataset]", steps: Optional[Dict[str, Step]] = None):
+    """`schedule`: the training schedule (None for validation); its steps are listed in the order of `datasets`."""
+
+    def __init__(self, datasets: Dict[str, FairseqDataset], schedule: Optional[TrainingSchedule] = None):
         self.datasets = datasets
         self.names = list(datasets.keys())
-        self.steps = steps or {}
+        self.schedule = schedule
+        if schedule is not None and [s.name for s in schedule.steps] != self.names:
+            raise ValueError("the schedule's steps and the datasets differ")
         self.offsets = np.cumsum([0] + [len(d) for d in datasets.values()])
         self.sizes = np.concatenate([np.asarray(d.sizes) for d in datasets.values()]) \
             if datasets else np.zeros(0, dtype=np.int64)
+        self._passes: Dict[Tuple, List[np.ndarray]] = {}  # (step, pass, budget) -> its batches, the latest only
+
+    @property
+    def is_train(self) -> bool:
+        return self.schedule is not None
 
     def __len__(self):
         return int(self.offsets[-1])
@@ -71,16 +76,21 @@ class MultiStepDataset(FairseqDataset):
         return k, index - int(self.offsets[k])
 
     def __getitem__(self, index):
+        """index: a global index (validation) or an (iteration, global index) pair (training)."""
+        iteration, index = index if isinstance(index, tuple) else (None, index)
         k, local = self._locate(index)
-        return k, self.datasets[self.names[k]][local]
+        return k, iteration, self.datasets[self.names[k]][local]
 
     def collater(self, samples):
         if len(samples) == 0:
             return {}
-        k = samples[0][0]
+        k, iteration = samples[0][0], samples[0][1]
         if any(s[0] != k for s in samples):
             raise RuntimeError("a batch mixes several steps; batches must come from the schedule")
-        return self.datasets[self.names[k]].collater([s[1] for s in samples])
+        sample = self.datasets[self.names[k]].collater([s[2] for s in samples])
+        if iteration is not None:
+            sample["iteration"] = iteration
+        return sample
 
     def num_tokens(self, index):
         return int(self.sizes[index])
@@ -105,62 +115,56 @@ class MultiStepDataset(FairseqDataset):
         return False
 
     # ----------------------------------------------------------------- batches
-    def _local_batches(self, k, rng, max_tokens, max_sentences, shuffle):
+    def _step_batches(self, k, rng, shuffle, max_tokens=None, batch_size=None, max_batch_size=0):
         d = self.datasets[self.names[k]]
-        batches = d.epoch_batches(rng, max_tokens, max_sentences, shuffle) if hasattr(d, "epoch_batches") else None
-        if batches is None:
-            batches = token_budget_batches(np.asarray(d.sizes), d.ordered_indices(), max_tokens, max_sentences,
-                                           rng, shuffle)
-        return batches
-
-    def _globalise(self, k, batch):
-        off = int(self.offsets[k])
-        return [off + i for i in batch]
+        if hasattr(d, "epoch_batches"):  # streams: a fixed number of windows per batch
+            batches = d.epoch_batches(rng, max_tokens, batch_size, shuffle)
+            if batches is not None:
+                return batches
+        return sentence_batches(np.asarray(d.sizes), d.ordered_indices(), rng, shuffle, max_tokens, batch_size,
+                                max_batch_size)
 
     def eval_batches(self, max_tokens, max_sentences) -> List[List[int]]:
         """Every step's data once, in order, the steps interleaved round-robin (so that --max-valid-steps
         still evaluates every language)."""
-        per_step = [[self._globalise(k, b) for b in
-                     self._local_batches(k, np.random.RandomState(0), max_tokens, max_sentences, shuffle=False)]
-                    for k in range(len(self.names))]
+        per_step = []
+        for k in range(len(self.names)):
+            off = int(self.offsets[k])
+            batches = self._step_batches(k, np.random.RandomState(0), False, max_tokens, max_sentences)
+            if max_tokens and max_sentences:  # both budgets: chunk, never drop (every sentence is evaluated)
+                batches = [piece for b in batches for piece in np.array_split(b, math.ceil(len(b) / max_sentences))]
+            per_step.append([(off + np.asarray(b)).tolist() for b in batches])
         out = []
         for i in range(max((len(b) for b in per_step), default=0)):
             out.extend(b[i] for b in per_step if i < len(b))
         return out
 
-    def train_batches(self, epoch, seed, epoch_size, batch_size, max_tokens, max_sentences) -> List[List[int]]:
-        """One epoch of XLM's schedule: whole iterations until epoch_size nominal sentences are reached."""
-        rng = batch_rng(seed, epoch, 0xC0FFEE)
-        pools: Dict[int, List[List[int]]] = {}
-        n_drawn = {k: 0 for k in range(len(self.names))}
-
-        def next_batch(k):
-            if not pools.get(k):
-                local_rng = batch_rng(seed, epoch, k, n_drawn[k])
-                pools[k] = self._local_batches(k, local_rng, max_tokens, max_sentences, shuffle=True)[::-1]
-                if not pools[k]:
-                    raise ValueError(f"step {self.names[k]} has no training batch")
-            n_drawn[k] += 1
-            return self._globalise(k, pools[k].pop())
-
-        by_group = {g: [k for k, n in enumerate(self.names) if self.steps[n].group == g] for g in GROUP_ORDER}
-        steps_per_epoch = max(1, math.ceil(epoch_size / max(1, batch_size)))
-        out: List[List[int]] = []
-        while len(out) < steps_per_epoch:
-            for group in GROUP_ORDER:
-                ks = by_group[group]
-                if not ks:
-                    continue
-                if group in SAMPLED_GROUPS:
-                    order = []
-                    for parallel in (False, True):
-                        sub = [k for k in ks if self.steps[self.names[k]].parallel == parallel]
-                        if not sub:
-                            continue
-                        w = np.array([self.steps[self.names[k]].weight for k in sub], dtype=np.float64)
-                        picks = rng.choice(len(sub), size=min(5, len(sub)), replace=True, p=w / w.sum())
-                        order.extend(sub[i] for i in picks)
-                else:
-                    order = [ks[i] for i in rng.permutation(len(ks))]
-                out.extend(next_batch(k) for k in order)
+    def train_batches(self, epoch, max_tokens=None, batch_size=None, max_batch_size=0) -> List[List[tuple]]:
+        """Epoch `epoch` of the schedule: each planned step takes the next batch of its own sequence."""
+        plan, taken = self.schedule.epoch(epoch)
+        position = taken.copy()
+        budget = (max_tokens, batch_size, max_batch_size)
+        out = []
+        for iteration, k in plan:
+            batch = self._nth_batch(k, int(position[k]), budget)
+            position[k] += 1
+            out.append(list(zip(itertools.repeat(iteration), (int(self.offsets[k]) + batch).tolist())))
         return out
+
+    def _nth_batch(self, k: int, n: int, budget) -> np.ndarray:
+        """Batch n of step k's endless sequence: pass n // len(pass), drawn from (seed, step, pass)."""
+        first = self._pass(k, 0, budget)
+        p, i = divmod(n, len(first))
+        return self._pass(k, p, budget)[i]
+
+    def _pass(self, k: int, p: int, budget) -> List[np.ndarray]:
+        key = (k, p, budget)
+        if key not in self._passes:
+            rng = batch_rng(self.schedule.seed, self.names[k], p)
+            batches = [np.asarray(b, dtype=np.int64) for b in self._step_batches(k, rng, True, *budget)]
+            if not batches:
+                raise ValueError(f"step {self.names[k]} has no training batch")
+            for old in [key2 for key2 in self._passes if key2[0] == k and key2[1] not in (0, p)]:
+                del self._passes[old]  # keep pass 0 (its length) and the pass being read
+            self._passes[key] = batches
+        return self._passes[key]
