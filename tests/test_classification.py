@@ -376,9 +376,23 @@ def test_bad_inputs_give_one_line_errors(pipeline, tmp_path):
     (bad / "valid.label.fr").write_text("\n".join(lines) + "\n")
     msg = _error(_ft_args(pipeline, tmp_path / "a", data=bad, epochs=1))
     assert "valid.label.fr:3" in msg and "'music'" in msg
-    # --langs that differ from the pretraining languages
-    msg = _error(_ft_args(pipeline, tmp_path / "b", "--eval-langs", "en,fr", langs="en,fr", epochs=1))
-    assert "--langs en,fr" in msg and "de,en,fr" in msg
+    # a language of --langs that the pretrained model lacks
+    msg = _error(_ft_args(pipeline, tmp_path / "b", "--eval-langs", "en", langs="en,it", epochs=1))
+    assert "de,en,fr" in msg and "lack it" in msg and "--init-new-langs" in msg
+
+
+def test_finetuning_takes_language_rows_by_name(pipeline, tmp_path):
+    """--langs en,fr from a de,en,fr MLM: en and fr get the pretrained en and fr rows (not de's and en's), through
+    --finetune-from-model; --init-new-langs gives a language the model lacks a fresh row."""
+    cli("fairseq-train", *_ft_args(pipeline, tmp_path / "a", "--eval-langs", "en,fr", "--lr", 0, langs="en,fr",
+                                   epochs=1))
+    pretrained = load_model_state(pipeline.lm)["encoder.lang_embeddings.weight"]
+    tuned = load_model_state(tmp_path / "a" / "checkpoint_last.pt")["encoder.lang_embeddings.weight"]
+    assert torch.equal(tuned, pretrained[1:3])  # de=0, en=1, fr=2 in the pretrained model
+    cli("fairseq-train", *_ft_args(pipeline, tmp_path / "b", "--eval-langs", "en", "--lr", 0, "--init-new-langs",
+                                   langs="en,it", epochs=1))
+    tuned = load_model_state(tmp_path / "b" / "checkpoint_last.pt")["encoder.lang_embeddings.weight"]
+    assert torch.equal(tuned[0], pretrained[1]) and not any(torch.equal(tuned[1], r) for r in pretrained)
 
 
 def test_pretrained_checkpoints_are_checked_before_fairseq_loads_them(pipeline, tmp_path):
@@ -401,10 +415,11 @@ def test_pretrained_checkpoints_are_checked_before_fairseq_loads_them(pipeline, 
                tmp_path / "no-encoder.pt")
     with pytest.raises(ConfigError, match="no XLM encoder"):
         build(tmp_path / "no-encoder.pt")
-    state["cfg"]["task"]["langs"] = None  # as a converted original model: only the embedding rows tell
+    state["cfg"]["task"]["langs"] = None  # a config that does not name the languages: only the rows tell
+    state["cfg"]["model"]["emb_langs"] = ""
     state["model"]["encoder.lang_embeddings.weight"] = state["model"]["encoder.lang_embeddings.weight"][:2]
     torch.save(state, tmp_path / "two-langs.pt")
-    with pytest.raises(ConfigError, match="has 2 language embeddings but --langs gives 3"):
+    with pytest.raises(ConfigError, match="has 2 language embeddings, --langs gives 3 languages"):
         build(tmp_path / "two-langs.pt")
     with pytest.raises(ConfigError, match="no such file"):
         build(tmp_path / "missing.pt")

@@ -150,7 +150,7 @@ def test_bad_input_gives_one_line_errors(trained, tmp_path, capsys):
         return err[0]
 
     assert "test.fr.bin" in error(ckpt, data, "--lang", "fr", "--split", "test")
-    assert "not found" in error(tmp_path / "missing.pt", data, "--lang", "en")
-    assert "not a readable fairseq checkpoint" in error(os.path.join(data, "dict.txt"), data, "--lang", "en")
+    assert "no such file" in error(tmp_path / "missing.pt", data, "--lang", "en")
+    assert "not a readable checkpoint" in error(os.path.join(data, "dict.txt"), data, "--lang", "en")
     assert "600" in error(ckpt, data, "--lang", "en", "--tokens-per-sample", 600)
     assert "data-bin folder" in error(ckpt, tmp_path / "nowhere", "--lang", "en")

@@ -114,3 +114,25 @@ def test_translation_bad_input(setup, tmp_path):
     msg = _error(mt_args(data, tmp_path / "e", "--ae-steps", "en", "--reload-encoder",
                          tmp_path / "other_lm" / "checkpoint_last.pt"))
     assert "--reload-encoder" in msg and "dict" in msg
+    # a truncated model given to fairseq-generate
+    cut = tmp_path / "cut.pt"
+    cut.write_bytes(open(mlm, "rb").read()[:5000])
+    proc = cli("fairseq-generate", data, "--user-dir", USER_DIR, "--task", "xlm_unsupervised_mt", "--langs", "en,fr",
+               "--source-lang", "fr", "--target-lang", "en", "--path", cut, "--cpu", check=False)
+    lines = [l for l in proc.stderr.splitlines() if l.startswith("error: ")]
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr and len(lines) == 1, proc.stderr[-2000:]
+    assert str(cut) in lines[0] and "not a readable checkpoint" in lines[0]
+
+
+def test_zero_lambda_auto_encoding_is_never_run(setup, tmp_path):
+    """--lambda-ae 0: the AE steps neither update nor advance the LR schedule nor count toward the epoch:
+    bit-identical to the same run without AE steps."""
+    from .test_pretrain_cli import assert_same_training
+
+    data, mlm = setup
+    common = ["--bt-steps", "en-fr-en", "--reload-model", f"{mlm},{mlm}", "--disable-validation",
+              "--lr-scheduler", "inverse_sqrt", "--warmup-updates", 10, "--dropout", 0.1]
+    cli("fairseq-train", *mt_args(data, tmp_path / "bt", *common, max_update=6))
+    cli("fairseq-train", *mt_args(data, tmp_path / "zero", *common, "--ae-steps", "en,fr", "--lambda-ae", "0",
+                                  max_update=6))
+    assert_same_training(tmp_path / "bt" / "checkpoint_last.pt", tmp_path / "zero" / "checkpoint_last.pt")

@@ -150,7 +150,7 @@ def test_reload_errors_name_the_mismatch():
     torch.manual_seed(0)
     three_langs = XLMEncoder(toy_dictionary(60), emb_dim=32, n_layers=2, n_heads=4, n_langs=3)
     state = {"model": {f"encoder.{k}": v for k, v in three_langs.state_dict().items()}}
-    with pytest.raises(ConfigError, match="3 languages"):
+    with pytest.raises(ConfigError, match="3 language embeddings, this model 2"):
         load_side(enc, side_state(state, "encoder", "--reload-encoder", "x.pt"), "encoder", "--reload-encoder",
                   "x.pt", 60)
     with pytest.raises(ConfigError, match="no XLM encoder"):

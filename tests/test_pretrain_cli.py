@@ -5,7 +5,7 @@ import os
 import pytest
 
 from .helpers_cli import (
-    cli, free_port, lm_train_args, load_model_state, max_param_diff, train_losses, train_two_ranks,
+    cli, lm_train_args, load_model_state, max_param_diff, train_losses, train_two_ranks,
     valid_metrics,
 )
 from .helpers_data import prepare_data_bin
@@ -94,6 +94,29 @@ def test_bad_input_gives_one_line_errors(data_bin, tmp_path):
     assert "--tokens-per-sample 600" in msg and "512" in msg
     assert "--lambda-mlm" in _error(data_bin, tmp_path, "--lambda-mlm", "5:1,3:0")
     assert "--word-mask-keep-rand" in _error(data_bin, tmp_path, "--word-mask-keep-rand", "0.8,0.1")
+    assert "--max-pair-sentences -1" in _error(data_bin, tmp_path, "--max-pair-sentences", -1)
+
+
+def test_forgotten_criterion_and_unreadable_checkpoints_give_one_line(data_bin, tmp_path):
+    args = lm_train_args(data_bin, tmp_path / "c", max_update=1)
+    i = args.index("--criterion")
+    proc = cli("fairseq-train", *(args[:i] + args[i + 2:]), check=False)  # fairseq's default: cross_entropy
+    lines = [l for l in proc.stderr.splitlines() if l.startswith("error: ")]
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr and len(lines) == 1
+    assert "--criterion cross_entropy" in lines[0] and "--criterion xlm_lm_loss" in lines[0]
+    cli("fairseq-train", *lm_train_args(data_bin, tmp_path / "ok", "--disable-validation", max_update=2))
+    good = (tmp_path / "ok" / "checkpoint_last.pt").read_bytes()
+    (tmp_path / "cut.pt").write_bytes(good[: len(good) // 2])
+    for save, extra in ((tmp_path / "r", ["--restore-file", tmp_path / "cut.pt"]), (tmp_path / "resume", [])):
+        if not extra:  # a truncated checkpoint_last.pt of the run being resumed
+            save.mkdir()
+            (save / "checkpoint_last.pt").write_bytes(good[: len(good) // 2])
+        proc = cli("fairseq-train", *lm_train_args(data_bin, save, "--disable-validation", *extra, max_update=3),
+                   check=False)
+        lines = [l for l in proc.stderr.splitlines() if l.startswith("error: ")]
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr and len(lines) == 1, proc.stderr[-2000:]
+        assert "not a readable checkpoint" in lines[0] and "weights_only" not in lines[0]
+        assert sorted(os.listdir(save)) == ([] if extra else ["checkpoint_last.pt"])
 
 
 def test_missing_files_and_foreign_dictionary(data_bin, tmp_path):
@@ -112,3 +135,57 @@ def test_missing_files_and_foreign_dictionary(data_bin, tmp_path):
     open(broken / "dict.txt", "w", encoding="utf-8").write("\n".join(lines[:40]) + "\n")
     msg = _error(str(broken), tmp_path, steps="en,fr")
     assert "dict.txt" in msg and "rebinarise" in msg
+
+
+def checkpoint_state(path):
+    import torch
+
+    import xlm_fairseq  # noqa: F401  (allow-lists what fairseq checkpoints pickle)
+
+    state = torch.load(path)
+    history = state["optimizer_history"][-1]
+    return state["model"], state["last_optimizer_state"]["state"], history["num_updates"], \
+        history["lr_scheduler_state"], state["extra_state"]["train_iterator"]
+
+
+def assert_same_training(a, b):
+    """Parameters, Adam moments, update count, LR schedule and data position bit-identical."""
+    (ma, oa, na, la, ia), (mb, ob, nb, lb, ib) = checkpoint_state(a), checkpoint_state(b)
+    assert na == nb and la == lb and ia == ib
+    assert ma.keys() == mb.keys() and all(torch_equal(ma[k], mb[k]) for k in ma)
+    assert oa.keys() == ob.keys()
+    for k in oa:
+        assert all(torch_equal(oa[k][m], ob[k][m]) for m in oa[k] if hasattr(oa[k][m], "shape")), k
+
+
+def torch_equal(x, y):
+    import torch
+
+    return torch.equal(x, y)
+
+
+def test_a_zero_lambda_step_is_never_run(data_bin, tmp_path):
+    """--lambda-clm 0 with CLM steps: no forward, no update, no LR step, no batch consumed: the run is
+    bit-identical to one without the CLM steps (the original returns from a step whose λ is 0)."""
+    extra = ["--disable-validation", "--dropout", "0.1", "--lr-scheduler", "inverse_sqrt", "--warmup-updates", 10]
+    cli("fairseq-train", *lm_train_args(data_bin, tmp_path / "mlm", *extra, task="xlm_cross_lingual_lm",
+                                        steps="en,fr", max_update=12))
+    cli("fairseq-train", *lm_train_args(data_bin, tmp_path / "zero", *extra, "--clm-steps", "en,fr",
+                                        "--lambda-clm", "0", task="xlm_cross_lingual_lm", steps="en,fr",
+                                        max_update=12))
+    assert_same_training(tmp_path / "mlm" / "checkpoint_last.pt", tmp_path / "zero" / "checkpoint_last.pt")
+
+
+def test_tlm_batches_are_cut_by_max_tokens_not_batch_size(data_bin, tmp_path):
+    """--batch-size 4 is the number of streams of an MLM step; a TLM step takes --max-tokens 400 of pairs."""
+    proc = cli("fairseq-train", *lm_train_args(data_bin, tmp_path / "t", "--disable-validation", max_update=30))
+    rows = [line for line in (proc.stdout + proc.stderr).splitlines() if "| train_inner |" in line]
+    is_tlm = lambda r: "en_fr_mlm_ppl=" in r and "en_fr_mlm_ppl=nan" not in r  # noqa: E731
+    tlm = [r for r in rows if is_tlm(r)]
+    mono = [r for r in rows if not is_tlm(r)]
+    bsz = lambda r: float(r.split("bsz=")[1].split(",")[0].split()[0])  # noqa: E731
+    wpb = lambda r: float(r.split("wpb=")[1].split(",")[0].split()[0])  # noqa: E731
+    assert tlm and mono
+    assert {bsz(r) for r in mono} == {4.0} and all(wpb(r) == 4 * 32 for r in mono)
+    assert max(bsz(r) for r in tlm) > 4 and all(wpb(r) <= 400 + 100 for r in tlm)
+    assert sorted(wpb(r) for r in tlm)[len(tlm) // 2] > 250

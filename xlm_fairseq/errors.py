@@ -1,7 +1,10 @@
 """User-facing errors: one line naming the flag, file or language at fault and what to do.
 
-fairseq's command lines let exceptions reach the top level; for our own user errors (and only those) the
-plugin's excepthook prints `error: <message>` instead of a traceback and exits with status 2."""
+fairseq's command lines let exceptions reach the top level; for our own user errors the plugin's excepthook
+prints `error: <message>` instead of a traceback and exits with status 2. It does the same for a checkpoint
+that fairseq itself cannot read (a truncated or corrupt --restore-file, checkpoint_last.pt or --path): torch's
+own message would end with advice to unpickle the file without weights-only checks, wrong for a broken file."""
+import re
 import sys
 
 
@@ -27,6 +30,27 @@ def _find_user_error(exc):
     return None
 
 
+def _unreadable_checkpoint(exc):
+    """(path, why) when exc (or an exception it chains) was raised while fairseq's checkpoint_utils read a
+    checkpoint file, else None."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        tb = exc.__traceback__
+        while tb is not None:
+            frame = tb.tb_frame
+            if frame.f_code.co_name == "load_checkpoint_to_cpu" and \
+                    frame.f_globals.get("__name__") == "fairseq.checkpoint_utils":
+                text = str(exc)
+                refused = re.search(r"GLOBAL (\S+) was not an allowed global", text)
+                why = f"it pickles {refused.group(1)}, which weights-only loading refuses" if refused else \
+                    f"{type(exc).__name__}: {(text.strip().splitlines() or [''])[0][:160]}"
+                return frame.f_locals.get("path"), why
+            tb = tb.tb_next
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
 def install_excepthook() -> None:
     previous = sys.excepthook
     if getattr(previous, "_xlm_fairseq", False):
@@ -34,6 +58,12 @@ def install_excepthook() -> None:
 
     def hook(exc_type, exc, tb):
         user_error = _find_user_error(exc)
+        unreadable = None if user_error is not None else _unreadable_checkpoint(exc)
+        if unreadable is not None:
+            path, why = unreadable
+            user_error = (f"{path}: not a readable checkpoint ({why}); it is truncated, corrupt or not a fairseq "
+                          "checkpoint: pass another file (--restore-file, --finetune-from-model, --path), or delete "
+                          "it to start afresh. Nothing was written")
         if user_error is not None:
             sys.stderr.write(f"error: {user_error}\n")
             sys.stderr.flush()

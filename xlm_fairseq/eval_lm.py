@@ -18,7 +18,6 @@ import json
 import logging
 import math
 import os
-import pickle
 import sys
 import warnings
 from typing import Dict, List, Optional
@@ -26,22 +25,12 @@ from typing import Dict, List, Optional
 import torch
 from omegaconf import OmegaConf, open_dict
 
+from .checkpoints import read_checkpoint
 from .errors import XLMUserError
 
 
 def _load_state(path: str) -> dict:
-    from fairseq import checkpoint_utils
-
-    if not os.path.isfile(path):
-        raise XLMUserError(f"checkpoint {path} not found")
-    try:
-        state = checkpoint_utils.load_checkpoint_to_cpu(path)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, AttributeError, ValueError) as e:
-        why = "torch.load cannot read it" if "Weights only" in str(e) or not str(e).strip() \
-            else str(e).strip().splitlines()[0]
-        raise XLMUserError(f"{path} is not a readable fairseq checkpoint ({why})") from None
-    if not isinstance(state, dict) or "model" not in state:
-        raise XLMUserError(f"{path} is not a fairseq checkpoint (no 'model' entry)")
+    state = read_checkpoint(path, "checkpoint")
     if state.get("cfg") is None:
         raise XLMUserError(f"{path} has no saved config (cfg): it was not written by fairseq-train "
                            "with --user-dir xlm_fairseq")

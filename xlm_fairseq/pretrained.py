@@ -8,9 +8,9 @@ from typing import Dict
 
 import torch
 
-from fairseq import checkpoint_utils
 from fairseq.data import Dictionary
 
+from .checkpoints import data_dir, languages, read_checkpoint
 from .errors import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -18,28 +18,11 @@ logger = logging.getLogger(__name__)
 CROSS_ATTENTION_PREFIXES = ("layer_norm15.", "encoder_attn.")
 
 
-def read_checkpoint(path: str, flag: str):
-    if not os.path.isfile(path):
-        raise ConfigError(f"{flag} {path}: no such file")
-    try:
-        state = checkpoint_utils.load_checkpoint_to_cpu(path)
-    except Exception as e:  # a corrupt or foreign file: say which and why in one line
-        raise ConfigError(f"{flag} {path}: cannot read it as a fairseq checkpoint ({type(e).__name__}: {e}); "
-                          "convert original XLM .pth files with `xlm-convert from-original`") from None
-    if "model" not in state:
-        raise ConfigError(f"{flag} {path}: no model weights in this checkpoint")
-    return state
-
-
 def _checkpoint_dictionary(state):
-    cfg = state.get("cfg")
-    try:
-        data = cfg["task"]["data"] if cfg is not None else None
-    except (KeyError, TypeError):
-        data = None
-    if not data:
+    folder = data_dir(state.get("cfg"))
+    if not folder:
         return None, None
-    path = os.path.join(str(data).split(os.pathsep)[0], "dict.txt")
+    path = os.path.join(folder, "dict.txt")
     return (Dictionary.load(path), path) if os.path.isfile(path) else (None, path)
 
 
@@ -75,8 +58,9 @@ def load_side(module, sub: Dict[str, torch.Tensor], side: str, flag: str, path: 
                 raise ConfigError(f"{flag} {path}: its vocabulary has {value.shape[0]} entries, dict.txt has "
                                   f"{n_words}: use the dictionary the model was pretrained with")
             if key == "lang_embeddings.weight":
-                raise ConfigError(f"{flag} {path}: it has {value.shape[0]} languages, --langs gives "
-                                  f"{expected[key].shape[0]}: list the pretraining languages in --langs")
+                raise ConfigError(f"{flag} {path}: it has {value.shape[0]} language embeddings, this model "
+                                  f"{expected[key].shape[0]}, and its config does not name its languages: "
+                                  "give the pretraining --langs")
             raise ConfigError(f"{flag} {path}: {key} has shape {tuple(value.shape)}, this model "
                               f"{tuple(expected[key].shape)}: use the pretraining --arch / --emb-dim / --n-layers")
     module.load_state_dict(sub, strict=True)
@@ -88,7 +72,8 @@ def load_side(module, sub: Dict[str, torch.Tensor], side: str, flag: str, path: 
 
 def reload_encoder_decoder(model, encoder_path: str, decoder_path: str, dictionary: Dictionary) -> None:
     """Each side is checked against this data-bin's dict.txt (when the checkpoint records its data-bin),
-    so an encoder and a decoder trained with different dictionaries cannot be combined."""
+    so an encoder and a decoder trained with different dictionaries cannot be combined; language-embedding
+    rows are mapped by language name (an LM pretrained on de,en,fr initialises an en-fr model)."""
     for side, path, flag in (("encoder", encoder_path, "--reload-encoder"),
                              ("decoder", decoder_path, "--reload-decoder")):
         if not path:
@@ -98,4 +83,8 @@ def reload_encoder_decoder(model, encoder_path: str, decoder_path: str, dictiona
         if ckpt_dict is not None and ckpt_dict != dictionary:
             raise ConfigError(f"{flag} {path}: it was trained with {dict_path}, which differs from this "
                               "data-bin's dict.txt; binarise with the pretraining dictionary")
-        load_side(getattr(model, side), side_state(state, side, flag, path), side, flag, path, len(dictionary))
+        module, sub = getattr(model, side), side_state(state, side, flag, path)
+        source = languages(state.get("cfg"))
+        if source:
+            module.adopt_language_rows(sub, "", source, model.langs, model.cfg.init_new_langs, f"{flag} {path}")
+        load_side(module, sub, side, flag, path, len(dictionary))

@@ -227,7 +227,9 @@ def _find_dictionary(args, cfg) -> str:
     beside = os.path.join(os.path.dirname(os.path.abspath(args.checkpoint)), "dict.txt")
     if os.path.isfile(beside):
         return beside
-    data = str((cfg.get("task") or {}).get("data") or "").split(os.pathsep)[0]
+    from ..checkpoints import data_dir
+
+    data = data_dir(cfg) or ""
     if data and os.path.isfile(os.path.join(data, "dict.txt")):
         return os.path.join(data, "dict.txt")
     raise ConvertError(f"{args.checkpoint}: no dict.txt beside it or in its data folder '{data}'; give --dict")

@@ -67,6 +67,7 @@ def build_cfg(spec: ModelSpec, data_dir: str) -> dict:
         cfg = convert_namespace_to_omegaconf(args)
     with open_dict(cfg):
         cfg.model.n_langs = spec.n_langs
+        cfg.model.emb_langs = ",".join(spec.langs)
         cfg.model.encoder_only = spec.encoder_only
     return OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
 
@@ -124,20 +125,12 @@ def save_checkpoint(path: str, spec: ModelSpec, state: Dict[str, torch.Tensor], 
 def read_checkpoint(path: str) -> Tuple[ModelSpec, Dict[str, Dict[str, torch.Tensor]], dict]:
     """(spec, {'encoder': sd, ['decoder': sd]} with original names and OUR numbering, cfg) of a fairseq
     checkpoint of xlm_transformer: a converted model.pt or any training checkpoint of this plugin."""
-    from fairseq import checkpoint_utils
     from omegaconf import OmegaConf
 
-    from .loading import load_pth
+    from ..checkpoints import read_checkpoint as read_fairseq_checkpoint
 
-    if not os.path.isfile(path):
-        raise ConvertError(f"{path}: no such file")
     with _quiet():
-        try:
-            state = checkpoint_utils.load_checkpoint_to_cpu(path)
-        except Exception as e:
-            load_pth(path, what="fairseq checkpoint")  # a truncated/corrupt/refused file: say so
-            raise ConvertError(f"{path}: not a fairseq checkpoint ({type(e).__name__}: {str(e)[:120]}); "
-                               "original XLM .pth files go through `xlm-convert from-original` first") from None
+        state = read_fairseq_checkpoint(path, "checkpoint")
     cfg = state.get("cfg")
     if cfg is None or "model" not in state:
         raise ConvertError(f"{path}: not a fairseq checkpoint with a config; original XLM .pth files go "

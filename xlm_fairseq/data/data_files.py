@@ -13,7 +13,7 @@ from ..errors import DataError
 from .stream_dataset import flat_tokens
 
 
-def _exists(prefix: str) -> bool:
+def dataset_exists(prefix: str) -> bool:
     return indexed_dataset.dataset_exists(prefix, impl="mmap") or \
         os.path.exists(prefix + ".bin") and os.path.exists(prefix + ".idx")
 
@@ -29,18 +29,10 @@ def pair_prefix_candidates(data_dir: str, split: str, a: str, b: str, side: str)
 
 def find_prefix(candidates: List[str], what: str) -> str:
     for prefix in candidates:
-        if _exists(prefix):
+        if dataset_exists(prefix):
             return prefix
     looked = ", ".join(p + ".bin/.idx" for p in candidates)
     raise DataError(f"no {what}: looked for {looked}")
-
-
-def has_mono(data_dir, split, lang) -> bool:
-    return any(_exists(p) for p in mono_prefix_candidates(data_dir, split, lang))
-
-
-def has_pair(data_dir, split, a, b) -> bool:
-    return all(_exists(pair_prefix_candidates(data_dir, split, a, b, s)[0]) for s in (a, b))
 
 
 def load_indexed(prefix: str, dictionary, what: str):

@@ -13,6 +13,7 @@ from typing import List, Optional, Tuple
 
 import numpy as np
 
+from ..checkpoints import data_dir, peek_checkpoint
 from ..dictionary import FIRST_WORD_ID, load_dictionary
 from ..errors import XLMUserError
 
@@ -20,26 +21,6 @@ TABLE_KEY = "encoder.embeddings.weight"
 SPM_MARK = "\u2581"
 _FILLER = re.compile(r"^madeupword\d{4}$")
 BPE_CHOICES = ("auto", "subword-nmt", "sentencepiece")
-
-
-def load_checkpoint(path: str) -> dict:
-    import pickle
-
-    import torch
-
-    import xlm_fairseq  # noqa: F401  (allow-lists what fairseq checkpoints pickle)
-
-    if not os.path.isfile(path):
-        raise XLMUserError(f"checkpoint {path} not found")
-    try:
-        state = torch.load(path, map_location="cpu")
-    except (pickle.UnpicklingError, RuntimeError, EOFError, AttributeError, ValueError) as e:
-        why = "torch.load cannot read it" if "Weights only" in str(e) or not str(e).strip() \
-            else str(e).strip().splitlines()[0]
-        raise XLMUserError(f"{path} is not a readable checkpoint ({why})") from None
-    if not isinstance(state, dict):
-        raise XLMUserError(f"{path} is not a fairseq checkpoint")
-    return state
 
 
 def lookup_table(state: dict, path: str) -> np.ndarray:
@@ -51,15 +32,6 @@ def lookup_table(state: dict, path: str) -> np.ndarray:
                            f"{', '.join(keys[:3]) or 'no embedding weights'}): export needs an xlm_fairseq "
                            "model with an encoder")
     return table.float().numpy()
-
-
-def saved_data_dir(state: dict) -> Optional[str]:
-    cfg = state.get("cfg")
-    try:
-        data = cfg["task"]["data"] if cfg is not None else getattr(state.get("args"), "data", None)
-    except (KeyError, TypeError):
-        return None
-    return str(data).split(os.pathsep)[0] if data else None
 
 
 def detect_bpe(symbols: List[str], dict_path: str) -> str:
@@ -109,7 +81,7 @@ def continuation_flags(symbols: List[str], bpe: str) -> Tuple[np.ndarray, np.nda
 
 def resolve_lang_data(lang: str, lang_data: Optional[str], dict_path: str) -> str:
     """The prefix of the binarised file to count words in (DATA_BIN/train.xx by default)."""
-    from ..data.data_files import _exists
+    from ..data.data_files import dataset_exists
 
     prefix = lang_data or os.path.join(os.path.dirname(os.path.abspath(dict_path)), f"train.{lang}")
     for ext in (".bin", ".idx"):
@@ -121,7 +93,7 @@ def resolve_lang_data(lang: str, lang_data: Optional[str], dict_path: str) -> st
         split, code = base.split(".")
         candidates.append(os.path.join(os.path.dirname(prefix), f"{split}.{code}-None.{code}"))
     for p in candidates:
-        if _exists(p):
+        if dataset_exists(p):
             return p
     hint = "" if lang_data else f" (the default for --lang {lang}; give --lang-data DATA_BIN/train.{lang})"
     raise XLMUserError(f"--lang-data: no binarised data at {' or '.join(c + '.bin/.idx' for c in candidates)}{hint}")
@@ -158,10 +130,10 @@ def export(checkpoint: str, out: str, dict_path: Optional[str] = None, lang: Opt
         raise XLMUserError(f"--max-words {max_words}: must be at least 1")
     if lang_data and not lang:
         raise XLMUserError("--lang-data needs --lang (the language whose words are kept)")
-    state = load_checkpoint(checkpoint)
+    state = peek_checkpoint(checkpoint)
     table = lookup_table(state, checkpoint)
     if dict_path is None:
-        data = saved_data_dir(state)
+        data = data_dir(state.get("cfg"))
         dict_path = os.path.join(data, "dict.txt") if data else None
         if dict_path is None or not os.path.isfile(dict_path):
             raise XLMUserError(f"give --dict: the dict.txt the model was trained with "

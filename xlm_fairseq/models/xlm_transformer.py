@@ -6,7 +6,7 @@ for pretraining, translation and classification: the task decides whether a deco
 """
 import logging
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import List, Optional
 
 import torch.nn as nn
 from omegaconf import open_dict
@@ -39,6 +39,12 @@ class XLMTransformerConfig(FairseqDataclass):
     sinusoidal_embeddings: bool = field(default=False, metadata={"help": "frozen sinusoidal positions"})
     max_positions: int = field(default=N_MAX_POSITIONS, metadata={"help": "size of the position table"})
     n_langs: int = field(default=0, metadata={"help": "set by the task from --langs"})
+    emb_langs: str = field(default="", metadata={"help": "set by the task: the languages of the language-embedding "
+                                                         "rows, in row order (the sorted --langs)"})
+    init_new_langs: bool = field(
+        default=False, metadata={"help": "loading a pretrained checkpoint: languages of --langs that it lacks get a "
+                                         "fresh language-embedding row, N(0, emb_dim^-0.5) as at initialisation, "
+                                         "instead of an error (rows of the others are mapped by language name)"})
     encoder_only: bool = field(default=True, metadata={"help": "set by the task: False builds a decoder"})
     pooler_dropout: float = field(default=0.0, metadata={"help": "dropout before a classification head"})
 
@@ -73,19 +79,43 @@ class XLMTransformerModel(BaseFairseqModel):
         if decoder is not None:
             self.decoder = decoder
         self.classification_heads = nn.ModuleDict()
+        # the languages of the rows of the next state dict to load, when they differ from ours (set by
+        # build_model from a checkpoint's config, or by the task for the file fairseq-train will load)
+        self.checkpoint_langs: Optional[List[str]] = None
 
     @classmethod
     def build_model(cls, cfg, task):
-        langs = getattr(task, "langs", None) or []
+        langs = list(getattr(task, "langs", None) or [])
         with open_dict(cfg):
-            if not cfg.n_langs:
+            saved = cfg.emb_langs.split(",") if cfg.emb_langs else None  # building from a checkpoint's config
+            if langs and (saved or not cfg.n_langs):
+                cfg.emb_langs, cfg.n_langs = ",".join(langs), len(langs)
+            elif not cfg.n_langs:
                 cfg.n_langs = len(langs)
             if getattr(task, "needs_decoder", False):
                 cfg.encoder_only = False
         dictionary = task.source_dictionary
         encoder = XLMEncoder(dictionary, **_stack_args(cfg))
         decoder = None if cfg.encoder_only else XLMDecoder(dictionary, **_stack_args(cfg))
-        return cls(cfg, encoder, decoder)
+        model = cls(cfg, encoder, decoder)
+        if saved and saved != langs:
+            model.checkpoint_langs = saved
+        return model
+
+    @property
+    def langs(self) -> List[str]:
+        return self.cfg.emb_langs.split(",") if self.cfg.emb_langs else []
+
+    def load_state_dict(self, state_dict, strict=True, model_cfg=None, args=None):
+        """fairseq's loading (upgrade, prune, strict load), after mapping the language-embedding rows of a
+        checkpoint trained with other languages onto ours by name."""
+        if self.checkpoint_langs is not None:
+            for prefix, stack in (("encoder.", self.encoder), ("decoder.", getattr(self, "decoder", None))):
+                if stack is not None:
+                    stack.adopt_language_rows(state_dict, prefix, self.checkpoint_langs, self.langs,
+                                              self.cfg.init_new_langs, "the checkpoint")
+            self.checkpoint_langs = None
+        return super().load_state_dict(state_dict, strict=strict, model_cfg=model_cfg, args=args)
 
     @property
     def is_encoder_decoder(self) -> bool:

@@ -5,11 +5,12 @@ layer_norm_emb, attentions, layer_norm1, ffns, layer_norm2, layer_norm15, encode
 so an original state dict loads with only the pad/eos row permutation of the vocabulary (convert/).
 Tensors are batch-first (bs, slen, dim), unlike the original's time-major layout.
 """
-from typing import Dict, Optional
+from typing import Dict, List, Optional
 
 import torch
 from torch import Tensor, nn
 
+from ..checkpoints import LANG_EMBEDDING, map_language_rows
 from .fast_dropout import dropout
 from .multihead_attention import MultiHeadAttention, TransformerFFN
 
@@ -177,6 +178,22 @@ class XLMStack:
             tri = torch.ones(slen, slen, dtype=torch.bool, device=device).tril()
             mask = mask & tri[None, None]
         return mask
+
+    def adopt_language_rows(self, state: Dict[str, Tensor], prefix: str, source: List[str], target: List[str],
+                            allow_new: bool, what: str) -> None:
+        """Rewrite `state`'s language embedding (key prefix + lang_embeddings.weight, rows for the `source`
+        languages) for this stack's languages `target`, by name. A one-language stack has no language embedding
+        (as the original), so that language's row, a constant added to every position, goes into the position
+        table: the hidden states stay those of the pretrained model."""
+        key = prefix + LANG_EMBEDDING
+        if key not in state:
+            return  # a model without language embeddings: nothing to map
+        rows = map_language_rows(state[key], source, target, allow_new, what)
+        if self.use_lang_emb:
+            state[key] = rows
+        elif len(target) == 1 and len(rows) == 1:
+            state[prefix + "position_embeddings.weight"] = state[prefix + "position_embeddings.weight"] + rows[0]
+            del state[key]
 
     def predict(self, hidden: Tensor, pred_mask: Optional[Tensor] = None) -> Tensor:
         """Logits over the vocabulary, only at pred_mask positions when given ((n_pred, n_words))."""

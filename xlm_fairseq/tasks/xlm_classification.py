@@ -21,18 +21,17 @@ import numpy as np
 import torch
 from omegaconf import II
 
-from fairseq import checkpoint_utils
-from fairseq.dataclass import FairseqDataclass
 from fairseq.logging import metrics
-from fairseq.tasks import FairseqTask, register_task
+from fairseq.tasks import register_task
 
+from ..checkpoints import config_value, data_dir, file_fairseq_will_load, peek_checkpoint
 from ..data.classification_dataset import ClassificationDataset, ClassificationPart
-from ..data.data_files import _exists, check_ids, load_indexed
+from ..data.data_files import check_ids, dataset_exists, load_indexed
 from ..data.stream_dataset import flat_tokens
 from ..dictionary import load_dictionary
 from ..errors import ConfigError, DataError
 from ..step_metrics import acc, empty_counters, log_counters, mean_of
-from ..steps import parse_langs
+from .xlm_task import XLMTask, XLMTaskConfig
 
 logger = logging.getLogger(__name__)
 
@@ -43,11 +42,12 @@ NEVER_TRAINED = ("encoder.pred_layer.proj.bias",)
 
 
 @dataclass
-class XLMClassificationConfig(FairseqDataclass):
+class XLMClassificationConfig(XLMTaskConfig):
     data: str = field(default="", metadata={"help": "data-bin: dict.txt, label_dict.txt, {split}.s1.{lang}[.s2], "
                                                     "{split}.label.{lang}"})
-    langs: str = field(default="", metadata={"help": "the pretrained model's languages (ids index its language "
-                                                     "embeddings), e.g. de,en,fr"})
+    langs: str = field(default="", metadata={"help": "the languages trained on and evaluated, e.g. de,en,fr "
+                                                     "(language-embedding rows of the pretrained model are taken "
+                                                     "by name)"})
     train_langs: str = field(default="en", metadata={"help": "languages trained on: one = zero-shot transfer, "
                                                             "several = translate-train (concatenated, shuffled)"})
     eval_langs: str = field(default="", metadata={"help": "languages validated/tested every epoch (default: all "
@@ -65,7 +65,6 @@ class XLMClassificationConfig(FairseqDataclass):
                                                                      "--head-lr-multiplier to head-lr / lr)"})
     classification_head_name: str = field(default="sentence_classification_head",
                                           metadata={"help": "name of the head in the model"})
-    seed: int = II("common.seed")
     train_subset: str = II("dataset.train_subset")
     lr: Any = II("optimization.lr")
     fp16: bool = II("common.fp16")
@@ -73,9 +72,6 @@ class XLMClassificationConfig(FairseqDataclass):
     memory_efficient_fp16: bool = II("common.memory_efficient_fp16")
     memory_efficient_bf16: bool = II("common.memory_efficient_bf16")
     fp16_no_flatten_grads: bool = II("common.fp16_no_flatten_grads")
-    finetune_from_model: Optional[str] = II("checkpoint.finetune_from_model")
-    restore_file: str = II("checkpoint.restore_file")
-    save_dir: str = II("checkpoint.save_dir")
 
 
 # ------------------------------------------------------------------------------------------------ labels
@@ -217,20 +213,17 @@ def head_lr_groups(param_groups: list, head_ids: set, multiplier: float):
 
 # -------------------------------------------------------------------------------------------- task
 @register_task("xlm_classification", dataclass=XLMClassificationConfig)
-class XLMClassificationTask(FairseqTask):
-    max_model_positions = 512
+class XLMClassificationTask(XLMTask):
+    criterion_names = ("xlm_classification_loss",)
 
-    def __init__(self, cfg, dictionary, labels: List[str]):
-        super().__init__(cfg)
-        self.dictionary = dictionary
-        self.labels = labels
-        self.label2id = {l: i for i, l in enumerate(labels)}
-        self.langs = parse_langs(cfg.langs)
-        self.lang2id = {l: i for i, l in enumerate(self.langs)}
+    def __init__(self, cfg, dictionary):
+        super().__init__(cfg, dictionary)
+        self.labels = load_label_dict(os.path.join(self.data_dir, LABEL_DICT))
+        logger.info("labels: " + ", ".join(f"{l}={i}" for i, l in enumerate(self.labels)))
+        self.label2id = {l: i for i, l in enumerate(self.labels)}
         self.train_langs = self._subset("train-langs", cfg.train_langs, required=True)
         self.eval_langs = self._subset("eval-langs", cfg.eval_langs) or list(self.langs)
         self.head_name = cfg.classification_head_name
-        self.data_dir = [p for p in str(cfg.data).split(os.pathsep) if p][0]
         self.is_pair = None
         if cfg.max_len < 3:
             raise ConfigError(f"--max-len {cfg.max_len}: must be at least 3 (`</s> word </s>`)")
@@ -268,29 +261,10 @@ class XLMClassificationTask(FairseqTask):
                               "--fp16-no-flatten-grads, or use --memory-efficient-fp16 or --amp")
         return mult
 
-    @classmethod
-    def setup_task(cls, cfg, **kwargs):
-        paths = [p for p in str(cfg.data).split(os.pathsep) if p]
-        if not paths:
-            raise ConfigError("the data-bin folder (first positional argument) is missing")
-        dictionary = load_dictionary(os.path.join(paths[0], "dict.txt"))
-        labels = load_label_dict(os.path.join(paths[0], LABEL_DICT))
-        logger.info(f"dictionary: {len(dictionary)} types; labels: "
-                    + ", ".join(f"{l}={i}" for i, l in enumerate(labels)))
-        return cls(cfg, dictionary, labels)
-
-    @property
-    def source_dictionary(self):
-        return self.dictionary
-
-    @property
-    def target_dictionary(self):
-        return self.dictionary
-
     # -------------------------------------------------------------------------------------- data
     def _part(self, split: str, lang: str, train: bool) -> ClassificationPart:
         prefix = os.path.join(self.data_dir, f"{split}.s1.{lang}")
-        if not _exists(prefix):
+        if not dataset_exists(prefix):
             if train:
                 raise DataError(f"no training data for --train-langs language '{lang}': {prefix}.bin/.idx not found")
             others = [l for l in self.eval_langs if l != lang]
@@ -300,7 +274,7 @@ class XLMClassificationTask(FairseqTask):
         check_ids(flat_tokens(first), self.dictionary, prefix)
         prefix2 = os.path.join(self.data_dir, f"{split}.s2.{lang}")
         second = None
-        if _exists(prefix2):
+        if dataset_exists(prefix2):
             second = load_indexed(prefix2, self.dictionary, f"{split} second sentences of '{lang}'")
             check_ids(flat_tokens(second), self.dictionary, prefix2)
             if len(second) != len(first):
@@ -343,9 +317,6 @@ class XLMClassificationTask(FairseqTask):
             shard_id, num_workers, epoch, data_buffer_size, disable_iterator_cache, skip_remainder_batch,
             grouped_shuffling, update_epoch_batch_itr)
 
-    def max_positions(self):
-        return self.max_model_positions
-
     # ------------------------------------------------------------------------------------- model
     def build_model(self, cfg, from_checkpoint=False):
         from ..models.xlm_transformer import XLMTransformerModel
@@ -355,7 +326,6 @@ class XLMClassificationTask(FairseqTask):
             raise ConfigError("--arch must be an xlm_transformer architecture (xlm_tiny, xlm_small, "
                               "xlm_mlm_xnli15_1024, ...)")
         model.register_classification_head(self.head_name, num_classes=len(self.labels))
-        self.max_model_positions = model.encoder.max_positions()
         for ds in self.datasets.values():
             ds.set_max_positions(self.max_model_positions)
         if from_checkpoint:
@@ -368,40 +338,28 @@ class XLMClassificationTask(FairseqTask):
                     f"{counts['frozen']} frozen); head lr = {self.head_lr_multiplier:g} x lr")
         return model
 
-    def _pretrained_path(self):
-        if os.path.exists(os.path.join(self.cfg.save_dir, "checkpoint_last.pt")):
-            return None, None  # resuming: fairseq loads checkpoint_last.pt
-        if self.cfg.finetune_from_model:
-            return self.cfg.finetune_from_model, "--finetune-from-model"
-        if self.cfg.restore_file and self.cfg.restore_file != "checkpoint_last.pt":
-            return self.cfg.restore_file, "--restore-file"
-        return None, None
-
     def check_pretrained(self, model) -> None:
-        """Check the checkpoint fairseq is about to load into the classifier, with one-line errors."""
-        path, flag = self._pretrained_path()
+        """Check the checkpoint fairseq is about to load into the classifier (read lazily), with one-line
+        errors: an XLM encoder of this architecture and dictionary, the languages of --langs among its own."""
+        path, flag = file_fairseq_will_load(self.cfg)
         if path is None:
-            if not os.path.exists(os.path.join(self.cfg.save_dir, "checkpoint_last.pt")):
-                logger.warning("no --finetune-from-model: the encoder starts from random weights")
+            logger.warning("no --finetune-from-model: the encoder starts from random weights")
             return
-        if not os.path.isfile(path):
-            raise ConfigError(f"{flag} {path}: no such file")
-        try:
-            state = checkpoint_utils.load_checkpoint_to_cpu(path)
-        except Exception as e:
-            why = (str(e).strip().splitlines() or [""])[0][:200]
-            raise ConfigError(f"{flag} {path}: cannot read it as a fairseq checkpoint ({type(e).__name__}: {why}); "
-                              "convert original XLM .pth files with `xlm-convert from-original`") from None
-        weights = state.get("model") or {}
+        if path == os.path.join(self.cfg.save_dir, "checkpoint_last.pt"):
+            return  # resuming this run
+        state = peek_checkpoint(path, flag)
+        weights = dict(state.get("model") or {})
         if "encoder.embeddings.weight" not in weights:
             raise ConfigError(f"{flag} {path}: no XLM encoder (encoder.embeddings.weight) in this checkpoint: it "
                               "is not an xlm_transformer model")
         if any(k.startswith("decoder.") for k in weights):
             raise ConfigError(f"{flag} {path}: a translation model (encoder and decoder); fine-tune from the "
                               "pretrained LM checkpoint (xlm_cross_lingual_lm / xlm_tlm)")
-        self._check_languages(weights, state.get("cfg"), model, flag, path)
+        if model.checkpoint_langs is not None:  # the rows fairseq's load will see, mapped by language name
+            model.encoder.adopt_language_rows(weights, "encoder.", model.checkpoint_langs, model.langs,
+                                              model.cfg.init_new_langs, f"{flag} {path}")
         expected = model.state_dict()
-        arch = _cfg_get(state.get("cfg"), "model")
+        arch = config_value(state.get("cfg"), "model")
         arch = arch if hasattr(arch, "get") and hasattr(arch, "__contains__") else {}
         theirs = ", ".join(f"{k} {arch[k]}" for k in ("emb_dim", "n_layers", "n_heads") if k in arch)
         hint = f"it was trained with --arch {arch.get('_name')} ({theirs})" if theirs else \
@@ -410,6 +368,9 @@ class XLMClassificationTask(FairseqTask):
             if key not in expected:
                 if key.startswith("classification_heads."):
                     continue  # another head: dropped by the model's upgrade_state_dict_named
+                if key == "encoder.lang_embeddings.weight":
+                    raise ConfigError(f"{flag} {path}: it has language embeddings and this model has none; drop "
+                                      "--no-lang-emb")
                 raise ConfigError(f"{flag} {path}: unexpected parameter {key}: the architecture differs; {hint}")
             if tuple(value.shape) != tuple(expected[key].shape):
                 if key in ("encoder.embeddings.weight", "encoder.pred_layer.proj.bias"):
@@ -419,40 +380,24 @@ class XLMClassificationTask(FairseqTask):
                     raise ConfigError(f"{flag} {path}: its head '{self.head_name}' has {value.shape[0]} classes, "
                                       f"{LABEL_DICT} has {len(self.labels)}; use another "
                                       "--classification-head-name")
+                if key == "encoder.lang_embeddings.weight":
+                    raise ConfigError(f"{flag} {path}: it has {value.shape[0]} language embeddings, --langs gives "
+                                      f"{len(self.langs)} languages, and its config does not name its languages: "
+                                      "give the pretraining --langs")
                 raise ConfigError(f"{flag} {path}: {key} has shape {tuple(value.shape)}, this model "
                                   f"{tuple(expected[key].shape)}: {hint}")
         missing = [k for k in expected if k not in weights and not k.startswith("classification_heads.")]
         if missing:
+            hint = "it has no language embeddings: add --no-lang-emb" if "lang_embeddings" in missing[0] else hint
             raise ConfigError(f"{flag} {path}: parameter {missing[0]} is missing: the architecture differs; {hint}")
         self._check_dictionary(state.get("cfg"), flag, path)
-        logger.info(f"{flag} {path}: XLM encoder with {len(self.langs)} languages, {len(self.dictionary)} types")
-
-    def _check_languages(self, weights, ckpt_cfg, model, flag, path) -> None:
-        ours = ",".join(self.langs)
-        theirs = _cfg_get(ckpt_cfg, "task", "langs")
-        if theirs:
-            try:
-                theirs_sorted = parse_langs(str(theirs))
-            except ConfigError:
-                theirs_sorted = None
-            if theirs_sorted is not None and theirs_sorted != self.langs:
-                raise ConfigError(f"--langs {ours}: {path} was pretrained with the languages "
-                                  f"{','.join(theirs_sorted)}; give exactly those (language ids index its language "
-                                  "embeddings)")
-        rows = weights.get("encoder.lang_embeddings.weight")
-        n_ckpt = None if rows is None else int(rows.shape[0])
-        n_model = model.encoder.n_langs if model.encoder.use_lang_emb else None
-        if n_ckpt != n_model:
-            have = f"{n_ckpt} language embeddings" if n_ckpt else "no language embeddings"
-            raise ConfigError(f"--langs {ours}: {path} has {have} but --langs gives {len(self.langs)} "
-                              f"language(s){'' if n_ckpt else ' (use --no-lang-emb for models without them)'}; "
-                              "give the pretraining languages")
+        logger.info(f"{flag} {path}: XLM encoder, {len(self.dictionary)} types")
 
     def _check_dictionary(self, ckpt_cfg, flag, path) -> None:
-        data = _cfg_get(ckpt_cfg, "task", "data")
-        if not data or not os.path.isabs(str(data)):  # a relative path means nothing from here
+        folder = data_dir(ckpt_cfg)
+        if not folder or not os.path.isabs(folder):  # a relative path means nothing from here
             return
-        dict_path = os.path.join(str(data).split(os.pathsep)[0], "dict.txt")
+        dict_path = os.path.join(folder, "dict.txt")
         if not os.path.isfile(dict_path):
             return
         try:
@@ -480,12 +425,3 @@ class XLMClassificationTask(FairseqTask):
         super().reduce_metrics(logging_outputs, criterion)
         if log_counters(logging_outputs, self.langs, with_ppl=False):
             metrics.log_derived("acc", lambda m: round(mean_of(m, self.langs, acc), 2))
-
-
-def _cfg_get(cfg, *keys):
-    try:
-        for key in keys:
-            cfg = cfg[key]
-        return cfg
-    except (KeyError, TypeError, AttributeError):
-        return None

@@ -51,6 +51,7 @@ def step_name(objective: str, parts) -> str:
 @register_task("xlm_cross_lingual_lm", dataclass=CrossLingualLMConfig)
 class XLMCrossLingualLMTask(MultiStepTask):
     allow_pairs = False
+    criterion_names = ("xlm_lm_loss",)
 
     def __init__(self, cfg, dictionary):
         super().__init__(cfg, dictionary)
@@ -82,10 +83,7 @@ class XLMCrossLingualLMTask(MultiStepTask):
             self.scores = mask_scores(dictionary.count, dictionary.pad(), FIRST_WORD_ID, cfg.sample_alpha)
 
     def _parse(self, flag, value, sizes):
-        try:
-            steps = parse_steps(flag, value, self.langs, (1, 2))
-        except ConfigError:
-            raise
+        steps = parse_steps(flag, value, self.langs, (1, 2))
         for parts in steps:
             if len(parts) == 2 and 2 not in sizes:
                 raise ConfigError(f"--{flag}: '{'-'.join(parts)}' is a parallel (TLM) step; use --task xlm_tlm")
@@ -145,15 +143,9 @@ class XLMCrossLingualLMTask(MultiStepTask):
             raise ConfigError(f"{what}: no pair left after filtering to 1..--max-len {self.cfg.max_len} tokens")
         return seq
 
-    max_model_positions = 512
-
     def build_model(self, cfg, from_checkpoint=False):
         model = super().build_model(cfg, from_checkpoint)
-        self.max_model_positions = model.encoder.max_positions()
         if self.cfg.tokens_per_sample > self.max_model_positions:
             raise ConfigError(f"--tokens-per-sample {self.cfg.tokens_per_sample} exceeds the model's "
                               f"{self.max_model_positions} positions (--max-positions)")
         return model
-
-    def max_positions(self):
-        return self.max_model_positions

@@ -20,7 +20,6 @@ from fairseq.data import ListDataset
 from fairseq.logging import metrics
 from fairseq.tasks import register_task
 
-from ..criterions.xlm_lm_loss import XLMLMLoss
 from ..bleu import KINDS, STAT_KEYS, Detokenizer, bleu_from_stats, bleu_stats, remove_bpe
 from ..data.data_files import load_mono, load_pair
 from ..data.noise import NoiseConfig
@@ -57,12 +56,12 @@ class UnsupervisedMTConfig(MultiStepConfig):
     )
     eval_bleu_print_samples: bool = field(default=False, metadata={"help": "log a hypothesis per batch"})
     train_subset: str = II("dataset.train_subset")
-    ddp_backend: str = II("distributed_training.ddp_backend")
 
 
 @register_task("xlm_unsupervised_mt", dataclass=UnsupervisedMTConfig)
 class XLMUnsupervisedMTTask(MultiStepTask):
     needs_decoder = True
+    criterion_names = ("xlm_mt_loss", "xlm_lm_loss")
 
     def __init__(self, cfg, dictionary):
         super().__init__(cfg, dictionary)
@@ -131,22 +130,15 @@ class XLMUnsupervisedMTTask(MultiStepTask):
                 datasets[f"{lang}_ae"] = TranslationStepDataset(
                     mono, None, self.lang2id[lang], self.lang2id[lang], kind="ae", step=f"{lang}_ae",
                     noise=self.noise, **common)
-                self.add_train_step(f"{lang}_ae", "ae", False, 1.0)
-            pair_counts = {}
             for a, b in self.mt_steps:
                 src, tgt = load_pair(data_dir, split, a, b, d)
                 datasets[f"{a}-{b}_mt"] = TranslationStepDataset(
                     src, tgt, self.lang2id[a], self.lang2id[b], kind="mt", step=f"{a}-{b}_mt", **common)
-                pair_counts[pair_key(a, b)] = len(src)
-            q = self.language_weights(pair_counts) if pair_counts else {}
-            for a, b in self.mt_steps:
-                self.add_train_step(f"{a}-{b}_mt", "mt", True, q[pair_key(a, b)])
             for l1, l2, l3 in self.bt_steps:
                 name = f"{l1}-{l2}-{l3}_bt"
                 mono = load_mono(data_dir, split, l1, d)
                 datasets[name] = TranslationStepDataset(
                     mono, None, self.lang2id[l1], self.lang2id[l2], kind="bt", step=name, **common)
-                self.add_train_step(name, "bt", False, 1.0)
         else:
             for s, t in self.directions:
                 src, tgt = load_pair(data_dir, split, s, t, d)
@@ -157,9 +149,24 @@ class XLMUnsupervisedMTTask(MultiStepTask):
             if len(ds.keep) == 0:
                 raise ConfigError(f"{split} {name}: no sentence left with 1..--max-len {self.cfg.max_len} tokens")
             logger.info(f"{split} {name}: {len(ds.keep)} sentences" + (f" ({dropped} dropped)" if dropped else ""))
+        if train:
+            self.add_translation_steps(datasets)
         self.datasets[split] = self.make_multi_step_dataset(datasets, train)
 
-    max_model_positions = 512
+    def add_translation_steps(self, datasets) -> None:
+        """AE and BT steps run once per iteration; MT steps are drawn by the language distribution over the
+        pairs kept by the length filter (as the original counts its filtered parallel data)."""
+        pair_counts = {}
+        for a, b in self.mt_steps:
+            pair_counts[pair_key(a, b)] = len(datasets[f"{a}-{b}_mt"].keep)
+        q = self.language_weights(pair_counts) if pair_counts else {}
+        for name in datasets:
+            group = name.rsplit("_", 1)[1]
+            if group == "mt":
+                a, b = name[: -len("_mt")].split("-")
+                self.add_train_step(name, "mt", True, q[pair_key(a, b)])
+            else:
+                self.add_train_step(name, group, False, 1.0)
 
     def build_dataset_for_inference(self, src_tokens, src_lengths, constraints=None):
         s, t = self._generation_direction()
@@ -171,31 +178,13 @@ class XLMUnsupervisedMTTask(MultiStepTask):
     # ----------------------------------------------------------------- model
     def build_model(self, cfg, from_checkpoint=False):
         model = super().build_model(cfg, from_checkpoint)
-        self.max_model_positions = model.encoder.max_positions()
         enc, dec = self.reload_paths
         if not from_checkpoint and (enc or dec):
             reload_encoder_decoder(model, enc, dec, self.dictionary)
         return model
 
-    def build_criterion(self, cfg, from_checkpoint=False):
-        criterion = super().build_criterion(cfg, from_checkpoint)
-
-        if not isinstance(criterion, XLMLMLoss):
-            raise ConfigError(f"--criterion {cfg._name}: this task needs --criterion xlm_mt_loss")
-        return criterion
-
     # ------------------------------------------------------------- training
-    def can_skip(self) -> bool:
-        """A zero lambda skips the step (as the original) when no DDP bucket waits for this rank."""
-        return int(self.cfg.distributed_world_size or 1) == 1 or self.cfg.ddp_backend in ("legacy_ddp", "no_c10d")
-
     def train_step(self, sample, model, criterion, optimizer, update_num, ignore_grad=False):
-        self._update_num = update_num
-        step = self.train_steps[sample["step"]]
-        if self.lambda_value(step.group) == 0 and self.can_skip():
-            out = self.empty_logging_output()
-            out.update(loss=0.0, ntokens=0, nsentences=0, sample_size=1)
-            return torch.zeros(()), 1, out
         if sample.get("bt"):
             sample = self.back_translate(sample, model)
         return super().train_step(sample, model, criterion, optimizer, update_num, ignore_grad)
@@ -218,7 +207,8 @@ class XLMUnsupervisedMTTask(MultiStepTask):
         prev = x1.masked_fill(positions >= (len1[:, None] - 1), pad)[:, :-1]
         target = x1[:, 1:]
         return {
-            "id": sample["id"], "step": sample["step"], "nsentences": sample["nsentences"],
+            "id": sample["id"], "step": sample["step"], "iteration": sample["iteration"],
+            "nsentences": sample["nsentences"],
             "ntokens": int(target.ne(pad).sum()),
             "net_input": {"src_tokens": x2, "src_lengths": len2, "src_langs": torch.full_like(langs1, l2),
                           "tgt_langs": langs1, "prev_output_tokens": prev},
