@@ -59,6 +59,17 @@ def log_counters(logging_outputs, names: Iterable[str], with_ppl: bool = True) -
     return logged
 
 
+def drop_empty_metrics(derived: Dict[str, List[str]]) -> None:
+    """Remove derived metrics (name -> the counter names they read) whose counters hold nothing in an active
+    aggregator, e.g. `fr_mlm_ppl` in a log interval without an fr step: without this every `train_inner` line
+    would print `nan` for every step that did not run in it."""
+    for agg in metrics.get_active_aggregators():
+        for key, names in derived.items():
+            if key in agg and not any(f"_{n}_n" in agg and float(agg[f"_{n}_n"].sum) > 0 for n in names):
+                del agg[key]
+                agg.priorities = [p for p in agg.priorities if p[2] != key]  # MetersDict keeps its order there
+
+
 def log_mean_loss(logging_outputs) -> None:
     """`loss` = the summed loss over the summed sample size (the criteria's common reduction)."""
     loss = sum(log.get("loss", 0) for log in logging_outputs)

@@ -17,7 +17,7 @@ from fairseq.logging import metrics
 from ..data.multi_step_dataset import MultiStepDataset
 from ..data.training_schedule import Step, TrainingSchedule
 from ..errors import ConfigError
-from ..step_metrics import acc, empty_counters, log_counters, mean_of, ppl
+from ..step_metrics import acc, drop_empty_metrics, empty_counters, log_counters, mean_of, ppl
 from ..steps import LambdaSchedule, sampling_probs
 from .xlm_task import XLMTask, XLMTaskConfig
 
@@ -130,3 +130,6 @@ class MultiStepTask(XLMTask):
             if any(n in logged for n in names):
                 metrics.log_derived(f"{avg}_ppl", lambda m, names=names: mean_of(m, names, ppl))
                 metrics.log_derived(f"{avg}_acc", lambda m, names=names: mean_of(m, names, acc))
+        derived = {f"{n}_{kind}": [n] for n in self.metric_names for kind in ("ppl", "acc")}
+        derived.update({f"{avg}_{kind}": names for avg, names in self.averages.items() for kind in ("ppl", "acc")})
+        drop_empty_metrics(derived)

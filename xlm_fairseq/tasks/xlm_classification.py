@@ -30,7 +30,7 @@ from ..data.data_files import check_ids, dataset_exists, load_indexed
 from ..data.stream_dataset import flat_tokens
 from ..dictionary import load_dictionary
 from ..errors import ConfigError, DataError
-from ..step_metrics import acc, empty_counters, log_counters, mean_of
+from ..step_metrics import acc, drop_empty_metrics, empty_counters, log_counters, mean_of
 from .xlm_task import XLMTask, XLMTaskConfig
 
 logger = logging.getLogger(__name__)
@@ -425,3 +425,4 @@ class XLMClassificationTask(XLMTask):
         super().reduce_metrics(logging_outputs, criterion)
         if log_counters(logging_outputs, self.langs, with_ppl=False):
             metrics.log_derived("acc", lambda m: round(mean_of(m, self.langs, acc), 2))
+        drop_empty_metrics({**{f"{lang}_acc": [lang] for lang in self.langs}, "acc": self.langs})
