@@ -19,6 +19,7 @@ from fairseq.tasks import FairseqTask
 from ..data.multi_step_dataset import GROUP_ORDER, SAMPLED_GROUPS, MultiStepDataset, Step
 from ..dictionary import load_dictionary
 from ..errors import ConfigError
+from ..inference_assets import InferenceAssetsMixin
 from ..step_metrics import acc, empty_counters, log_counters, mean_of, ppl
 from ..steps import LambdaSchedule, parse_langs, sampling_probs
 
@@ -47,7 +48,7 @@ class MultiStepConfig(FairseqDataclass):
     fp16: bool = II("common.fp16")
 
 
-class MultiStepTask(FairseqTask):
+class MultiStepTask(InferenceAssetsMixin, FairseqTask):
     needs_decoder = False
 
     def __init__(self, cfg, dictionary):

@@ -31,6 +31,7 @@ from ..data.data_files import _exists, check_ids, load_indexed
 from ..data.stream_dataset import flat_tokens
 from ..dictionary import load_dictionary
 from ..errors import ConfigError, DataError
+from ..inference_assets import InferenceAssetsMixin
 from ..step_metrics import acc, empty_counters, log_counters, mean_of
 from ..steps import parse_langs
 
@@ -217,7 +218,7 @@ def head_lr_groups(param_groups: list, head_ids: set, multiplier: float):
 
 # -------------------------------------------------------------------------------------------- task
 @register_task("xlm_classification", dataclass=XLMClassificationConfig)
-class XLMClassificationTask(FairseqTask):
+class XLMClassificationTask(InferenceAssetsMixin, FairseqTask):
     max_model_positions = 512
 
     def __init__(self, cfg, dictionary, labels: List[str]):
