@@ -87,6 +87,16 @@ class XLMTransformerModel(BaseFairseqModel):
         decoder = None if cfg.encoder_only else XLMDecoder(dictionary, **_stack_args(cfg))
         return cls(cfg, encoder, decoder)
 
+    @classmethod
+    def from_pretrained(cls, model_name_or_path, checkpoint_file="checkpoint_best.pt", data_name_or_path=".",
+                        **kwargs):
+        """A folder written by fairseq-train with this plugin or by xlm-convert -> XLMHubInterface
+        (xlm_fairseq/hub_interface.py): encode/decode raw text as the training data was, extract_features,
+        fill_mask, score, translate, predict. fairseq's signature (fairseq/hub_utils.py)."""
+        from ..hub_interface import from_pretrained
+
+        return from_pretrained(model_name_or_path, checkpoint_file, data_name_or_path, **kwargs)
+
     @property
     def is_encoder_decoder(self) -> bool:
         return hasattr(self, "decoder")
