@@ -3,6 +3,7 @@ real fairseq-train / xlm-convert, fairseq-interactive with XLM's preprocessing, 
 and the README section run as written. Equivalences: encode == xlm-preprocess prepare + fairseq-preprocess,
 extract_features / fill_mask == transformers' XLM, translate == fairseq-generate == fairseq-interactive ==
 the plugin's greedy decoding, score == xlm-eval-lm, predict == fairseq-train's validation accuracy."""
+import argparse
 import os
 import re
 import shutil
@@ -144,6 +145,33 @@ def test_predict_reproduces_the_validation_accuracy_of_fine_tuning(demo):
         assert acc == pytest.approx(expected[f"{lang}_acc"], abs=0.01), lang
 
 
+def test_sentencepiece_and_lowercased_training_data(tmp_path):
+    """The other preprocessing settings travel too: a sentencepiece model and lowercased, accent-stripped text."""
+    from xlm_fairseq.errors import ConfigError
+    from xlm_fairseq.inference_assets import check_tokenizer_settings
+
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    for name in ("train.en", "train.fr", "valid.en", "valid.fr"):
+        shutil.copy(os.path.join(os.path.dirname(__file__), "fixtures", "text", name), raw / name)
+    data = tmp_path / "bin"
+    run(["xlm-preprocess", "prepare", raw, data, "--langs", "en,fr", "--codes", 300, "--backend", "sentencepiece",
+         "--lowercase-strip-accents"])
+    cli("fairseq-train", *lm_train_args(str(data), tmp_path / "lm", "--disable-validation", task="xlm_cross_lingual_lm",
+                                        steps="en,fr", max_update=2))
+    assert "sentencepiece.bpe.model" in os.listdir(tmp_path / "lm")
+    xlm = load(tmp_path / "lm", "checkpoint_last.pt")
+    assert xlm.settings.lowercase and xlm.settings.bpe_backend == "sentencepiece"
+    d = xlm.dictionary
+    for lang in ("en", "fr"):
+        ds = data_utils.load_indexed_dataset(str(data / f"valid.{lang}"), d, dataset_impl="mmap")
+        for i, line in enumerate(lines_of(raw / f"valid.{lang}")):
+            assert xlm.encode(line, lang).tolist() == [d.eos()] + ds[i].tolist(), line
+    assert torch.equal(xlm.encode("Où est l'ÉTÉ ?", "fr"), xlm.encode("ou est l'ete ?", "fr"))
+    with pytest.raises(ConfigError, match="add --lowercase-strip-accents"):
+        check_tokenizer_settings(argparse.Namespace(lowercase_strip_accents=False), str(tmp_path / "lm"))
+
+
 # ------------------------------------------------------------------------------------------ README, as written
 def _readme_block(lang):
     text = open(os.path.join(ROOT, "README.md"), encoding="utf-8").read()
@@ -245,6 +273,20 @@ def test_extract_features_and_fill_mask_equal_transformers(converted, demo):
             probs = hf(input_ids=xlm_ids(ids)[None], langs=torch.full((1, len(ids)), 2)).logits[0, position].softmax(-1)
         best = int(xlm_ids(probs.argmax()[None])[0])
         assert top[2] == xlm.bpe.decode(xlm.dictionary[best]) and top[1] == pytest.approx(float(probs.max()), abs=1e-5)
+
+
+def test_converted_models_record_lowercasing(converted, demo, tmp_path, capsys):
+    """from-original --lowercase-strip-accents (the released en / XNLI-15 models) reaches the hub interface and,
+    through to-transformers, XLMTokenizer."""
+    out, _ = converted
+    assert convert("from-original", out / "mt.pth", "--vocab", out / "vocab", "--codes",
+                   out / "mt" / "codes", "--lowercase-strip-accents", "--out", tmp_path / "lower") == 0
+    xlm = load(tmp_path / "lower", "model.pt")
+    assert xlm.settings.lowercase and not load(out / "mt", "model.pt").settings.lowercase
+    assert torch.equal(xlm.encode("Le CHAT été", "fr"), xlm.encode("le chat ete", "fr"))
+    assert convert("to-transformers", tmp_path / "lower" / "model.pt", "--out", tmp_path / "hf") == 0
+    config = (tmp_path / "hf" / "tokenizer_config.json").read_text()
+    assert '"do_lowercase_and_remove_accent": true' in config
 
 
 def _lines_by_id(text, kind):
