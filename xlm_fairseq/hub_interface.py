@@ -301,11 +301,10 @@ class XLMHubInterface(nn.Module):
         rows = [t[1:] if len(t) and int(t[0]) == eos else t for t in tokens]  # the dataset adds the leading </s>
         dataset = TranslationStepDataset(ListDataset(rows, [len(r) for r in rows]), None, src, tgt, eos=eos,
                                          pad=pad, kind="infer", step=f"{source_lang}-{target_lang}_mt")
-        batches = self.task.get_batch_iterator(dataset=dataset, max_tokens=max(max_tokens, self.max_positions),
-                                               disable_iterator_cache=True).next_epoch_itr(shuffle=False)
+        batches = dataset.batch_by_size(dataset.ordered_indices(), max_tokens=max(max_tokens, self.max_positions))
         results = []
-        for batch in batches:
-            batch = utils.apply_to_sample(lambda t: t.to(self.device), batch)
+        for indices in batches:
+            batch = utils.apply_to_sample(lambda t: t.to(self.device), dataset.collater([dataset[i] for i in indices]))
             for i, hypos in zip(batch["id"].tolist(), self.task.inference_step(generator, [self.model], batch)):
                 results.append((i, hypos))
         return [hypos for _, hypos in sorted(results, key=lambda x: x[0])]
