@@ -32,7 +32,7 @@ from fairseq.dataclass.configs import GenerationConfig
 from . import inference_assets
 from .data.translation_step_dataset import TranslationStepDataset
 from .dictionary import MASK_WORD
-from .encoders.xlm_moses import XLMMosesConfig, XLMMosesTokenizer
+from .encoders.xlm_moses import XLMMosesTokenizer
 from .errors import InputError
 from .modules.encoder_decoder import padding_mask_from_lengths
 
