@@ -9,8 +9,10 @@ into the data-bin layout (design.md §4):
     train.en-fr.en.bin/.idx       ->    train.en-fr.en.bin/.idx   (pairs always a < b)
 
 plus `dict.txt` and `manifest.json`: languages, pairs, per split the sentences and tokens (BPE units, without
-the `</s>` fairseq appends) of each language and pair, and the BPE settings (backend, codes, alpha). The
-fairseq-preprocess output goes to `preprocess.log` in the data-bin."""
+the `</s>` fairseq appends) of each language and pair, and the BPE settings (backend, codes, alpha, and
+`codes_file`: where the codes are, relative to the data-bin when inside it). The fairseq-preprocess output goes
+to `preprocess.log` in the data-bin. What inference needs (codes, tokenisation) is copied from the manifest
+beside every checkpoint trained on the data-bin (xlm_fairseq/inference_assets.py)."""
 import os
 import shutil
 import subprocess
@@ -188,8 +190,16 @@ def output_files(corpus: Corpus, destdir: str) -> List[str]:
     return paths
 
 
+def manifest_path(path: str, data_bin: str) -> str:
+    """A file recorded in a manifest: relative to the data-bin when inside it (so the folder can move), else
+    absolute."""
+    path, data_bin = os.path.abspath(path), os.path.abspath(data_bin)
+    inside = os.path.commonpath([path, data_bin]) == data_bin
+    return os.path.relpath(path, data_bin) if inside else path
+
+
 def bpe_settings(codes_file: Optional[str], backend: Optional[str], codes: Optional[int],
-                 alpha: Optional[float]) -> Optional[dict]:
+                 alpha: Optional[float], data_bin: str = ".") -> Optional[dict]:
     """BPE settings for the manifest: from learn-bpe's CODES.meta.json, overridden by explicit flags."""
     settings = {}
     if codes_file:
@@ -198,6 +208,7 @@ def bpe_settings(codes_file: Optional[str], backend: Optional[str], codes: Optio
             raise PreprocessError(f"--codes-file: {codes_file}.meta.json (written by learn-bpe) is missing or "
                                   f"unreadable; give --bpe-backend/--bpe-codes/--bpe-alpha instead")
         settings = {k: meta.get(k) for k in ("backend", "codes", "learned", "alpha", "sample_size", "seed")}
+        settings["codes_file"] = manifest_path(codes_file, data_bin)
     for key, value in (("backend", backend), ("codes", codes), ("alpha", alpha)):
         if value is not None:
             settings[key] = value
@@ -222,7 +233,7 @@ def main(args) -> None:
     if corpus.ignored:
         log(f"binarize: ignoring {len(corpus.ignored)} file(s) in {args.input_dir}: "
             f"{', '.join(corpus.ignored[:5])}{' ...' if len(corpus.ignored) > 5 else ''}")
-    bpe = bpe_settings(args.codes_file, args.bpe_backend, args.bpe_codes, args.bpe_alpha)
+    bpe = bpe_settings(args.codes_file, args.bpe_backend, args.bpe_codes, args.bpe_alpha, args.destdir)
     print(f"binarize: {args.input_dir} -> {args.destdir}")
     manifest = binarize_corpus(corpus, args.dict, args.destdir, args.workers, bpe)
     print(f"wrote {os.path.join(args.destdir, MANIFEST)}: languages {','.join(manifest['languages'])}"

@@ -12,6 +12,8 @@ Each text file is tokenised (Moses, as `xlm-preprocess tokenize`; `--no-tokenize
 pre-tokenised MultiNLI train file), optionally lowercased without accents, split into BPE units with the
 existing codes, and binarised by the real `fairseq-preprocess --only-source --srcdict dict.txt`. The data-bin:
     dict.txt  label_dict.txt  {split}.s1.{lang}.bin/.idx  [{split}.s2.{lang}.bin/.idx]  {split}.label.{lang}
+    manifest.json  the languages, labels, BPE backend and codes file, and the tokenisation settings (what a
+                   fine-tuned model needs to read raw text; copied beside its checkpoints)
 label_dict.txt holds the training labels; a valid/test label outside it is an error (or, with
 --drop-unseen-labels, the example is left out and counted)."""
 import argparse
@@ -25,7 +27,7 @@ import time
 from typing import Dict, List, Optional
 
 from .apply_bpe import BPEApplier, check_codes
-from .binarize import fairseq_preprocess_command, load_shared_dictionary
+from .binarize import MANIFEST, fairseq_preprocess_command, load_shared_dictionary, manifest_path
 from .common import (
     LineReader,
     PreprocessError,
@@ -35,6 +37,7 @@ from .common import (
     parse_langs,
     read_json,
     transform_file,
+    write_json,
 )
 from .learn_bpe import BACKENDS, meta_path
 from .tokenizer import TOKENIZER_CHOICES, Tokenizer, lowercase_strip_accents, require_tokenizer, resolve_tokenizer
@@ -249,9 +252,15 @@ def prepare_classification(args) -> dict:
     if not (os.path.exists(dict_dst) and os.path.samefile(args.dict, dict_dst)):
         with open(args.dict, "rb") as src, atomic_output(dict_dst, binary=True) as dst:
             shutil.copyfileobj(src, dst)
+    pair = next(iter(found.values()))["s2"] is not None
+    write_json(os.path.join(args.destdir, MANIFEST), {
+        "format": "xlm_fairseq classification data-bin", "version": 1,
+        "languages": sorted({lang for _, lang in found}), "labels": order, "pair": pair,
+        "bpe": {"backend": backend, "codes_file": manifest_path(args.codes_file, args.destdir)},
+        "tokenize": {"lowercase_strip_accents": bool(args.lowercase_strip_accents), "tokenizers": kinds,
+                     "untokenised_splits": sorted(no_tok)}})
     if not args.keep_work:
         shutil.rmtree(work, ignore_errors=True)
-    pair = next(iter(found.values()))["s2"] is not None
     print(f"{args.destdir}: {'sentence pairs' if pair else 'single sentences'}, {len(dictionary)} types, "
           f"labels {', '.join(f'{l}={i}' for i, l in enumerate(order))}")
     for (split, lang), (n, n_drop, counts) in sorted(summary.items()):

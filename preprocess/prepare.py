@@ -19,7 +19,7 @@ import time
 from typing import Dict, List
 
 from .apply_bpe import apply_file, check_codes
-from .binarize import binarize_corpus, output_files
+from .binarize import binarize_corpus, manifest_path, output_files
 from .build_dict import build_dictionary
 from .common import (
     PreprocessError,
@@ -197,6 +197,7 @@ def prepare(raw_dir: str, data_bin: str, langs: List[str], codes: int = 30000, b
     else:
         meta = read_json(meta_path(codes_path)) or {}
         bpe_meta = {k: meta.get(k) for k in ("backend", "codes", "learned", "alpha", "sample_size", "seed")}
+        bpe_meta["codes_file"] = manifest_path(codes_path, data_bin)
         manifest = binarize_corpus(bpe, dict_path, data_bin, workers, bpe_meta, extra, out=sys.stdout)
         stamps.record("binarize", {"langs": langs, "extra": extra}, inputs, outputs)
     _say(f"done: {data_bin} (languages {','.join(manifest['languages'])}"

@@ -500,7 +500,8 @@ def test_command_line_module_and_console_script(two_lang, tmp_path):
     proc = subprocess.run(cmd, capture_output=True, text=True, env=ENV, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "emb_dim 32, 2 layers, 4 heads" in proc.stdout and "--langs en,fr" in proc.stdout
-    assert sorted(os.listdir(tmp_path / "cli")) == ["codes", "codes.subword-nmt", "dict.txt", "model.pt"]
+    assert sorted(os.listdir(tmp_path / "cli")) == ["codes", "codes.subword-nmt", "dict.txt", "model.pt",
+                                                    "xlm_inference.json"]
     a, b = load_model_state(root / "out" / "model.pt"), load_model_state(tmp_path / "cli" / "model.pt")
     assert all(torch.equal(a[k], b[k]) for k in a)
     proc = subprocess.run(cmd, capture_output=True, text=True, env=ENV, timeout=300)  # --out now holds files

@@ -69,5 +69,17 @@ def test_prediction_only_at_masked_positions_equals_full_projection():
     pred_mask = torch.rand(2, 9) < 0.3
     pred_mask[0, 1] = True
     with torch.no_grad():
-        h = ours.fwd(tokens)
+        h = ours.fwd(tokens, langs=torch.tensor([0, 1]))
         torch.testing.assert_close(ours.predict(h, pred_mask), ours.predict(h)[pred_mask])
+
+
+def test_a_model_with_language_embeddings_refuses_to_run_without_language_ids():
+    """The original skipped the language embedding when langs was None; a caller that lost the ids (as
+    fairseq-interactive's rebuilt samples did) must get an error, not different output."""
+    from xlm_fairseq.errors import InputError
+
+    ours = our_encoder(hf_xlm(seed=6), n_langs=2, use_lang_emb=True)
+    with pytest.raises(InputError, match="language embeddings for 2 languages"):
+        ours.fwd(torch.randint(14, 50, (2, 9)))
+    without = our_encoder(hf_xlm(seed=6, use_lang_emb=False), n_langs=2, use_lang_emb=False)
+    assert without.fwd(torch.randint(14, 50, (2, 9))).shape == (2, 9, 32)

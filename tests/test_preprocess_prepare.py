@@ -80,6 +80,8 @@ def test_manifest(prepared):
     bpe_fr = lines_of(data_bin / "work" / "bpe" / "train.en-fr.fr")
     assert m["para"]["en-fr"]["train"]["tokens"]["fr"] == sum(len(x.split()) for x in bpe_fr)
     assert m["tokenize"]["tokenizers"] == {"de": "moses", "en": "moses", "fr": "moses"}
+    assert m["tokenize"]["lowercase_strip_accents"] is False
+    assert m["bpe"]["codes_file"] == os.path.join("work", "codes")  # relative: the data-bin can move
 
 
 def test_rerun_reuses_everything(prepared):

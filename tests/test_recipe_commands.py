@@ -23,7 +23,7 @@ PARSERS = {
     "fairseq-train": options.get_training_parser,
     "fairseq-generate": options.get_generation_parser,
     "fairseq-validate": options.get_validation_parser,
-    "fairseq-interactive": lambda: options.get_interactive_parser(),
+    "fairseq-interactive": options.get_interactive_generation_parser,
 }
 DOCS = ["README.md"] + sorted(glob.glob(os.path.join(ROOT, "docs", "*.md"))) + \
     sorted(glob.glob(os.path.join(ROOT, "examples", "*", "README.md")))

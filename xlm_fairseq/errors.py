@@ -20,6 +20,10 @@ class DataError(XLMUserError):
     pass
 
 
+class InputError(XLMUserError):
+    """A bad argument of a Python entry point (the hub interface) or a bad input line."""
+
+
 def _find_user_error(exc):
     seen = set()
     while exc is not None and id(exc) not in seen:

@@ -6,6 +6,7 @@ PACKAGE = __name__.split(".")[0]
 TASKS = ["xlm_cross_lingual_lm", "xlm_tlm", "xlm_unsupervised_mt", "xlm_classification"]
 MODELS = ["xlm_transformer"]
 CRITERIONS = ["xlm_lm_loss", "xlm_mt_loss", "xlm_classification_loss"]
+TOKENIZERS = ["xlm_moses"]
 
 
 def _check(kind: str, registry: dict, names: list) -> None:
@@ -22,9 +23,11 @@ def _check(kind: str, registry: dict, names: list) -> None:
 
 def check_registries() -> None:
     from fairseq.criterions import CRITERION_REGISTRY
+    from fairseq.data.encoders import TOKENIZER_REGISTRY
     from fairseq.models import MODEL_REGISTRY
     from fairseq.tasks import TASK_REGISTRY
 
     _check("task", TASK_REGISTRY, TASKS)
     _check("model", MODEL_REGISTRY, MODELS)
     _check("criterion", CRITERION_REGISTRY, CRITERIONS)
+    _check("tokenizer", TOKENIZER_REGISTRY, TOKENIZERS)

@@ -9,6 +9,9 @@ import shutil
 import sys
 from typing import List, Optional
 
+from xlm_preprocess.common import read_json
+
+from ..inference_assets import ASSETS
 from . import ConvertError
 
 EPILOG = """examples:
@@ -46,6 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n-heads", type=int, metavar="H", help="attention heads, when params lacks n_heads")
     p.add_argument("--langs", metavar="L1,L2", help="languages in the original's id order, when params lacks "
                    "id2lang")
+    p.add_argument("--lowercase-strip-accents", action="store_true", help="the model was trained on lowercased "
+                   "text without accents (the released en and XNLI-15 models): recorded for its hub interface")
     p.add_argument("--trust-checkpoint", action="store_true", help="unpickle the file fully (only for a file "
                    "you trust); by default only tensors, plain containers and numpy arrays are accepted")
     p.add_argument("--force", action="store_true", help="overwrite files already in DIR")
@@ -59,7 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--codes", metavar="CODES", help="BPE codes for XLMTokenizer (default: `codes` beside "
                    "CHECKPOINT)")
     p.add_argument("--lowercase-and-remove-accent", action="store_true", help="XLMTokenizer lowercases and "
-                   "strips accents (the released en and XNLI-15 models were trained so)")
+                   "strips accents (the released en and XNLI-15 models were trained so; default: what "
+                   "xlm_inference.json beside CHECKPOINT records)")
     p.add_argument("--force", action="store_true")
 
     p = sub.add_parser("from-transformers", help="transformers XLM folder -> model.pt, dict.txt, codes")
@@ -146,6 +152,19 @@ def write_subword_nmt_codes(codes: str, path: str) -> List[str]:
     return [SUBWORD_NMT_CODES]
 
 
+def write_inference_assets(folder, spec, lowercase: bool, source: str) -> List[str]:
+    """xlm_inference.json beside model.pt (inference_assets.py): the languages, the subword-nmt codes when the
+    folder has them, and the tokenisation (XLM's tools/tokenize.sh, lowercased or not), so that
+    XLMTransformerModel.from_pretrained(DIR, "model.pt") needs nothing else."""
+    from ..inference_assets import Settings, write
+
+    codes = folder.path(SUBWORD_NMT_CODES)
+    settings = Settings(langs=spec.langs, bpe_backend="subword-nmt" if os.path.isfile(codes) else None,
+                        bpe_codes=codes if os.path.isfile(codes) else None, lowercase=lowercase, source=source)
+    write(folder.tmp, settings, folder.path("dict.txt"), codes_name=SUBWORD_NMT_CODES)
+    return [ASSETS]
+
+
 def _print(lines: List[str]) -> None:
     sys.stdout.write("\n".join(lines) + "\n")
     sys.stdout.flush()
@@ -163,7 +182,7 @@ def from_original(args) -> None:
 
     if args.codes and not os.path.isfile(args.codes):
         raise ConvertError(f"--codes {args.codes}: no such file")
-    out_files = ["model.pt", "dict.txt"] + (["codes", SUBWORD_NMT_CODES] if args.codes else [])
+    out_files = ["model.pt", "dict.txt", ASSETS] + (["codes", SUBWORD_NMT_CODES] if args.codes else [])
     folder = OutputFolder(args.out, out_files, args.force)  # checks --out before the (slow) load
     ckpt = load_pth(args.model, trust=args.trust_checkpoint)
     sides = side_state_dicts(ckpt, args.model)
@@ -210,6 +229,7 @@ def from_original(args) -> None:
         if args.codes:
             shutil.copyfile(args.codes, folder.path("codes"))
             wrote += write_subword_nmt_codes(args.codes, folder.path(SUBWORD_NMT_CODES))
+        wrote += write_inference_assets(folder, spec, args.lowercase_strip_accents, os.path.abspath(args.model))
 
     lines = [f"converted {args.model} -> {folder.out}",
              f"  model:       {spec.describe()}",
@@ -258,9 +278,12 @@ def to_transformers(args) -> None:
         raise ConvertError(f"--codes {codes}: no such file")
     notes = [] if spec.encoder_only else [
         "encoder-decoder checkpoint: only the encoder (with its LM head) is exported; transformers has no XLM decoder"]
+    from ..inference_assets import read as read_assets
+
+    recorded = read_assets(os.path.dirname(os.path.abspath(args.checkpoint)))
+    lowercase = args.lowercase_and_remove_accent or bool(recorded and recorded.lowercase)
     with folder:
-        notes += export(folder.tmp, spec, sides["encoder"], dictionary, dict_path, codes,
-                        args.lowercase_and_remove_accent)
+        notes += export(folder.tmp, spec, sides["encoder"], dictionary, dict_path, codes, lowercase)
     files = sorted(os.listdir(folder.out))
     lines = [f"exported {args.checkpoint} -> {folder.out} (transformers XLMWithLMHeadModel)",
              f"  model:       {spec.describe()}",
@@ -282,7 +305,7 @@ def from_transformers(args) -> None:
     codes = os.path.join(args.folder, "codes")
     merges = os.path.join(args.folder, "merges.txt")
     codes = codes if os.path.isfile(codes) else merges if os.path.isfile(merges) else None
-    names = ["model.pt", "dict.txt"] + (["codes"] if codes and codes.endswith("codes") else [])
+    names = ["model.pt", "dict.txt", ASSETS] + (["codes"] if codes and codes.endswith("codes") else [])
     folder = OutputFolder(args.out, names + ([SUBWORD_NMT_CODES] if codes else []), args.force)
     spec, encoder, vocab, notes = import_folder(args.folder, _langs(args.langs))
     state = {f"encoder.{k}": v for k, v in encoder.items()}
@@ -298,6 +321,9 @@ def from_transformers(args) -> None:
             notes.append(f"{codes} is not BPE merges: no {SUBWORD_NMT_CODES} written")
         elif codes and not codes.endswith("codes"):
             notes.append(f"BPE codes rebuilt from merges.txt as {SUBWORD_NMT_CODES} (fastBPE's counts are not in it)")
+        tokenizer_config = os.path.join(args.folder, "tokenizer_config.json")
+        lowercase = bool((read_json(tokenizer_config) or {}).get("do_lowercase_and_remove_accent", False))
+        write_inference_assets(folder, spec, lowercase, os.path.abspath(args.folder))
     lines = [f"converted {args.folder} -> {folder.out}",
              f"  model:       {spec.describe()}",
              languages_line(spec),

@@ -3,13 +3,17 @@
     xlm-embeddings export CHECKPOINT --dict dict.txt --out all.vec
     xlm-embeddings export CHECKPOINT --dict dict.txt --out en.vec --lang en --max-words 200000
     xlm-embeddings eval --src en.vec --tgt fr.vec --dictionary en-fr.5000-6500.txt --similarity en-fr.txt
+    xlm-embeddings sentences MODEL_DIR --lang en --input sentences.txt --out en.npy
 
 `export` writes the vectors of the whole-word tokens in fastText .vec format (export.py); `eval` computes
 the cosine similarity and L2 distance of translation pairs, word translation precision@1/@5 (nearest
-neighbour and CSLS) and cross-lingual word similarity (Pearson, Spearman) (evaluate.py, metrics.py)."""
+neighbour and CSLS) and cross-lingual word similarity (Pearson, Spearman) (evaluate.py, metrics.py);
+`sentences` writes one vector per line of raw text (the encoder's first hidden state, or the mean), through
+the model's hub interface (hub_interface.py), as a float32 .npy array."""
 import argparse
 import json
 import logging
+import os
 import sys
 
 from ..errors import XLMUserError
@@ -37,6 +41,22 @@ def build_parser() -> argparse.ArgumentParser:
                    help="how whole words are told from subwords (auto: the data-bin's manifest.json, else the "
                         "more frequent marker)")
     e.add_argument("--digits", type=int, default=6, help="significant digits written (default 6)")
+
+    t = sub.add_parser("sentences", help="sentence embeddings of raw text, one row per line, as .npy",
+                       description="Encode every line of raw text as the model's training data was preprocessed "
+                                   "and write its first hidden state (or the mean) as one row of a float32 .npy.")
+    t.add_argument("model_dir", metavar="MODEL_DIR", help="a folder written by fairseq-train with this plugin or "
+                                                        "by xlm-convert")
+    t.add_argument("--checkpoint-file", default="checkpoint_best.pt", help="default checkpoint_best.pt "
+                                                                           "(model.pt for converted models)")
+    t.add_argument("--lang", required=True, help="the language of the text (one of the model's)")
+    t.add_argument("-i", "--input", default="-", help="raw text, one sentence per line (default: stdin)")
+    t.add_argument("--out", required=True, help="the .npy file to write")
+    t.add_argument("--pool", choices=("first", "mean"), default="first",
+                   help="first: the `</s>` state XLM's classifier reads (default); mean: over the sentence's tokens")
+    t.add_argument("--max-tokens", type=int, default=4000, help="tokens per batch (default 4000)")
+    t.add_argument("--bpe-codes", help="BPE codes, for a folder that does not record them")
+    t.add_argument("--cpu", action="store_true", help="do not use a GPU even if there is one")
 
     v = sub.add_parser("eval", help="translation-pair, word-translation and word-similarity metrics",
                        description="Evaluate source/target .vec files (they may be the same file) against a "
@@ -92,15 +112,54 @@ def run_export(args) -> int:
     return 0
 
 
+def run_sentences(args) -> int:
+    import numpy as np
+    import torch
+
+    from ..hub_interface import from_pretrained
+
+    if args.max_tokens < 1:
+        raise XLMUserError(f"--max-tokens {args.max_tokens}: must be at least 1")
+    checkpoint = os.path.join(args.model_dir, args.checkpoint_file)
+    if os.path.isdir(args.model_dir) and not os.path.isfile(checkpoint):
+        found = sorted(f for f in os.listdir(args.model_dir) if f.endswith(".pt"))
+        raise XLMUserError(f"{checkpoint}: no such file ({args.model_dir} holds {', '.join(found) or 'no .pt file'}); "
+                           "give --checkpoint-file")
+    if args.input != "-" and not os.path.isfile(args.input):
+        raise XLMUserError(f"--input {args.input}: no such file")
+    with (open(args.input, encoding="utf-8") if args.input != "-" else sys.stdin) as f:
+        lines = [line.rstrip("\n") for line in f]
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            raise XLMUserError(f"{'stdin' if args.input == '-' else args.input}:{n}: empty line; every line gets "
+                               "one row of the output, remove it")
+    hub = from_pretrained(args.model_dir, args.checkpoint_file,
+                          **({"bpe_codes": args.bpe_codes} if args.bpe_codes else {}))
+    if args.lang not in hub.langs:
+        raise XLMUserError(f"--lang {args.lang}: {args.model_dir} was trained with {','.join(hub.langs)}; "
+                           "choose one of them")
+    if torch.cuda.is_available() and not args.cpu:
+        hub.cuda()
+    vectors = hub.sentence_embeddings(lines, args.lang, pool=args.pool, max_tokens=args.max_tokens)
+    np.save(args.out, vectors.numpy().astype(np.float32))
+    print(f"wrote {args.out}: {len(lines)} sentences x {vectors.shape[1]} dims ({args.pool} hidden state, "
+          f"lang {args.lang})")
+    return 0
+
+
+COMMANDS = {"export": run_export, "eval": run_eval, "sentences": run_sentences}
+
+
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.getLogger("fairseq").setLevel(logging.WARNING)
+    for name in ("fairseq", "xlm_fairseq"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     if not args.command:
         parser.print_help(sys.stderr)
         return 2
     try:
-        return run_export(args) if args.command == "export" else run_eval(args)
+        return COMMANDS[args.command](args)
     except XLMUserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -117,6 +117,16 @@ class XLMTransformerModel(BaseFairseqModel):
             self.checkpoint_langs = None
         return super().load_state_dict(state_dict, strict=strict, model_cfg=model_cfg, args=args)
 
+    @classmethod
+    def from_pretrained(cls, model_name_or_path, checkpoint_file="checkpoint_best.pt", data_name_or_path=".",
+                        **kwargs):
+        """A folder written by fairseq-train with this plugin or by xlm-convert -> XLMHubInterface
+        (xlm_fairseq/hub_interface.py): encode/decode raw text as the training data was, extract_features,
+        fill_mask, score, translate, predict. fairseq's signature (fairseq/hub_utils.py)."""
+        from ..hub_interface import from_pretrained
+
+        return from_pretrained(model_name_or_path, checkpoint_file, data_name_or_path, **kwargs)
+
     @property
     def is_encoder_decoder(self) -> bool:
         return hasattr(self, "decoder")

@@ -11,6 +11,7 @@ import torch
 from torch import Tensor, nn
 
 from ..checkpoints import LANG_EMBEDDING, map_language_rows
+from ..errors import InputError
 from .fast_dropout import dropout
 from .multihead_attention import MultiHeadAttention, TransformerFFN
 
@@ -119,6 +120,7 @@ class XLMStack:
         src_padding_mask: Optional[Tensor] = None,
         incremental_state: Optional[Dict[str, Dict[str, Optional[Tensor]]]] = None,
         start_position: int = 0,
+        inner_states: Optional[List[Tensor]] = None,
     ) -> Tensor:
         """tokens (bs, slen) -> hidden states (bs, slen, dim).
 
@@ -126,7 +128,11 @@ class XLMStack:
         (positions default to start_position + arange; langs may also be (bs,) meaning one id per row).
         causal: lower-triangular self-attention (CLM, decoder). src_enc/src_padding_mask: encoder states for
         the decoder's cross-attention. incremental_state: decoding cache (tokens are then only the new ones,
-        and start_position is the index of the first of them)."""
+        and start_position is the index of the first of them). inner_states: a list that receives the
+        embedding output and every layer's output (n_layers + 1 tensors, as transformers' hidden_states).
+
+        A stack with language embeddings refuses langs=None: the original skipped the embedding silently,
+        which turns a lost language id (e.g. fairseq-interactive's samples) into wrong output."""
         bs, slen = tokens.shape
         if positions is None:
             if start_position + slen > self.max_positions_:
@@ -136,7 +142,12 @@ class XLMStack:
                 )
             positions = torch.arange(start_position, start_position + slen, device=tokens.device).unsqueeze(0)
         x = self.embeddings(tokens) + self.position_embeddings(positions)
-        if langs is not None and self.use_lang_emb:
+        if self.use_lang_emb:
+            if langs is None:
+                raise InputError(
+                    f"this model has language embeddings for {self.n_langs} languages but was given no language "
+                    "ids (langs=None): pass langs (src_langs/tgt_langs for translation), one id per sentence or "
+                    "per token")
             if langs.dim() == 1:
                 langs = langs.unsqueeze(1)
             x = x + self.lang_embeddings(langs)
@@ -146,6 +157,8 @@ class XLMStack:
         if padding_mask is not None:
             keep = (~padding_mask).unsqueeze(-1).to(x.dtype)
             x = x * keep
+        if inner_states is not None:
+            inner_states.append(x)
 
         self_mask = self._self_attention_mask(padding_mask, causal, slen, incremental_state, tokens.device)
         use_is_causal = causal and self_mask is None and incremental_state is None
@@ -162,6 +175,8 @@ class XLMStack:
             x = self.layer_norm2[i](x + self.ffns[i](x))
             if keep is not None:
                 x = x * keep
+            if inner_states is not None:
+                inner_states.append(x)
         return x
 
     @staticmethod

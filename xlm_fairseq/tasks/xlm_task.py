@@ -18,6 +18,7 @@ from fairseq.tasks import FairseqTask
 from ..checkpoints import check_language_coverage, file_fairseq_will_load, languages, read_config, split_data_paths
 from ..dictionary import load_dictionary
 from ..errors import ConfigError
+from ..inference_assets import write_for_task
 from ..modules.transformer import N_MAX_POSITIONS
 from ..steps import parse_langs
 
@@ -93,3 +94,8 @@ class XLMTask(FairseqTask):
 
     def max_positions(self):
         return self.max_model_positions
+
+    def post_save(self, checkpoint_path: str, num_updates: int) -> None:
+        """fairseq-train calls this after writing a checkpoint (on the process that writes it): keep what
+        inference needs beside it (inference_assets.py), so the folder is self-sufficient."""
+        write_for_task(os.path.dirname(os.path.abspath(checkpoint_path)), self)

@@ -27,6 +27,7 @@ from ..data.translation_step_dataset import TranslationStepDataset
 from ..dictionary import mask_index
 from ..errors import ConfigError
 from ..generation import bt_max_len, eval_max_len, greedy_generate
+from ..inference_assets import check_tokenizer_settings
 from ..pretrained import reload_encoder_decoder
 from ..steps import LambdaSchedule, pair_key, parse_steps
 from .multi_step_task import MultiStepConfig, MultiStepTask
@@ -174,6 +175,25 @@ class XLMUnsupervisedMTTask(MultiStepTask):
             ListDataset(src_tokens, src_lengths), None, self.lang2id[s], self.lang2id[t], kind="infer",
             step=f"{s}-{t}_mt", eos=self.dictionary.eos(), pad=self.dictionary.pad())
         return ds
+
+    def inference_step(self, generator, models, sample, prefix_tokens=None, constraints=None):
+        """fairseq-interactive rebuilds every sample as {src_tokens, src_lengths} and drops the language ids
+        that build_dataset_for_inference gives: put --source-lang/--target-lang back."""
+        net = sample["net_input"]
+        if net.get("src_langs") is None or net.get("tgt_langs") is None:
+            s, t = self._generation_direction()
+            like = net["src_tokens"].new_zeros(net["src_tokens"].size(0))
+            net = dict(net, src_langs=like + self.lang2id[s], tgt_langs=like + self.lang2id[t])
+            sample = dict(sample, net_input=net)
+        return super().inference_step(generator, models, sample, prefix_tokens=prefix_tokens, constraints=constraints)
+
+    def build_tokenizer(self, args):
+        """--tokenizer xlm_moses must lowercase exactly when the training data was (xlm_inference.json beside
+        the checkpoint, or the data-bin's manifest.json, records it)."""
+        tokenizer = super().build_tokenizer(args)
+        if getattr(args, "_name", None) == "xlm_moses":
+            check_tokenizer_settings(args, self.data_dir)
+        return tokenizer
 
     # ----------------------------------------------------------------- model
     def build_model(self, cfg, from_checkpoint=False):

@@ -1,0 +1,1 @@
+from . import xlm_moses  # noqa: F401  (registers the tokenizer)
