@@ -184,12 +184,19 @@ def model_flops_per_step(shape, n_pred):
 RUNNERS = {"ours": run_ours, "fairseq_masked_lm": run_fairseq, "transformers_xlm": run_transformers}
 
 
+def shape_of(a) -> dict:
+    shape = dict(SHAPES[a.shape])
+    shape.update({k: getattr(a, k) for k in ("dim", "layers", "heads", "vocab", "bs", "slen")
+                  if getattr(a, k, None) is not None})
+    return shape
+
+
 def child(name, a):
     import torch
 
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
-    shape, dev = SHAPES[a.shape], Device(torch, a.device, a.dtype)
+    shape, dev = shape_of(a), Device(torch, a.device, a.dtype)
     seconds, n_pred = RUNNERS[name](torch, shape, a.steps, a.warmup, dev)
     tokens = shape["bs"] * shape["slen"] * a.steps
     print(json.dumps({"name": name, "tok_s": tokens / seconds, "n_pred": n_pred,
@@ -206,6 +213,8 @@ def main():
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     p.add_argument("--dtype", default="fp32", choices=list(DTYPES), help="autocast dtype on cuda (cpu: fp32)")
     p.add_argument("--shape", default="small", choices=list(SHAPES))
+    for dim in ("dim", "layers", "heads", "vocab", "bs", "slen"):
+        p.add_argument(f"--{dim}", type=int, default=None, help=f"override the shape's {dim}")
     p.add_argument("--child", default=None, help=argparse.SUPPRESS)
     a = p.parse_args()
     if a.device == "cpu" and a.dtype != "fp32":
@@ -215,7 +224,7 @@ def main():
     import torch
 
     torch.set_num_threads(a.threads)
-    shape, dev = SHAPES[a.shape], Device(torch, a.device, a.dtype)
+    shape, dev = shape_of(a), Device(torch, a.device, a.dtype)
     results = {n: [] for n in RUNNERS}
     peaks = []
     env = dict(os.environ, OMP_NUM_THREADS=str(a.threads), PYTHONWARNINGS="ignore")
@@ -224,7 +233,9 @@ def main():
         for name in RUNNERS:  # interleaved: ours, then the peers, every repetition
             out = subprocess.run([sys.executable, __file__, "--child", name, "--steps", str(a.steps), "--warmup",
                                   str(a.warmup), "--threads", str(a.threads), "--device", a.device, "--dtype",
-                                  a.dtype, "--shape", a.shape], capture_output=True, text=True,
+                                  a.dtype, "--shape", a.shape]
+                                 + [f"--{k}={v}" for k, v in shape.items() if k != "word_pred"],
+                                 capture_output=True, text=True,
                                  env=env)
             if out.returncode != 0:
                 raise SystemExit(f"{name} failed:\n{out.stderr[-3000:]}")

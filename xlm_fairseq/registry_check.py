@@ -7,6 +7,7 @@ TASKS = ["xlm_cross_lingual_lm", "xlm_tlm", "xlm_unsupervised_mt", "xlm_classifi
 MODELS = ["xlm_transformer"]
 CRITERIONS = ["xlm_lm_loss", "xlm_mt_loss", "xlm_classification_loss"]
 TOKENIZERS = ["xlm_moses"]
+OPTIMIZERS = ["xlm_adam"]
 
 
 def _check(kind: str, registry: dict, names: list) -> None:
@@ -25,9 +26,11 @@ def check_registries() -> None:
     from fairseq.criterions import CRITERION_REGISTRY
     from fairseq.data.encoders import TOKENIZER_REGISTRY
     from fairseq.models import MODEL_REGISTRY
+    from fairseq.optim import OPTIMIZER_REGISTRY
     from fairseq.tasks import TASK_REGISTRY
 
     _check("task", TASK_REGISTRY, TASKS)
     _check("model", MODEL_REGISTRY, MODELS)
     _check("criterion", CRITERION_REGISTRY, CRITERIONS)
     _check("tokenizer", TOKENIZER_REGISTRY, TOKENIZERS)
+    _check("optimizer", OPTIMIZER_REGISTRY, OPTIMIZERS)

@@ -49,7 +49,7 @@ def pretrain():
     R.run("pretrain", ["fairseq-train", R.path("data-bin"), "--task", "xlm_tlm", "--langs", LANGS,
                        "--mlm-steps", "en,fr,de,en-fr,de-en", *MODEL, "--criterion", "xlm_lm_loss",
                        "--tokens-per-sample", 128, "--batch-size", 16, "--max-tokens", 2048,
-                       "--lg-sampling-factor", 0.7, "--optimizer", "adam", "--adam-betas", "(0.9,0.98)",
+                       "--lg-sampling-factor", 0.7, "--optimizer", "xlm_adam", "--adam-betas", "(0.9,0.98)",
                        "--lr", "5e-4", "--lr-scheduler", "inverse_sqrt", "--warmup-updates", 300,
                        "--warmup-init-lr", "1e-7", "--clip-norm", 5, "--epoch-size", 4000,
                        "--max-update", updates("pretrain"), "--max-valid-steps", 30,
@@ -60,7 +60,7 @@ def classify(name, init):
     extra = ["--finetune-from-model", init] if init else []
     return R.run(f"classify-{name}", [
         "fairseq-train", R.path("cls-bin"), "--task", "xlm_classification", "--langs", LANGS, "--train-langs", "en",
-        *MODEL, "--criterion", "xlm_classification_loss", "--batch-size", 16, "--optimizer", "adam",
+        *MODEL, "--criterion", "xlm_classification_loss", "--batch-size", 16, "--optimizer", "xlm_adam",
         "--lr", "1e-4", "--pooler-dropout", 0.1, "--epoch-size", 4000, "--valid-subset", "valid,test",
         "--max-update", updates("classify"), "--best-checkpoint-metric", "acc", "--maximize-best-checkpoint-metric",
         *extra, *fairseq_common(R.path(f"classify-{name}"))])
@@ -75,7 +75,7 @@ def unmt(name, init):
     R.run(f"unmt-{name}", [
         "fairseq-train", R.path("data-bin"), *UNMT_TASK, "--word-shuffle", 3, "--word-dropout", 0.1,
         "--word-blank", 0.1, *MODEL, "--criterion", "xlm_mt_loss", "--max-tokens", 1500,
-        "--batch-size", 64, "--max-len", 40, "--optimizer", "adam", "--adam-betas", "(0.9,0.98)", "--lr", "3e-4",
+        "--batch-size", 64, "--max-len", 40, "--optimizer", "xlm_adam", "--adam-betas", "(0.9,0.98)", "--lr", "3e-4",
         "--epoch-size", 100000, "--max-update", updates("unmt"), "--disable-validation", *reload,
         *fairseq_common(R.path(f"unmt-{name}"))])
     checkpoint = R.path(f"unmt-{name}", "checkpoint_last.pt")

@@ -89,7 +89,7 @@ for variant in $VARIANTS; do
     --langs "$LANGS" --clm-steps "$steps" --lg-sampling-factor "$LG_SAMPLING" \
     --arch "$ARCH" $MODEL_ARGS --criterion xlm_lm_loss \
     --tokens-per-sample "$TOKENS_PER_SAMPLE" --batch-size "$BATCH_SIZE" --epoch-size $((VALID_EVERY * BATCH_SIZE)) \
-    --optimizer adam --adam-betas '(0.9,0.98)' --lr "$LR" --lr-scheduler inverse_sqrt --warmup-updates "$WARMUP" \
+    --optimizer xlm_adam --adam-betas '(0.9,0.98)' --lr "$LR" --lr-scheduler inverse_sqrt --warmup-updates "$WARMUP" \
     --clip-norm 5 --max-update "$MAX_UPDATE" \
     --best-checkpoint-metric "${TARGET}_clm_ppl" --patience "$PATIENCE" --no-epoch-checkpoints \
     --save-dir "$save" --seed "$SEED" --num-workers 0 --log-format simple --log-interval 50 --no-progress-bar \

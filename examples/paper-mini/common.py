@@ -21,7 +21,7 @@ MODEL_TEXT = "`xlm_small --n-layers 3` (3 layers, 256 dims, 4 heads, GELU, dropo
 # LM pretraining (Tables 1, 2, 3, 5): streams of 128 tokens, 16 per update, validation every 250 updates
 PRETRAIN_UPDATES = 2500
 PRETRAIN_VALID_EVERY = 250
-OPTIM = ["--optimizer", "adam", "--adam-betas", "(0.9,0.98)", "--clip-norm", 5]
+OPTIM = ["--optimizer", "xlm_adam", "--adam-betas", "(0.9,0.98)", "--clip-norm", 5]
 T3_PAIRS = 5000  # Table 3: training pairs of the low-resource en-sk setting
 
 

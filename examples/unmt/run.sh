@@ -27,7 +27,7 @@ data() {
 
 common() {
   echo --user-dir "$USER_DIR" --langs "$LANGS" --arch xlm_mlm_enfr_1024 --dropout 0.1 --attention-dropout 0.1 \
-    --optimizer adam --adam-betas "(0.9,0.98)" --lr 1e-4 --lr-scheduler inverse_sqrt --warmup-updates 4000 \
+    --optimizer xlm_adam --adam-betas "(0.9,0.98)" --lr 1e-4 --lr-scheduler inverse_sqrt --warmup-updates 4000 \
     --warmup-init-lr 1e-7 --clip-norm 5 --epoch-size "$EPOCH" --distributed-world-size "$NGPU" \
     --ddp-backend legacy_ddp --fp16 --num-workers 4
 }

@@ -33,7 +33,7 @@ data() {
 pretrain_flags() {
   echo --user-dir "$USER_DIR" --langs "$LANGS" --arch xlm_mlm_xnli15_1024 --dropout 0.1 --attention-dropout 0.1 \
     --criterion xlm_lm_loss --tokens-per-sample 256 --batch-size 32 --lg-sampling-factor 0.7 \
-    --optimizer adam --adam-betas "(0.9,0.98)" --lr 1e-4 --lr-scheduler inverse_sqrt --warmup-updates 30000 \
+    --optimizer xlm_adam --adam-betas "(0.9,0.98)" --lr 1e-4 --lr-scheduler inverse_sqrt --warmup-updates 30000 \
     --warmup-init-lr 1e-7 --clip-norm 5 --epoch-size "$EPOCH" --distributed-world-size "$NGPU" \
     --ddp-backend legacy_ddp --fp16 --num-workers 4 --best-checkpoint-metric mlm_ppl --patience 10
 }
@@ -55,7 +55,7 @@ xnli() {
   fairseq-train "$WORK/xnli-bin" --user-dir "$USER_DIR" --task xlm_classification --langs "$LANGS" \
     --train-langs en --arch xlm_mlm_xnli15_1024 --dropout 0.1 --attention-dropout 0.1 \
     --criterion xlm_classification_loss --finetune-from-model "$model" --max-len 256 \
-    --batch-size 8 --optimizer adam --lr 5e-6 --epoch-size 20000 --max-epoch 250 \
+    --batch-size 8 --optimizer xlm_adam --lr 5e-6 --epoch-size 20000 --max-epoch 250 \
     --valid-subset valid,test --best-checkpoint-metric acc --maximize-best-checkpoint-metric --patience 10 \
     --save-dir "$WORK/xnli" --num-workers 2
 }

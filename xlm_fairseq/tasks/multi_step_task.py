@@ -11,7 +11,6 @@ from typing import Any, Dict, List, Optional
 
 from omegaconf import II
 
-from fairseq.data import iterators
 from fairseq.logging import metrics
 
 from ..data.multi_step_dataset import MultiStepDataset
@@ -87,31 +86,16 @@ class MultiStepTask(XLMTask):
                                     self.cfg.seed, self.cfg.epoch_size, self.nominal_batch_size())
         return MultiStepDataset(datasets, schedule)
 
-    def get_batch_iterator(self, dataset, max_tokens=None, max_sentences=None, max_positions=None,
-                           ignore_invalid_inputs=False, required_batch_size_multiple=1, seed=1, num_shards=1,
-                           shard_id=0, num_workers=0, epoch=1, data_buffer_size=0, disable_iterator_cache=False,
-                           skip_remainder_batch=False, grouped_shuffling=False, update_epoch_batch_itr=False):
+    def batch_sampler(self, dataset, max_tokens, max_sentences, epoch):
         if not isinstance(dataset, MultiStepDataset):
-            return super().get_batch_iterator(
-                dataset, max_tokens, max_sentences, max_positions, ignore_invalid_inputs,
-                required_batch_size_multiple, seed, num_shards, shard_id, num_workers, epoch, data_buffer_size,
-                disable_iterator_cache, skip_remainder_batch, grouped_shuffling, update_epoch_batch_itr)
+            return None
         dataset.set_epoch(epoch)
-        if dataset.is_train:
-            cap = int(self.cfg.max_pair_sentences or 0)
-            if cap < 0:
-                raise ConfigError(f"--max-pair-sentences {cap}: must be >= 0 (0 = no cap)")
-
-            def batch_sampler(ds, ep):
-                return ds.train_batches(ep, max_tokens, max_sentences, cap)
-        else:
-            batch_sampler = dataset.eval_batches(max_tokens, max_sentences or 1)
-        return iterators.EpochBatchIterator(
-            dataset=dataset, collate_fn=dataset.collater, batch_sampler=batch_sampler, seed=seed,
-            num_shards=num_shards, shard_id=shard_id, num_workers=num_workers, epoch=epoch,
-            buffer_size=data_buffer_size, disable_shuffling=True, reuse_dataloader=False,
-            persistent_workers=False,
-        )
+        if not dataset.is_train:
+            return dataset.eval_batches(max_tokens, max_sentences or 1)
+        cap = int(self.cfg.max_pair_sentences or 0)
+        if cap < 0:
+            raise ConfigError(f"--max-pair-sentences {cap}: must be >= 0 (0 = no cap)")
+        return lambda ds, ep: ds.train_batches(ep, max_tokens, max_sentences, cap)
 
     # ---------------------------------------------------------------- metrics
     @property

@@ -307,16 +307,6 @@ class XLMClassificationTask(XLMTask):
             raise DataError(f"{split}: every training example has an empty sentence")
         self.datasets[split] = ds
 
-    def get_batch_iterator(self, dataset, max_tokens=None, max_sentences=None, max_positions=None,
-                           ignore_invalid_inputs=False, required_batch_size_multiple=1, seed=1, num_shards=1,
-                           shard_id=0, num_workers=0, epoch=1, data_buffer_size=0, disable_iterator_cache=False,
-                           skip_remainder_batch=False, grouped_shuffling=False, update_epoch_batch_itr=False):
-        # batches of exactly --batch-size sentences, as XLM (no rounding to --required-batch-size-multiple)
-        return super().get_batch_iterator(
-            dataset, max_tokens, max_sentences, max_positions, ignore_invalid_inputs, 1, seed, num_shards,
-            shard_id, num_workers, epoch, data_buffer_size, disable_iterator_cache, skip_remainder_batch,
-            grouped_shuffling, update_epoch_batch_itr)
-
     # ------------------------------------------------------------------------------------- model
     def build_model(self, cfg, from_checkpoint=False):
         from ..models.xlm_transformer import XLMTransformerModel

@@ -1,0 +1,180 @@
+"""End-to-end training speed: the real `fairseq-train` command lines of this plugin beside the nearest peer in
+fairseq, on the same data and model shape, interleaved, medians of the logged rates.
+
+    python benchmarks/train_e2e.py --data-bin DATA_BIN [--reps 3] [--shape small] [--threads 2]
+
+DATA_BIN is a data-bin of `xlm-preprocess prepare` with en and fr monolingual text and en-fr pairs (the demo's
+demo-out/data-bin, or `xlm-preprocess ddtp --langs en,fr --out raw --disjoint-mono` then prepare). Runs:
+- MLM on en streams: ours (`--task xlm_cross_lingual_lm`) and fairseq's `masked_lm` (RoBERTa of the same
+  shape, `--sample-break-mode none`: 8 windows of the same length), the peer with fairseq's default loader
+  (--num-workers 1) and with --num-workers 0 (its faster setting on a CPU); the speed-up is against the faster;
+- MLM+TLM (ours, `--task xlm_tlm`: en, fr streams and en-fr pairs of --max-tokens 2000);
+- UNMT with AE + BT (ours, `--task xlm_unsupervised_mt`) and fairseq's `online_backtranslation` (a fairseq
+  `transformer` of the same shape, DAE + BT of each language in every update, greedy BT).
+Ours train with `--optimizer xlm_adam` (the original's Adam, fused), the peers with fairseq's `adam` (the same
+update, a Python loop over parameters). Rates are fairseq's own logged `wps` (tokens/s) and `ups` (updates/s) of every log interval after the first
+(start-up and warm-up excluded); medians over intervals and repetitions. Beside them, the model step alone
+(forward, backward, Adam on one batch, benchmarks/pretrain_throughput.py at this shape and vocabulary) for
+ours and fairseq's RoBERTa, so the cost outside the model step shows: overhead per update = 1/ups - 1/steps.
+Last line: `e2e_speedup_vs_fairseq X` (our MLM tokens/s over the faster masked_lm configuration).
+"""
+import argparse
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+BIN = os.path.dirname(sys.executable)
+USER_DIR = os.path.join(ROOT, "xlm_fairseq")
+SHAPES = {  # (dim, layers, heads, streams per batch, tokens per stream, updates per run, log interval)
+    "small": dict(dim=256, layers=4, heads=4, bs=8, slen=256, updates=150, interval=25),
+    "tiny": dict(dim=64, layers=2, heads=4, bs=8, slen=64, updates=1200, interval=200),
+}
+RATE = re.compile(r"\| train_inner \|.* wps=([\d.]+), ups=([\d.]+)")
+
+
+def common(shape, save, threads):
+    return ["--adam-betas", "(0.9,0.98)", "--lr", "1e-4", "--clip-norm", "5",
+            "--max-update", shape["updates"], "--log-interval", shape["interval"], "--log-format", "simple",
+            "--disable-validation", "--no-save", "--save-dir", save, "--cpu", "--seed", 1]
+
+
+def xlm_model(shape):
+    return ["--user-dir", USER_DIR, "--optimizer", "xlm_adam", "--arch", "xlm_transformer", "--emb-dim", shape["dim"], "--n-layers",
+            shape["layers"], "--n-heads", shape["heads"], "--dropout", 0.1, "--attention-dropout", 0.1]
+
+
+def commands(shape, data, peers, save):
+    s = shape
+    return {
+        "ours_mlm": [data, "--task", "xlm_cross_lingual_lm", "--langs", "en,fr", "--mlm-steps", "en",
+                     *xlm_model(s), "--criterion", "xlm_lm_loss", "--tokens-per-sample", s["slen"], "--batch-size",
+                     s["bs"]],
+        "fairseq_masked_lm": [peers["masked_lm"], "--optimizer", "adam", "--task", "masked_lm", "--criterion", "masked_lm", "--arch",
+                              "roberta_base", "--encoder-layers", s["layers"], "--encoder-embed-dim", s["dim"],
+                              "--encoder-ffn-embed-dim", 4 * s["dim"], "--encoder-attention-heads", s["heads"],
+                              "--max-positions", 512, "--dropout", 0.1, "--attention-dropout", 0.1,
+                              "--tokens-per-sample", s["slen"], "--sample-break-mode", "none", "--batch-size",
+                              s["bs"]],
+        "ours_mlm_tlm": [data, "--task", "xlm_tlm", "--langs", "en,fr", "--mlm-steps", "en,fr,en-fr",
+                         *xlm_model(s), "--criterion", "xlm_lm_loss", "--tokens-per-sample", s["slen"],
+                         "--batch-size", s["bs"], "--max-tokens", s["bs"] * s["slen"]],
+        "ours_unmt": [data, "--task", "xlm_unsupervised_mt", "--langs", "en,fr", "--ae-steps", "en,fr",
+                      "--bt-steps", "en-fr-en,fr-en-fr", "--word-shuffle", 3, "--word-dropout", 0.1, "--word-blank",
+                      0.1, *xlm_model(s), "--criterion", "xlm_mt_loss", "--max-tokens", 1000, "--max-len", 40],
+        "fairseq_online_bt": [peers["online_bt"], "--optimizer", "adam", "--task", "online_backtranslation", "--mono-langs", "en,fr",
+                              "--valid-lang-pairs", "en-fr", "--arch", "transformer", "--share-all-embeddings",
+                              "--encoder-layers", s["layers"], "--decoder-layers", s["layers"],
+                              "--encoder-embed-dim", s["dim"], "--decoder-embed-dim", s["dim"],
+                              "--encoder-ffn-embed-dim", 4 * s["dim"], "--decoder-ffn-embed-dim", 4 * s["dim"],
+                              "--encoder-attention-heads", s["heads"], "--decoder-attention-heads", s["heads"],
+                              "--dropout", 0.1, "--attention-dropout", 0.1, "--criterion", "cross_entropy",
+                              "--max-tokens", 1000, "--max-source-positions", 42, "--max-target-positions", 42,
+                              "--skip-invalid-size-inputs-valid-test"],
+    }
+
+
+def peer_data(data: str, root: str) -> dict:
+    """Folders laid out as the peers read them, of symlinks to the same binarised files."""
+    mlm, obt = os.path.join(root, "masked_lm"), os.path.join(root, "online_bt")
+    links = {os.path.join(mlm, "dict.txt"): "dict.txt", os.path.join(obt, "dict.txt"): "dict.txt"}
+    for split in ("train", "valid"):
+        for ext in ("bin", "idx"):
+            links[os.path.join(mlm, f"{split}.{ext}")] = f"{split}.en.{ext}"
+            for lang in ("en", "fr"):
+                links[os.path.join(obt, lang, f"{split}.{ext}")] = f"{split}.{lang}.{ext}"
+                links[os.path.join(obt, f"{split}.en-fr.{lang}.{ext}")] = f"{split}.en-fr.{lang}.{ext}"
+    for link, name in links.items():
+        os.makedirs(os.path.dirname(link), exist_ok=True)
+        if not os.path.lexists(link):
+            os.symlink(os.path.join(os.path.abspath(data), name), link)
+    return {"masked_lm": mlm, "online_bt": obt}
+
+
+def run(name, args, extra, threads):
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads), PYTHONWARNINGS="ignore")
+    cmd = [os.path.join(BIN, "fairseq-train")] + [str(a) for a in args + extra]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    rates = [(float(w), float(u)) for w, u in RATE.findall(proc.stdout + proc.stderr)]
+    if proc.returncode != 0 or len(rates) < 2:
+        tail = (proc.stdout + proc.stderr)[-3000:]
+        raise SystemExit(f"{name} failed or logged too little ({proc.returncode}):\n{' '.join(cmd)}\n{tail}")
+    return rates[1:]  # the first interval holds the warm-up
+
+
+def step_alone(impl: str, shape: dict, vocab: int, threads: int) -> float:
+    """Steps/s of the model step alone (pretrain_throughput.py's child) at this shape and vocabulary."""
+    out = subprocess.run([sys.executable, os.path.join(HERE, "pretrain_throughput.py"), "--child", impl, "--steps",
+                          str(max(10, 3000 // (shape["bs"] * shape["slen"] // 64))), "--warmup", "3", "--threads",
+                          str(threads), "--dim", str(shape["dim"]), "--layers", str(shape["layers"]), "--heads",
+                          str(shape["heads"]), "--bs", str(shape["bs"]), "--slen", str(shape["slen"]), "--vocab",
+                          str(vocab)], capture_output=True, text=True,
+                         env=dict(os.environ, OMP_NUM_THREADS=str(threads), PYTHONWARNINGS="ignore"))
+    if out.returncode != 0:
+        raise SystemExit(f"step alone ({impl}) failed:\n{out.stderr[-3000:]}")
+    row = json.loads(out.stdout.strip().splitlines()[-1])
+    return row["tok_s"] / (shape["bs"] * shape["slen"])
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--data-bin", required=True, help="xlm-preprocess data-bin with en, fr and en-fr")
+    p.add_argument("--reps", type=int, default=3)
+    p.add_argument("--shape", default="small", choices=list(SHAPES))
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--runs", default="mlm,tlm,unmt", help="which of mlm,tlm,unmt to run")
+    p.add_argument("--updates", type=int, default=None, help="updates per run (default: per shape)")
+    a = p.parse_args()
+    shape = dict(SHAPES[a.shape])
+    if a.updates:
+        shape["updates"], shape["interval"] = a.updates, max(1, a.updates // 6)
+    with open(os.path.join(a.data_bin, "dict.txt"), encoding="utf-8") as f:
+        vocab = 4 + sum(1 for _ in f)
+    wanted = set(a.runs.split(","))
+    groups = {"mlm": ["ours_mlm", "fairseq_masked_lm", "fairseq_masked_lm_nw0"], "tlm": ["ours_mlm_tlm"],
+              "unmt": ["ours_unmt", "fairseq_online_bt"]}
+    names = [n for g in ("mlm", "tlm", "unmt") if g in wanted for n in groups[g]]
+    rates = {n: [] for n in names}
+    alone = {"ours": [], "fairseq": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        cmds = commands(shape, a.data_bin, peer_data(a.data_bin, tmp), tmp)
+        for rep in range(a.reps):
+            if "mlm" in wanted:
+                alone["ours"].append(step_alone("ours", shape, vocab, a.threads))
+                alone["fairseq"].append(step_alone("fairseq_masked_lm", shape, vocab, a.threads))
+            for name in names:  # interleaved: every configuration once per repetition
+                base = cmds[name.replace("_nw0", "")]
+                extra = common(shape, os.path.join(tmp, name), a.threads)
+                if name.endswith("_nw0"):
+                    extra += ["--num-workers", 0]
+                rates[name] += run(name, base, extra, a.threads)
+                print(f"rep {rep + 1}: {name} done", file=sys.stderr, flush=True)
+
+    print(f"fairseq-train end to end, shape {a.shape}: d={shape['dim']} L={shape['layers']} H={shape['heads']} "
+          f"V={vocab}, {shape['bs']} x {shape['slen']} tokens per MLM update, fp32, {a.threads} threads, "
+          f"{a.reps} reps x {shape['updates']} updates (medians of log intervals after the first)")
+    print(f"{'run':<24}{'tokens/s':>10}{'updates/s':>11}{'step alone/s':>14}{'e2e/step':>10}{'ms/update outside':>19}")
+    med = {}
+    for name in names:
+        wps = statistics.median(w for w, _ in rates[name])
+        ups = statistics.median(u for _, u in rates[name])
+        med[name] = (wps, ups)
+        impl = "ours" if name == "ours_mlm" else "fairseq" if name.startswith("fairseq_masked_lm") else None
+        if impl and alone[impl]:
+            steps = statistics.median(alone[impl])
+            extra = f"{steps:>14.2f}{ups / steps:>9.0%}{1000 * (1 / ups - 1 / steps):>19.1f}"
+        else:
+            extra = f"{'':>14}{'':>10}{'':>19}"
+        print(f"{name:<24}{wps:>10.0f}{ups:>11.2f}{extra}")
+    if "mlm" in wanted:
+        peer = max(med["fairseq_masked_lm"][0], med["fairseq_masked_lm_nw0"][0])
+        print(f"e2e_speedup_vs_fairseq {med['ours_mlm'][0] / peer:.2f}")
+
+
+if __name__ == "__main__":
+    main()

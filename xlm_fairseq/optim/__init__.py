@@ -1,0 +1,1 @@
+from . import xlm_adam  # noqa: F401
