@@ -1,10 +1,12 @@
-"""Online back-translation generation speed: our batched greedy decoder with the incremental cache vs a
-naive greedy loop without cache (the full decoder re-run at every step) vs transformers' XLM (which has
-no XLM decoder, so it does not apply: reported as such), on the same model and batch, in one run; plus the
-share of a full UNMT BT step (generation + the training forward/backward) spent generating.
+"""Online back-translation generation speed, on the same model and batch in one run: our batched greedy decoder
+with the incremental cache (xlm_fairseq/generation.py, what --bt-steps runs) beside what a fairseq user would
+otherwise run, fairseq's SequenceGenerator with beam 1 (incremental too; it drives the same model, so the
+outputs must be the same tokens), and a naive greedy loop without cache (the full decoder re-run at every step);
+transformers' XLM has no decoder, so it does not apply. Also the share of a whole BT step (generation + the
+training forward/backward/update) spent generating.
 
-    python benchmarks/backtranslation_throughput.py [--reps 3] [--threads 2]
-Last line: `speedup_vs_naive X.XX`.
+    python benchmarks/backtranslation_throughput.py [--reps 5] [--threads 2]
+Last line: `speedup_vs_sequence_generator X.XX`.
 """
 import argparse
 import statistics
@@ -14,16 +16,36 @@ import torch
 
 import xlm_fairseq  # noqa: F401
 from xlm_fairseq.generation import bt_max_len, greedy_generate, greedy_generate_without_cache
+from xlm_fairseq.models.xlm_transformer import XLMTransformerConfig, XLMTransformerModel, _stack_args
 from xlm_fairseq.modules.encoder_decoder import XLMDecoder, XLMEncoder
 
 from fairseq.data import Dictionary
+from fairseq.sequence_generator import SequenceGenerator
 
 
-class EncDec(torch.nn.Module):
-    def __init__(self, d, dim, layers, heads):
-        super().__init__()
-        args = dict(emb_dim=dim, n_layers=layers, n_heads=heads, dropout=0.1, attention_dropout=0.1, n_langs=2)
-        self.encoder, self.decoder = XLMEncoder(d, **args), XLMDecoder(d, **args)
+def build_model(d, dim, layers, heads):
+    cfg = XLMTransformerConfig(emb_dim=dim, n_layers=layers, n_heads=heads, dropout=0.1, attention_dropout=0.1,
+                               n_langs=2, emb_langs="en,fr", encoder_only=False)
+    args = _stack_args(cfg)
+    return XLMTransformerModel(cfg, XLMEncoder(d, **args), XLMDecoder(d, **args))
+
+
+def sequence_generator(d, model, max_len):
+    """fairseq's generator, greedy (beam 1), made to produce as many tokens as ours: ours fills positions
+    1..max_len-1 (the last a forced </s>), fairseq's steps 0..max_len_b (the last a forced </s>)."""
+    gen = SequenceGenerator([model], d, beam_size=1, max_len_a=0, max_len_b=max_len - 2, min_len=1)
+
+    def run(model_, x, lengths, src_langs, tgt_langs, _max_len):
+        hypos = gen.generate([model_], {"net_input": {"src_tokens": x, "src_lengths": lengths,
+                                                      "src_langs": src_langs, "tgt_langs": tgt_langs}})
+        rows = [h[0]["tokens"] for h in hypos]
+        out = torch.full((len(rows), max(len(r) for r in rows) + 1), d.pad())
+        out[:, 0] = d.eos()
+        for i, r in enumerate(rows):
+            out[i, 1: len(r) + 1] = r
+        return out, torch.tensor([len(r) + 1 for r in rows])
+
+    return run
 
 
 def make_batch(bs, vocab, seed=0):
@@ -51,13 +73,14 @@ def main():
     d = Dictionary()
     for i in range(a.vocab - 4):
         d.add_symbol(f"w{i}")
-    model = EncDec(d, a.dim, a.layers, a.heads)
+    model = build_model(d, a.dim, a.layers, a.heads)
     # a random model may stop at once; forbid </s> so every row runs to max_len (both loops' worst case)
     with torch.no_grad():
         model.decoder.pred_layer.proj.bias[d.eos()] = -1e4
     x, lengths = make_batch(a.bs, a.vocab)
     langs = torch.zeros(a.bs, dtype=torch.long)
     max_len = bt_max_len(lengths)
+    fairseq_greedy = sequence_generator(d, model, max_len)
     opt = torch.optim.Adam(model.parameters(), lr=1e-4)
 
     def gen(fn):
@@ -80,26 +103,31 @@ def main():
         opt.step()
         return time.perf_counter() - t0
 
-    gen(greedy_generate)  # warm-up
-    cached, naive, train = [], [], []
-    for _ in range(a.reps):
+    gen(greedy_generate), gen(fairseq_greedy)  # warm-up
+    cached, seqgen, naive, train = [], [], [], []
+    for _ in range(a.reps):  # interleaved
         dt, out, out_len = gen(greedy_generate)
         cached.append(dt)
+        dt_fairseq, out3, _ = gen(fairseq_greedy)
+        seqgen.append(dt_fairseq)
+        assert torch.equal(out, out3), "our greedy decoding and fairseq's SequenceGenerator (beam 1) disagree"
         dt_naive, out2, _ = gen(greedy_generate_without_cache)
         naive.append(dt_naive)
         assert torch.equal(out, out2), "cached and naive greedy decoding disagree"
         train.append(train_part(out, out_len))
-    c, n, t = statistics.median(cached), statistics.median(naive), statistics.median(train)
+    c, f, n, t = (statistics.median(v) for v in (cached, seqgen, naive, train))
     print(f"model d={a.dim} L={a.layers} H={a.heads} V={a.vocab}; batch {a.bs} sentences of 10-30 tokens; "
           f"{int(out_len.max())} tokens generated per row (max_len {max_len}); fp32, {a.threads} threads; "
           f"medians of {a.reps}")
     print(f"{'greedy decoder':<34}{'sentences/s':>12}")
     print(f"{'ours (incremental cache)':<34}{a.bs / c:>12.1f}")
+    print(f"{'fairseq SequenceGenerator, beam 1':<34}{a.bs / f:>12.1f}  (same tokens)")
     print(f"{'naive loop (no cache)':<34}{a.bs / n:>12.1f}")
     print(f"{'transformers XLM generate':<34}{'n/a':>12}  (XLM in transformers is encoder-only: no decoder)")
     print(f"share of a BT step spent generating (ours): {100 * c / (c + t):.0f}% "
           f"(generation {c:.2f}s, training fwd/bwd/update {t:.2f}s)")
     print(f"speedup_vs_naive {n / c:.2f}")
+    print(f"speedup_vs_sequence_generator {f / c:.2f}")
 
 
 if __name__ == "__main__":

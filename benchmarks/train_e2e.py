@@ -31,29 +31,30 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 BIN = os.path.dirname(sys.executable)
 USER_DIR = os.path.join(ROOT, "xlm_fairseq")
-SHAPES = {  # (dim, layers, heads, streams per batch, tokens per stream, updates per run, log interval)
-    "small": dict(dim=256, layers=4, heads=4, bs=8, slen=256, updates=150, interval=25),
-    "tiny": dict(dim=64, layers=2, heads=4, bs=8, slen=64, updates=1200, interval=200),
+SHAPES = {  # dim, layers, heads, streams per MLM batch, tokens per stream, updates per run (UNMT: unmt_updates)
+    "small": dict(dim=256, layers=4, heads=4, bs=8, slen=256, updates=150, unmt_updates=60),
+    "tiny": dict(dim=64, layers=2, heads=4, bs=8, slen=64, updates=1200, unmt_updates=240),
 }
+INTERVALS = 6  # log intervals per run; the first is left out (start-up, warm-up)
 RATE = re.compile(r"\| train_inner \|.* wps=([\d.]+), ups=([\d.]+)")
 
 
-def common(shape, save, threads):
+def common(updates, save):
     return ["--adam-betas", "(0.9,0.98)", "--lr", "1e-4", "--clip-norm", "5",
-            "--max-update", shape["updates"], "--log-interval", shape["interval"], "--log-format", "simple",
+            "--max-update", updates, "--log-interval", max(1, updates // INTERVALS), "--log-format", "simple",
             "--disable-validation", "--no-save", "--save-dir", save, "--cpu", "--seed", 1]
 
 
-def xlm_model(shape):
-    return ["--user-dir", USER_DIR, "--optimizer", "xlm_adam", "--arch", "xlm_transformer", "--emb-dim", shape["dim"], "--n-layers",
+def xlm_model(shape, optimizer):
+    return ["--user-dir", USER_DIR, "--optimizer", optimizer, "--arch", "xlm_transformer", "--emb-dim", shape["dim"], "--n-layers",
             shape["layers"], "--n-heads", shape["heads"], "--dropout", 0.1, "--attention-dropout", 0.1]
 
 
-def commands(shape, data, peers, save):
+def commands(shape, data, peers, optimizer):
     s = shape
     return {
         "ours_mlm": [data, "--task", "xlm_cross_lingual_lm", "--langs", "en,fr", "--mlm-steps", "en",
-                     *xlm_model(s), "--criterion", "xlm_lm_loss", "--tokens-per-sample", s["slen"], "--batch-size",
+                     *xlm_model(s, optimizer), "--criterion", "xlm_lm_loss", "--tokens-per-sample", s["slen"], "--batch-size",
                      s["bs"]],
         "fairseq_masked_lm": [peers["masked_lm"], "--optimizer", "adam", "--task", "masked_lm", "--criterion", "masked_lm", "--arch",
                               "roberta_base", "--encoder-layers", s["layers"], "--encoder-embed-dim", s["dim"],
@@ -62,11 +63,11 @@ def commands(shape, data, peers, save):
                               "--tokens-per-sample", s["slen"], "--sample-break-mode", "none", "--batch-size",
                               s["bs"]],
         "ours_mlm_tlm": [data, "--task", "xlm_tlm", "--langs", "en,fr", "--mlm-steps", "en,fr,en-fr",
-                         *xlm_model(s), "--criterion", "xlm_lm_loss", "--tokens-per-sample", s["slen"],
+                         *xlm_model(s, optimizer), "--criterion", "xlm_lm_loss", "--tokens-per-sample", s["slen"],
                          "--batch-size", s["bs"], "--max-tokens", s["bs"] * s["slen"]],
         "ours_unmt": [data, "--task", "xlm_unsupervised_mt", "--langs", "en,fr", "--ae-steps", "en,fr",
                       "--bt-steps", "en-fr-en,fr-en-fr", "--word-shuffle", 3, "--word-dropout", 0.1, "--word-blank",
-                      0.1, *xlm_model(s), "--criterion", "xlm_mt_loss", "--max-tokens", 1000, "--max-len", 40],
+                      0.1, *xlm_model(s, optimizer), "--criterion", "xlm_mt_loss", "--max-tokens", 1000, "--max-len", 40],
         "fairseq_online_bt": [peers["online_bt"], "--optimizer", "adam", "--task", "online_backtranslation", "--mono-langs", "en,fr",
                               "--valid-lang-pairs", "en-fr", "--arch", "transformer", "--share-all-embeddings",
                               "--encoder-layers", s["layers"], "--decoder-layers", s["layers"],
@@ -129,10 +130,11 @@ def main():
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--runs", default="mlm,tlm,unmt", help="which of mlm,tlm,unmt to run")
     p.add_argument("--updates", type=int, default=None, help="updates per run (default: per shape)")
+    p.add_argument("--ours-optimizer", default="xlm_adam", help="our runs' --optimizer (adam: fairseq's, as the peers)")
     a = p.parse_args()
     shape = dict(SHAPES[a.shape])
     if a.updates:
-        shape["updates"], shape["interval"] = a.updates, max(1, a.updates // 6)
+        shape["updates"] = shape["unmt_updates"] = a.updates
     with open(os.path.join(a.data_bin, "dict.txt"), encoding="utf-8") as f:
         vocab = 4 + sum(1 for _ in f)
     wanted = set(a.runs.split(","))
@@ -142,14 +144,15 @@ def main():
     rates = {n: [] for n in names}
     alone = {"ours": [], "fairseq": []}
     with tempfile.TemporaryDirectory() as tmp:
-        cmds = commands(shape, a.data_bin, peer_data(a.data_bin, tmp), tmp)
+        cmds = commands(shape, a.data_bin, peer_data(a.data_bin, tmp), a.ours_optimizer)
         for rep in range(a.reps):
             if "mlm" in wanted:
                 alone["ours"].append(step_alone("ours", shape, vocab, a.threads))
                 alone["fairseq"].append(step_alone("fairseq_masked_lm", shape, vocab, a.threads))
             for name in names:  # interleaved: every configuration once per repetition
                 base = cmds[name.replace("_nw0", "")]
-                extra = common(shape, os.path.join(tmp, name), a.threads)
+                updates = shape["unmt_updates"] if "unmt" in name or "online_bt" in name else shape["updates"]
+                extra = common(updates, os.path.join(tmp, name))
                 if name.endswith("_nw0"):
                     extra += ["--num-workers", 0]
                 rates[name] += run(name, base, extra, a.threads)
@@ -157,7 +160,8 @@ def main():
 
     print(f"fairseq-train end to end, shape {a.shape}: d={shape['dim']} L={shape['layers']} H={shape['heads']} "
           f"V={vocab}, {shape['bs']} x {shape['slen']} tokens per MLM update, fp32, {a.threads} threads, "
-          f"{a.reps} reps x {shape['updates']} updates (medians of log intervals after the first)")
+          f"{a.reps} reps x {shape['updates']} updates (UNMT {shape['unmt_updates']}; medians of log intervals "
+          "after the first)")
     print(f"{'run':<24}{'tokens/s':>10}{'updates/s':>11}{'step alone/s':>14}{'e2e/step':>10}{'ms/update outside':>19}")
     med = {}
     for name in names:
