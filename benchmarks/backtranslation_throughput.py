@@ -13,21 +13,18 @@ import statistics
 import time
 
 import torch
+from fairseq.data import Dictionary
+from fairseq.sequence_generator import SequenceGenerator
 
 import xlm_fairseq  # noqa: F401
 from xlm_fairseq.generation import bt_max_len, greedy_generate, greedy_generate_without_cache
-from xlm_fairseq.models.xlm_transformer import XLMTransformerConfig, XLMTransformerModel, _stack_args
-from xlm_fairseq.modules.encoder_decoder import XLMDecoder, XLMEncoder
-
-from fairseq.data import Dictionary
-from fairseq.sequence_generator import SequenceGenerator
+from xlm_fairseq.models.xlm_transformer import XLMTransformerConfig, XLMTransformerModel
 
 
 def build_model(d, dim, layers, heads):
     cfg = XLMTransformerConfig(emb_dim=dim, n_layers=layers, n_heads=heads, dropout=0.1, attention_dropout=0.1,
                                n_langs=2, emb_langs="en,fr", encoder_only=False)
-    args = _stack_args(cfg)
-    return XLMTransformerModel(cfg, XLMEncoder(d, **args), XLMDecoder(d, **args))
+    return XLMTransformerModel.from_config(cfg, d)
 
 
 def sequence_generator(d, model, max_len):

@@ -39,12 +39,11 @@ def masked_batch(torch, shape, seed):
 
 def run_ours(torch, shape, steps, warmup, dev):
     import numpy as np
+    from fairseq.data import Dictionary
 
     import xlm_fairseq  # noqa: F401
     from xlm_fairseq.data.lm_objectives import MaskingConfig, mlm_train_mask
     from xlm_fairseq.modules.encoder_decoder import XLMEncoder
-
-    from fairseq.data import Dictionary
 
     d = Dictionary()
     for i in range(shape["vocab"] - 4):
@@ -228,7 +227,7 @@ def main():
     results = {n: [] for n in RUNNERS}
     peaks = []
     env = dict(os.environ, OMP_NUM_THREADS=str(a.threads), PYTHONWARNINGS="ignore")
-    for rep in range(a.reps):
+    for _ in range(a.reps):
         peaks.append(matmul_gflops(torch, dev))
         for name in RUNNERS:  # interleaved: ours, then the peers, every repetition
             out = subprocess.run([sys.executable, __file__, "--child", name, "--steps", str(a.steps), "--warmup",

@@ -12,7 +12,8 @@ demo-out/data-bin, or `xlm-preprocess ddtp --langs en,fr --out raw --disjoint-mo
 - UNMT with AE + BT (ours, `--task xlm_unsupervised_mt`) and fairseq's `online_backtranslation` (a fairseq
   `transformer` of the same shape, DAE + BT of each language in every update, greedy BT).
 Ours train with `--optimizer xlm_adam` (the original's Adam, fused), the peers with fairseq's `adam` (the same
-update, a Python loop over parameters). Rates are fairseq's own logged `wps` (tokens/s) and `ups` (updates/s) of every log interval after the first
+update, a Python loop over parameters). Rates are fairseq's own logged `wps` (tokens/s) and `ups` (updates/s) of
+every log interval after the first
 (start-up and warm-up excluded); medians over intervals and repetitions. Beside them, the model step alone
 (forward, backward, Adam on one batch, benchmarks/pretrain_throughput.py at this shape and vocabulary) for
 ours and fairseq's RoBERTa, so the cost outside the model step shows: overhead per update = 1/ups - 1/steps.

@@ -2,7 +2,7 @@
 
 One call per monolingual language (`--only-source`) and one per pair, all with `--srcdict` = the shared
 dict.txt and `--dataset-impl mmap`. Each call writes into a private temporary folder; its files are then renamed
-into the data-bin layout (design.md §4):
+into the data-bin layout (README.md, "Data"):
 
     fairseq-preprocess writes           data-bin name
     train.en-None.en.bin/.idx     ->    train.en.bin/.idx
@@ -104,10 +104,6 @@ def binarize_corpus(corpus: Corpus, dict_path: str, destdir: str, workers: int =
     remove_stale_temps(destdir)
     if os.path.exists(os.path.join(destdir, MANIFEST)):  # it would describe files this run is replacing
         os.remove(os.path.join(destdir, MANIFEST))
-    log_path = os.path.join(destdir, "preprocess.log")
-    tmp_root = os.path.join(destdir, f".binarize.tmp-{os.getpid()}")
-    base = fairseq_preprocess_command() + ["--srcdict", dict_path, "--dataset-impl", "mmap",
-                                           "--workers", str(workers)]
     manifest = {
         "format": "xlm_fairseq data-bin",
         "version": 1,
@@ -120,53 +116,78 @@ def binarize_corpus(corpus: Corpus, dict_path: str, destdir: str, workers: int =
         "bpe": bpe,
         "mono": {},
         "para": {},
+        **(extra or {}),
     }
-    if extra:
-        manifest.update(extra)
+    run = FairseqPreprocess(dict_path, destdir, workers)
     try:
         for lang, splits in sorted(corpus.mono.items()):
             start = time.time()
-            tmp = os.path.join(tmp_root, lang)
-            _run_fairseq(base + ["--only-source", "--source-lang", lang, "--destdir", tmp]
-                         + _mono_prefixes(splits, lang), f"'{lang}'", log_path)
-            manifest["mono"][lang] = {}
-            for split in sorted(splits):
-                for ext in ("bin", "idx"):
-                    _move(os.path.join(tmp, f"{split}.{lang}-None.{lang}.{ext}"),
-                          os.path.join(destdir, f"{mono_name(split, lang)}.{ext}"))
-                manifest["mono"][lang][split] = _stats(os.path.join(destdir, mono_name(split, lang)))
-            shutil.rmtree(tmp, ignore_errors=True)
+            manifest["mono"][lang] = run.mono(lang, splits)
             desc = ", ".join(f"{s} {manifest['mono'][lang][s]['sentences']}" for s in sorted(splits))
             print(f"  {lang}: {desc} sentences ({time.time() - start:.1f} s)", file=out, flush=True)
         for (a, b), splits in sorted(corpus.pairs.items()):
             start = time.time()
-            tmp = os.path.join(tmp_root, f"{a}-{b}")
-            # the prefix keeps the files' orientation (e.g. train.fr-en); --source-lang a makes the output a-b
-            _run_fairseq(base + ["--joined-dictionary", "--source-lang", a, "--target-lang", b, "--destdir", tmp]
-                         + _pair_prefixes(splits, a), f"'{a}-{b}'", log_path)
             pair = f"{a}-{b}"
-            manifest["para"][pair] = {}
-            for split in sorted(splits):
-                entry = {"sentences": None, "tokens": {}}
-                for lang in (a, b):
-                    name = pair_file_name(split, a, b, lang)
-                    for ext in ("bin", "idx"):
-                        _move(os.path.join(tmp, f"{name}.{ext}"), os.path.join(destdir, f"{name}.{ext}"))
-                    st = _stats(os.path.join(destdir, name))
-                    entry["sentences"] = st["sentences"]
-                    entry["tokens"][lang] = st["tokens"]
-                manifest["para"][pair][split] = entry
-            shutil.rmtree(tmp, ignore_errors=True)
+            manifest["para"][pair] = run.pair(a, b, splits)
             desc = ", ".join(f"{s} {manifest['para'][pair][s]['sentences']}" for s in sorted(splits))
             print(f"  {pair}: {desc} sentence pairs ({time.time() - start:.1f} s)", file=out, flush=True)
     finally:
-        shutil.rmtree(tmp_root, ignore_errors=True)
+        shutil.rmtree(run.tmp_root, ignore_errors=True)
+    copy_dictionary(dict_path, destdir)
+    write_json(os.path.join(destdir, MANIFEST), manifest)
+    return manifest
+
+
+class FairseqPreprocess:
+    """fairseq-preprocess runs into a private temporary folder, their files renamed into the data-bin layout;
+    each returns the manifest entries of what it wrote. Their output goes to DESTDIR/preprocess.log."""
+
+    def __init__(self, dict_path: str, destdir: str, workers: int):
+        self.destdir = destdir
+        self.log_path = os.path.join(destdir, "preprocess.log")
+        self.tmp_root = os.path.join(destdir, f".binarize.tmp-{os.getpid()}")
+        self.base = fairseq_preprocess_command() + ["--srcdict", dict_path, "--dataset-impl", "mmap",
+                                                    "--workers", str(workers)]
+
+    def mono(self, lang: str, splits: Dict[str, str]) -> dict:
+        tmp = os.path.join(self.tmp_root, lang)
+        _run_fairseq(self.base + ["--only-source", "--source-lang", lang, "--destdir", tmp]
+                     + _mono_prefixes(splits, lang), f"'{lang}'", self.log_path)
+        entries = {}
+        for split in sorted(splits):
+            for ext in ("bin", "idx"):
+                _move(os.path.join(tmp, f"{split}.{lang}-None.{lang}.{ext}"),
+                      os.path.join(self.destdir, f"{mono_name(split, lang)}.{ext}"))
+            entries[split] = _stats(os.path.join(self.destdir, mono_name(split, lang)))
+        shutil.rmtree(tmp, ignore_errors=True)
+        return entries
+
+    def pair(self, a: str, b: str, splits) -> dict:
+        tmp = os.path.join(self.tmp_root, f"{a}-{b}")
+        # the prefix keeps the files' orientation (e.g. train.fr-en); --source-lang a makes the output a-b
+        _run_fairseq(self.base + ["--joined-dictionary", "--source-lang", a, "--target-lang", b, "--destdir", tmp]
+                     + _pair_prefixes(splits, a), f"'{a}-{b}'", self.log_path)
+        entries = {}
+        for split in sorted(splits):
+            entry = {"sentences": None, "tokens": {}}
+            for lang in (a, b):
+                name = pair_file_name(split, a, b, lang)
+                for ext in ("bin", "idx"):
+                    _move(os.path.join(tmp, f"{name}.{ext}"), os.path.join(self.destdir, f"{name}.{ext}"))
+                st = _stats(os.path.join(self.destdir, name))
+                entry["sentences"] = st["sentences"]
+                entry["tokens"][lang] = st["tokens"]
+            entries[split] = entry
+        shutil.rmtree(tmp, ignore_errors=True)
+        return entries
+
+
+def copy_dictionary(dict_path: str, destdir: str) -> None:
+    """DESTDIR/dict.txt: a copy of dict_path (unless it is that file)."""
     dict_dst = os.path.join(destdir, "dict.txt")
     if not (os.path.exists(dict_dst) and os.path.samefile(dict_path, dict_dst)):
         with open(dict_path, "rb") as src, atomic_output(dict_dst, binary=True) as dst:
             shutil.copyfileobj(src, dst)
-    write_json(os.path.join(destdir, MANIFEST), manifest)
-    return manifest
 
 
 def _pair_prefixes(splits: Dict[str, Dict[str, str]], a: str) -> List[str]:

@@ -10,8 +10,8 @@ from collections import Counter
 from typing import Iterable, List, Tuple
 
 from .common import (
-    PreprocessError,
     LineReader,
+    PreprocessError,
     check_input_file,
     check_positive,
     describe_skipped,

@@ -23,7 +23,7 @@ COMMANDS = {
     "opus": ("xlm_preprocess.corpora.opus", "OPUS Moses-format pairs -> parallel train/valid/test"),
     "wmt": ("xlm_preprocess.corpora.wmt", "WMT news test sets (sacrebleu or local sgm/plain files)"),
 }
-LAZY = {"ddtp", "xnli", "classification"}  # written elsewhere: imported only when it is the command being run
+LAZY = {"ddtp", "xnli", "classification"}  # imported only when one of them is the command being run
 
 
 def _requested_command(argv):
@@ -37,11 +37,7 @@ def _import(name: str):
     module = COMMANDS[name][0]
     try:
         return importlib.import_module(module)
-    except ModuleNotFoundError as e:
-        if e.name == module:
-            return None
-        raise PreprocessError(f"{module} cannot be imported: {e}") from None
-    except ImportError as e:
+    except ImportError as e:  # e.g. an optional dependency of that subcommand
         raise PreprocessError(f"{module} cannot be imported: {e}") from None
 
 
@@ -49,15 +45,12 @@ def build_parser(argv) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="xlm-preprocess", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     wanted = _requested_command(argv)
-    for name, (module_name, help_text) in COMMANDS.items():
+    for name, (_, help_text) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
         if name in LAZY and name != wanted:
             p.set_defaults(_module=None, _name=name)
             continue
         module = _import(name)
-        if module is None:
-            p.set_defaults(_module=None, _name=name)
-            continue
         module.add_arguments(p)
         p.set_defaults(_module=module, _name=name)
     return parser
@@ -75,13 +68,8 @@ def main(argv=None) -> int:
         parser.print_help(sys.stderr)
         return 2
     name = args._name
-    if unknown and args._module is not None:
+    if unknown:
         parser.error(f"unrecognized arguments: {' '.join(unknown)}")
-    if args._module is None:
-        module = COMMANDS[name][0]
-        print(f"xlm-preprocess {name}: error: module {module} is not available in this installation "
-              f"({module.replace('.', '/')}.py is missing)", file=sys.stderr)
-        return 1
     try:
         status = args._module.main(args)
     except PreprocessError as e:

@@ -49,12 +49,6 @@ def parse_langs(text: str, flag: str = "--langs") -> List[str]:
     return sorted(langs)
 
 
-def pair_name(a: str, b: str) -> str:
-    """The data-bin name of a pair: languages in alphabetical order (`en-fr`, never `fr-en`)."""
-    a, b = sorted((a, b))
-    return f"{a}-{b}"
-
-
 def check_input_file(path: str, flag: str = "--input", allow_empty: bool = False) -> None:
     if path == STDIO:
         return

@@ -51,14 +51,8 @@ import tempfile
 import time
 import urllib.parse
 
-try:  # part of the ``preprocess`` package
-    from .common import PreprocessError
-    from .ddtp_text import clean, split_long_description
-except ImportError:  # pragma: no cover  (run as a script: python preprocess/ddtp.py)
-    from ddtp_text import clean, split_long_description
-
-    class PreprocessError(Exception):
-        pass
+from .common import PreprocessError
+from .ddtp_text import clean, split_long_description
 
 SPLITS = ("train", "valid", "test")
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
@@ -83,7 +77,7 @@ def read_index(path):
             try:
                 import lz4.frame
             except ImportError:
-                raise DdtpError(f"{path} is lz4-compressed: pip install lz4 (or decompress it with lz4 -d)")
+                raise DdtpError(f"{path} is lz4-compressed: pip install lz4 (or decompress it with lz4 -d)") from None
             data = lz4.frame.decompress(data)
         elif data[:2] == b"\x1f\x8b":
             data = gzip.decompress(data)
@@ -92,7 +86,7 @@ def read_index(path):
         elif data[:3] == b"BZh":
             data = bz2.decompress(data)
     except (OSError, EOFError, RuntimeError, lzma.LZMAError, ValueError) as e:
-        raise DdtpError(f"cannot decompress {path}: {e}")
+        raise DdtpError(f"cannot decompress {path}: {e}") from None
     return data.decode("utf-8", errors="replace").replace("\r\n", "\n")
 
 
@@ -279,7 +273,7 @@ def fetch_lists(lists_root, langs, suite, components, mirror, quiet=False):
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     except (OSError, subprocess.TimeoutExpired) as e:
-        raise DdtpError(f"apt-get update failed ({e}); fetch the files elsewhere and use --from-lists DIR")
+        raise DdtpError(f"apt-get update failed ({e}); fetch the files elsewhere and use --from-lists DIR") from None
     errors = [ln for ln in (proc.stderr or "").splitlines() if ln.startswith(("E:", "W:", "Err:"))]
     if proc.returncode != 0:
         why = errors[0] if errors else (proc.stderr or proc.stdout or "").strip().splitlines()[-1:]
@@ -369,8 +363,27 @@ def build_corpus(descs, labels, langs, valid_frac=0.02, test_frac=0.02, disjoint
         for m in scope[l]:
             if m not in split:
                 split[m] = split_of(m, valid_frac, test_frac)
+    rank, mono, mono_md5s = monolingual_text(scope, split, langs, disjoint_mono)
+    pair_names = [tuple(sorted(("en", l))) for l in others]
+    if all_pairs:
+        pair_names += [tuple(sorted(p)) for i, a in enumerate(others) for p in [(a, b) for b in others[i + 1:]]]
+    parallel, stats = {}, {"pairs": {}}
+    for a, b in pair_names:
+        parallel[(a, b)], stats["pairs"][f"{a}-{b}"] = parallel_text(scope, split, rank, a, b, max_sentences)
+    cls, unlabelled = {}, {}
+    for l in langs:
+        cls[l], unlabelled[l] = labelled_text(scope[l], split, labels, cls_text)
+    for l in langs:
+        mono[l]["train"] = _cap(mono[l]["train"], max_sentences, key=lambda s: s)
+    stats["descriptions"] = {l: len(scope[l]) for l in langs}
+    stats["mono_descriptions"] = {l: len(mono_md5s[l]) for l in langs}
+    stats["unlabelled_descriptions"] = unlabelled
+    return {"mono": mono, "parallel": parallel, "cls": cls, "mono_md5s": mono_md5s, "stats": stats}
 
-    # natural rank of every sentence: the first split among the descriptions it occurs in
+
+def monolingual_text(scope, split, langs, disjoint_mono):
+    """Each language's sentences by split, and the natural rank of every sentence: the first split among the
+    descriptions it occurs in (so a sentence seen in a held-out description never trains)."""
     rank, mono, mono_md5s = {}, {}, {}
     for l in langs:
         r, first_seen, allowed_md5s = {}, {}, set()
@@ -386,68 +399,62 @@ def build_corpus(descs, labels, langs, valid_frac=0.02, test_frac=0.02, disjoint
         mono[l] = {name: [] for name in SPLITS}
         for s in first_seen:
             mono[l][SPLITS[r[s]]].append(s)
+    return rank, mono, mono_md5s
 
-    pair_names = [tuple(sorted(("en", l))) for l in others]
-    if all_pairs:
-        pair_names += [tuple(sorted(p)) for i, a in enumerate(others) for p in [(a, b) for b in others[i + 1:]]]
-    parallel, stats = {}, {"pairs": {}}
-    for a, b in pair_names:
-        st = collections.Counter()
-        pair_rank = {}
-        for m, da in scope[a].items():
-            db = scope[b].get(m)
-            if db is None:
-                continue
-            st["descriptions"] += 1
-            for sa, sb in align_description(da, db, st):
-                st["aligned"] += 1
-                if not (_has_letter(sa) and _has_letter(sb)):
-                    st["no_letters"] += 1
-                elif sa == sb:
-                    st["identical_dropped"] += 1
-                else:
-                    pair_rank[(sa, sb)] = min(pair_rank.get((sa, sb), 3), split[m])
-        out = {name: [] for name in SPLITS}
-        for (sa, sb), k in pair_rank.items():
-            if rank[a][sa] == k and rank[b][sb] == k:
-                out[SPLITS[k]].append((sa, sb))
+
+def parallel_text(scope, split, rank, a, b, max_sentences):
+    """The aligned sentence pairs of a-b by split (a pair whose sides rank in another split is dropped), and
+    the alignment statistics."""
+    st = collections.Counter()
+    pair_rank = {}
+    for m, da in scope[a].items():
+        db = scope[b].get(m)
+        if db is None:
+            continue
+        st["descriptions"] += 1
+        for sa, sb in align_description(da, db, st):
+            st["aligned"] += 1
+            if not (_has_letter(sa) and _has_letter(sb)):
+                st["no_letters"] += 1
+            elif sa == sb:
+                st["identical_dropped"] += 1
             else:
-                st["held_out_overlap_dropped"] += 1
-        st["unique"] = len(pair_rank)
-        if not sum(len(v) for v in out.values()):
-            raise DdtpError(
-                f"pair {a}-{b}: no aligned sentence pair ({len(scope[a])} {a} and {len(scope[b])} {b} "
-                f"descriptions, {st['descriptions']} with the same md5, {st['paragraph_count_mismatch']} "
-                f"with different paragraph counts)")
-        out["train"] = _cap(out["train"], max_sentences, key=lambda p: p[0] + "\t" + p[1])
-        parallel[(a, b)] = out
-        stats["pairs"][f"{a}-{b}"] = dict(st)
+                pair_rank[(sa, sb)] = min(pair_rank.get((sa, sb), 3), split[m])
+    out = {name: [] for name in SPLITS}
+    for (sa, sb), k in pair_rank.items():
+        if rank[a][sa] == k and rank[b][sb] == k:
+            out[SPLITS[k]].append((sa, sb))
+        else:
+            st["held_out_overlap_dropped"] += 1
+    st["unique"] = len(pair_rank)
+    if not sum(len(v) for v in out.values()):
+        raise DdtpError(
+            f"pair {a}-{b}: no aligned sentence pair ({len(scope[a])} {a} and {len(scope[b])} {b} "
+            f"descriptions, {st['descriptions']} with the same md5, {st['paragraph_count_mismatch']} "
+            f"with different paragraph counts)")
+    out["train"] = _cap(out["train"], max_sentences, key=lambda p: p[0] + "\t" + p[1])
+    return out, dict(st)
 
-    cls, unlabelled = {}, {}
-    for l in langs:
-        seen, n_unlabelled = {}, 0
-        for m, d in scope[l].items():
-            label = labels.get(m)
-            if label is None:
-                n_unlabelled += 1
-                continue
-            text = d.title
-            if cls_text == "title+para" and d.paragraphs:
-                text = clean(text + " " + " ".join(d.paragraphs[0]))
-            if not _has_letter(text):
-                continue
-            if text not in seen or split[m] < seen[text][0]:
-                seen[text] = (split[m], label)
-        cls[l] = {name: [] for name in SPLITS}
-        for text, (k, label) in seen.items():
-            cls[l][SPLITS[k]].append((text, label))
-        unlabelled[l] = n_unlabelled
-    for l in langs:
-        mono[l]["train"] = _cap(mono[l]["train"], max_sentences, key=lambda s: s)
-    stats["descriptions"] = {l: len(scope[l]) for l in langs}
-    stats["mono_descriptions"] = {l: len(mono_md5s[l]) for l in langs}
-    stats["unlabelled_descriptions"] = unlabelled
-    return {"mono": mono, "parallel": parallel, "cls": cls, "mono_md5s": mono_md5s, "stats": stats}
+
+def labelled_text(descriptions, split, labels, cls_text):
+    """({split: [(text, Section)]}, number of descriptions without a Section) of one language."""
+    seen, n_unlabelled = {}, 0
+    for m, d in descriptions.items():
+        label = labels.get(m)
+        if label is None:
+            n_unlabelled += 1
+            continue
+        text = d.title
+        if cls_text == "title+para" and d.paragraphs:
+            text = clean(text + " " + " ".join(d.paragraphs[0]))
+        if not _has_letter(text):
+            continue
+        if text not in seen or split[m] < seen[text][0]:
+            seen[text] = (split[m], label)
+    out = {name: [] for name in SPLITS}
+    for text, (k, label) in seen.items():
+        out[SPLITS[k]].append((text, label))
+    return out, n_unlabelled
 
 
 # ------------------------------------------------------------------------------------------------- writing
@@ -621,9 +628,7 @@ def main(args) -> int:
     return 0
 
 
-if __name__ == "__main__":  # python preprocess/ddtp.py --langs en,fr --out DIR
-    try:
-        sys.exit(main(add_arguments(argparse.ArgumentParser(prog="ddtp")).parse_args()))
-    except DdtpError as e:
-        print(f"ddtp: error: {e}", file=sys.stderr)
-        sys.exit(1)
+if __name__ == "__main__":
+    from .cli import main as cli_main
+
+    sys.exit(cli_main(["ddtp"] + sys.argv[1:]))

@@ -17,8 +17,8 @@ from glob import glob
 from typing import Dict, Iterator, List
 
 from .common import (
-    PreprocessError,
     LineReader,
+    PreprocessError,
     atomic_output,
     check_input_file,
     check_lang,

@@ -16,6 +16,7 @@ changed input or setting redoes what depends on it (`--force` redoes everything)
 import os
 import sys
 import time
+from dataclasses import dataclass
 from typing import Dict, List
 
 from .apply_bpe import apply_file, check_codes
@@ -80,6 +81,27 @@ def _say(msg: str) -> None:
     print(msg, flush=True)
 
 
+@dataclass
+class Workspace:
+    """The folders and files of one `prepare` run, and the stamps that say which are up to date."""
+    work: str
+    data_bin: str
+    stamps: Stamps
+    tok_dir: str
+    bpe_dir: str
+    codes: str
+    dictionary: str
+
+    @classmethod
+    def create(cls, work: str, data_bin: str, force: bool) -> "Workspace":
+        tok_dir, bpe_dir = os.path.join(work, "tok"), os.path.join(work, "bpe")
+        for folder in (work, tok_dir, bpe_dir, os.path.join(work, "stamps"), data_bin):
+            os.makedirs(folder, exist_ok=True)
+            remove_stale_temps(folder)
+        return cls(work, data_bin, Stamps(os.path.join(work, "stamps"), work, force), tok_dir, bpe_dir,
+                   os.path.join(work, "codes"), os.path.join(work, "dict.txt"))
+
+
 def prepare(raw_dir: str, data_bin: str, langs: List[str], codes: int = 30000, backend: str = "subword-nmt",
             alpha: float = 0.5, sample_size: int = None, seed: int = 0, max_vocab: int = None, min_count: int = 1,
             lowercase: bool = False, tokenizer: str = "auto", workers: int = 1, work_dir: str = None,
@@ -88,6 +110,19 @@ def prepare(raw_dir: str, data_bin: str, langs: List[str], codes: int = 30000, b
     check_positive(codes, "--codes")
     if backend not in BACKENDS:
         raise PreprocessError(f"--backend: unknown BPE backend '{backend}' (choose from {', '.join(BACKENDS)})")
+    raw, kinds = check_raw_corpus(raw_dir, langs, tokenizer)
+    ws = Workspace.create(work_dir or os.path.join(data_bin, "work"), data_bin, force)
+    tok, bpe = raw.relocated(ws.tok_dir), raw.relocated(ws.bpe_dir)
+    tokenized = tokenize_stage(ws, raw, tok, kinds, lowercase, workers, skip_bad_lines)
+    learn_bpe_stage(ws, {lang: tok.train_files(lang) for lang in langs}, backend, codes, alpha, sample_size, seed,
+                    workers)
+    apply_bpe_stage(ws, tokenized, backend, workers)
+    build_dict_stage(ws, bpe.all_train_files(), max_vocab, min_count)
+    return binarize_stage(ws, bpe, raw_dir, langs, kinds, lowercase, workers)
+
+
+def check_raw_corpus(raw_dir: str, langs: List[str], tokenizer: str):
+    """The corpus of RAW_DIR and each language's tokeniser, or a PreprocessError before any work is done."""
     kinds = {lang: resolve_tokenizer(lang, tokenizer) for lang in langs}
     for lang, kind in kinds.items():
         require_tokenizer(lang, kind)
@@ -104,17 +139,12 @@ def prepare(raw_dir: str, data_bin: str, langs: List[str], codes: int = 30000, b
     for lang, kind in kinds.items():
         if kind == "moses" and not moses_has_rules(lang):
             _say(f"note: Moses has no rules for '{lang}'; using its generic (English) non-breaking prefixes")
+    return raw, kinds
 
-    work = work_dir or os.path.join(data_bin, "work")
-    tok_dir, bpe_dir = os.path.join(work, "tok"), os.path.join(work, "bpe")
-    for folder in (work, tok_dir, bpe_dir, os.path.join(work, "stamps"), data_bin):
-        os.makedirs(folder, exist_ok=True)
-        remove_stale_temps(folder)
-    stamps = Stamps(os.path.join(work, "stamps"), work, force)
-    tok, bpe = raw.relocated(tok_dir), raw.relocated(bpe_dir)
-    codes_path, dict_path = os.path.join(work, "codes"), os.path.join(work, "dict.txt")
 
-    # 1. tokenize -------------------------------------------------------------------------------------------
+def tokenize_stage(ws: Workspace, raw, tok, kinds: Dict[str, str], lowercase: bool, workers: int,
+                   skip_bad_lines: bool) -> List[str]:
+    """1. Every raw file -> work/tok; returns the tokenised files."""
     jobs = []  # (raw path, tok path, lang, paths whose bad lines are dropped together)
     for lang, splits in sorted(raw.mono.items()):
         for split, path in sorted(splits.items()):
@@ -129,7 +159,7 @@ def prepare(raw_dir: str, data_bin: str, langs: List[str], codes: int = 30000, b
                   "skip_bad_lines": skip_bad_lines}
         name = os.path.basename(dst)
         inputs = group if skip_bad_lines else [src]
-        if stamps.fresh(f"tok.{name}", params, inputs, [dst]):
+        if ws.stamps.fresh(f"tok.{name}", params, inputs, [dst]):
             _say(f"  {name}: reused")
             continue
         start = time.time()
@@ -143,64 +173,74 @@ def prepare(raw_dir: str, data_bin: str, langs: List[str], codes: int = 30000, b
         elif stats.dropped:
             note = f"; dropped {stats.dropped} line(s) that are not valid UTF-8 on one side of the pair"
         _say(f"  {name}: {stats.lines} lines ({time.time() - start:.1f} s){note}")
-        stamps.record(f"tok.{name}", params, inputs, [dst])
+        ws.stamps.record(f"tok.{name}", params, inputs, [dst])
+    return [dst for _, dst, _, _ in jobs]
 
-    # 2. learn-bpe ------------------------------------------------------------------------------------------
-    files = {lang: tok.train_files(lang) for lang in langs}
+
+def learn_bpe_stage(ws: Workspace, files: Dict[str, List[str]], backend: str, codes: int, alpha: float,
+                    sample_size, seed: int, workers: int) -> None:
+    """2. One BPE learned on an alpha-sample of every language's tokenised train split -> work/codes."""
     params = {"backend": backend, "codes": codes, "alpha": alpha, "sample_size": sample_size, "seed": seed,
               "files": {lang: [os.path.basename(p) for p in paths] for lang, paths in files.items()}}
     inputs = [p for paths in files.values() for p in paths]
+    outputs = [ws.codes, meta_path(ws.codes)]
     _say(f"[2/5] learn-bpe: {backend}, {codes} codes, alpha {alpha}, on train")
-    if stamps.fresh("learn-bpe", params, inputs, [codes_path, meta_path(codes_path)]):
-        _say(f"  reused {codes_path}")
+    if ws.stamps.fresh("learn-bpe", params, inputs, outputs):
+        _say(f"  reused {ws.codes}")
     else:
         start = time.time()
-        learn(files, codes_path, codes, alpha, backend, sample_size, seed, workers, out=_Indented(sys.stdout))
+        learn(files, ws.codes, codes, alpha, backend, sample_size, seed, workers, out=_Indented(sys.stdout))
         _say(f"  ({time.time() - start:.1f} s)")
-        stamps.record("learn-bpe", params, inputs, [codes_path, meta_path(codes_path)])
-    check_codes(codes_path, backend)
+        ws.stamps.record("learn-bpe", params, inputs, outputs)
+    check_codes(ws.codes, backend)
 
-    # 3. apply-bpe ------------------------------------------------------------------------------------------
-    bpe_jobs = [(dst, os.path.join(bpe_dir, os.path.basename(dst))) for _, dst, _, _ in jobs]
-    _say(f"[3/5] apply-bpe: {len(bpe_jobs)} file(s)")
-    for src, dst in bpe_jobs:
+
+def apply_bpe_stage(ws: Workspace, tokenized: List[str], backend: str, workers: int) -> None:
+    """3. Every tokenised file -> work/bpe."""
+    _say(f"[3/5] apply-bpe: {len(tokenized)} file(s)")
+    for src in tokenized:
+        dst = os.path.join(ws.bpe_dir, os.path.basename(src))
         name = os.path.basename(dst)
-        if stamps.fresh(f"bpe.{name}", {"backend": backend}, [src, codes_path], [dst]):
+        if ws.stamps.fresh(f"bpe.{name}", {"backend": backend}, [src, ws.codes], [dst]):
             _say(f"  {name}: reused")
             continue
         start = time.time()
-        stats = apply_file(src, dst, codes_path, backend, workers)
+        stats = apply_file(src, dst, ws.codes, backend, workers)
         _say(f"  {name}: {stats.lines} lines ({time.time() - start:.1f} s)")
-        stamps.record(f"bpe.{name}", {"backend": backend}, [src, codes_path], [dst])
+        ws.stamps.record(f"bpe.{name}", {"backend": backend}, [src, ws.codes], [dst])
 
-    # 4. build-dict -----------------------------------------------------------------------------------------
-    train = bpe.all_train_files()
+
+def build_dict_stage(ws: Workspace, train: List[str], max_vocab, min_count: int) -> None:
+    """4. The shared dictionary of the BPE'd train split -> work/dict.txt."""
     params = {"max_vocab": max_vocab, "min_count": min_count}
     _say(f"[4/5] build-dict: from {len(train)} train file(s)")
-    if stamps.fresh("build-dict", params, train, [dict_path]):
-        _say(f"  reused {dict_path}")
-    else:
-        summary = build_dictionary(train, dict_path, max_vocab, min_count)
-        _say(f"  {dict_path}: {summary['size']} entries (14 fixed + {summary['words']} words, "
-             f"{summary['types']} types seen)")
-        stamps.record("build-dict", params, train, [dict_path])
+    if ws.stamps.fresh("build-dict", params, train, [ws.dictionary]):
+        _say(f"  reused {ws.dictionary}")
+        return
+    summary = build_dictionary(train, ws.dictionary, max_vocab, min_count)
+    _say(f"  {ws.dictionary}: {summary['size']} entries (14 fixed + {summary['words']} words, "
+         f"{summary['types']} types seen)")
+    ws.stamps.record("build-dict", params, train, [ws.dictionary])
 
-    # 5. binarize -------------------------------------------------------------------------------------------
-    outputs = output_files(bpe, data_bin)
-    inputs = bpe.files() + [dict_path, meta_path(codes_path)]
+
+def binarize_stage(ws: Workspace, bpe, raw_dir: str, langs: List[str], kinds: Dict[str, str], lowercase: bool,
+                   workers: int) -> dict:
+    """5. fairseq-preprocess of every BPE'd file -> DATA_BIN, with dict.txt and manifest.json."""
+    outputs = output_files(bpe, ws.data_bin)
+    inputs = bpe.files() + [ws.dictionary, meta_path(ws.codes)]
     extra = {"tokenize": {"lowercase_strip_accents": lowercase, "tokenizers": kinds},
              "raw_dir": os.path.abspath(raw_dir)}
-    _say(f"[5/5] binarize: fairseq-preprocess -> {data_bin}")
-    if stamps.fresh("binarize", {"langs": langs, "extra": extra}, inputs, outputs):
+    _say(f"[5/5] binarize: fairseq-preprocess -> {ws.data_bin}")
+    if ws.stamps.fresh("binarize", {"langs": langs, "extra": extra}, inputs, outputs):
         _say("  reused")
-        manifest = read_json(os.path.join(data_bin, "manifest.json"))
+        manifest = read_json(os.path.join(ws.data_bin, "manifest.json"))
     else:
-        meta = read_json(meta_path(codes_path)) or {}
+        meta = read_json(meta_path(ws.codes)) or {}
         bpe_meta = {k: meta.get(k) for k in ("backend", "codes", "learned", "alpha", "sample_size", "seed")}
-        bpe_meta["codes_file"] = manifest_path(codes_path, data_bin)
-        manifest = binarize_corpus(bpe, dict_path, data_bin, workers, bpe_meta, extra, out=sys.stdout)
-        stamps.record("binarize", {"langs": langs, "extra": extra}, inputs, outputs)
-    _say(f"done: {data_bin} (languages {','.join(manifest['languages'])}"
+        bpe_meta["codes_file"] = manifest_path(ws.codes, ws.data_bin)
+        manifest = binarize_corpus(bpe, ws.dictionary, ws.data_bin, workers, bpe_meta, extra, out=sys.stdout)
+        ws.stamps.record("binarize", {"langs": langs, "extra": extra}, inputs, outputs)
+    _say(f"done: {ws.data_bin} (languages {','.join(manifest['languages'])}"
          + (f"; pairs {','.join(manifest['pairs'])}" if manifest["pairs"] else "") + ")")
     return manifest
 

@@ -1,4 +1,4 @@
-"""`xlm-preprocess tokenize`: XLM's tools/tokenize.sh in Python (reference/xlm-original.md §4.1).
+"""`xlm-preprocess tokenize`: XLM's tools/tokenize.sh in Python (facebookresearch/XLM `tools/tokenize.sh`).
 
 Every language: Moses replace-unicode-punctuation | normalize-punctuation -l LANG | remove-non-printing-char,
 then Moses `tokenizer.perl -no-escape -l LANG` (sacremoses, escape=False, no aggressive hyphen splitting).

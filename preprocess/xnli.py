@@ -1,5 +1,5 @@
 """`xlm-preprocess xnli`: the XNLI benchmark as raw labelled text for `xlm-preprocess classification`
-(XLM's get-data-xnli.sh / prepare-xnli.sh, spec §5.4).
+(XLM's get-data-xnli.sh / prepare-xnli.sh).
 
 Reads the files as distributed (no download here):
   XNLI-1.0/xnli.dev.tsv, xnli.test.tsv   columns found by header name: language, gold_label, sentence1, sentence2
@@ -12,7 +12,6 @@ and writes into --out:
   entailment 2, the original's ids).
 The text is left raw: `classification` tokenises it (XLM tokenises dev/test with Moses and only lowercases the
 already tokenised train file: `--no-tokenize train --lowercase-strip-accents` for the XLM-15 models)."""
-import argparse
 import os
 import sys
 from typing import Dict, List, Tuple
@@ -166,16 +165,7 @@ def main(args) -> int:
     return 0
 
 
-def _cli(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m xlm_preprocess.xnli", description=__doc__.split("\n\n")[0])
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    try:
-        return main(args)
-    except PreprocessError as e:
-        print(f"{parser.prog}: error: {e}", file=sys.stderr)
-        return 1
-
-
 if __name__ == "__main__":
-    sys.exit(_cli())
+    from .cli import main as cli_main
+
+    sys.exit(cli_main(["xnli"] + sys.argv[1:]))

@@ -1,11 +1,12 @@
 """Tiny real data-bins for integration tests, binarised by the real `fairseq-preprocess`."""
 import os
 import random
-import subprocess
 import sys
 from collections import Counter
 
 from xlm_fairseq.dictionary import write_dictionary
+
+from .helpers_cli import cli
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures", "tiny")
 BIN = os.path.dirname(sys.executable)
@@ -16,16 +17,6 @@ def read_fixture(lang):
         return [l.strip() for l in f if l.strip()]
 
 
-def run(cmd, **kw):
-    """Run a console script of this virtualenv; fail the test with its output on error."""
-    exe = os.path.join(BIN, cmd[0])
-    proc = subprocess.run([exe] + [str(c) for c in cmd[1:]], capture_output=True, text=True, **kw)
-    if proc.returncode != 0:
-        raise AssertionError(f"{' '.join(map(str, cmd))} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n"
-                             f"{proc.stderr[-6000:]}")
-    return proc
-
-
 def fairseq_binarize(text_prefix, dest_prefix_dir, dict_path, lang, splits, workers=1):
     """fairseq-preprocess --only-source, then rename train.{lang}-None.{lang} -> train.{lang}."""
     args = ["fairseq-preprocess", "--only-source", "--srcdict", dict_path, "--destdir", dest_prefix_dir,
@@ -33,7 +24,7 @@ def fairseq_binarize(text_prefix, dest_prefix_dir, dict_path, lang, splits, work
     for split in splits:
         args += [f"--{'trainpref' if split == 'train' else 'validpref' if split == 'valid' else 'testpref'}",
                  f"{text_prefix[split]}"]
-    run(args)
+    cli(*args)
 
 
 def make_data_bin(root, langs=("en", "fr"), pairs=(("en", "fr"),), train_copies=8, n_valid=8, seed=0,
@@ -80,7 +71,7 @@ def make_data_bin(root, langs=("en", "fr"), pairs=(("en", "fr"),), train_copies=
         args = ["fairseq-preprocess", "--source-lang", a, "--target-lang", b, "--srcdict", dict_path,
                 "--tgtdict", dict_path, "--destdir", data, "--workers", 1, "--dataset-impl", "mmap",
                 "--trainpref", os.path.join(raw, "train"), "--validpref", os.path.join(raw, "valid")]
-        run(args)
+        cli(*args)
     for f in os.listdir(data):
         if f.startswith("dict.") and f != "dict.txt":
             os.remove(os.path.join(data, f))
@@ -112,5 +103,5 @@ def prepare_data_bin(root, langs=("en", "fr"), pairs=(("en", "fr"),), train_copi
                 with open(os.path.join(raw, f"{split}.{a}-{b}.{l}"), "w", encoding="utf-8") as f:
                     f.writelines(sents[l][i] + "\n" for i in idx)
     data = os.path.join(root, "data-bin")
-    run(["xlm-preprocess", "prepare", raw, data, "--langs", ",".join(sorted(langs)), "--codes", codes])
+    cli(*["xlm-preprocess", "prepare", raw, data, "--langs", ",".join(sorted(langs)), "--codes", codes])
     return data

@@ -1,7 +1,6 @@
 """Shared builders for model tests: random original-layout XLM models (via transformers, which implements
 the original architecture with the original parameter names) and our stack with the same weights."""
 import torch
-
 from fairseq.data import Dictionary
 
 

@@ -1,4 +1,5 @@
-"""An independent reference for the converter tests: the ORIGINAL XLM TransformerModel (spec §2), written
+"""An independent reference for the converter tests: the ORIGINAL XLM TransformerModel (facebookresearch/XLM
+`xlm/model/transformer.py`), written
 from the specification in the original's style — time-major tensors (slen, bs), lengths-based masks, the
 decoder's layer_norm15 / encoder_attn block, `fwd` and `predict` — with the original parameter names, so an
 original checkpoint's state dict loads into it as is (XLM's token ids: </s>=1, <pad>=2).
@@ -161,7 +162,7 @@ class TransformerModel(nn.Module):
             return self.fwd(**kwargs)
         if mode == "predict":
             return self.predict(**kwargs)
-        raise Exception("Unknown mode: %s" % mode)
+        raise Exception(f"Unknown mode: {mode}")
 
     def fwd(self, x, lengths, causal, src_enc=None, src_len=None, positions=None, langs=None):
         """x (slen, bs) token ids; lengths (bs,); positions / langs (slen, bs) or None; src_enc

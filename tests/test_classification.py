@@ -1,4 +1,5 @@
-"""Cross-lingual classification (paper §4.1, spec §5.4): the input layout, truncation, labels, --finetune-layers
+"""Cross-lingual classification (paper §4.1, facebookresearch/XLM `xlm/evaluation/xnli.py`): the input layout,
+truncation, labels, --finetune-layers
 and the head's lr in process; then the real pipeline on tiny real text (tests/fixtures/cls: topic sentences in
 en/fr/de labelled food/sport/weather, in the DDTP builder's `{split}.cls.{lang}` naming): xlm-preprocess prepare
 -> MLM pretraining -> xlm_preprocess.classification_data -> fine-tuning on English with --finetune-from-model,
@@ -7,24 +8,26 @@ import argparse
 import os
 import re
 import shutil
-import subprocess
-import sys
 import types
 
 import numpy as np
 import pytest
 import torch
-
 from fairseq.data import Dictionary
 
 from xlm_fairseq.data.classification_dataset import ClassificationDataset, ClassificationPart, kept_words
 from xlm_fairseq.errors import ConfigError, DataError
 from xlm_fairseq.tasks.xlm_classification import (
-    XLMClassificationTask, freeze, head_lr_groups, head_parameters_in_optimizer, load_label_dict,
-    parse_finetune_layers, read_labels,
+    XLMClassificationTask,
+    freeze,
+    head_lr_groups,
+    head_parameters_in_optimizer,
+    load_label_dict,
+    parse_finetune_layers,
+    read_labels,
 )
 
-from .helpers_cli import ENV, USER_DIR, cli, load_model_state, max_param_diff, train_two_ranks
+from .helpers_cli import USER_DIR, cli, load_model_state, max_param_diff, python_module, train_two_ranks, user_error
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -261,11 +264,9 @@ def pipeline(tmp_path_factory):
         "--save-dir", root / "lm", "--num-workers", 0, "--seed", 1, "--no-progress-bar", "--cpu",
         "--no-epoch-checkpoints", "--disable-validation")
     cbin = root / "cls-bin"
-    proc = subprocess.run([sys.executable, "-m", "xlm_preprocess.classification_data", "--input-dir", str(labelled),
-                           "--destdir", str(cbin), "--codes-file", str(lm_bin / "work" / "codes"),
-                           "--dict", str(lm_bin / "dict.txt"), "--input-name", "cls"],
-                          capture_output=True, text=True, env=ENV, cwd=ROOT)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    proc = python_module("xlm_preprocess.classification_data", "--input-dir", labelled, "--destdir", cbin,
+                         "--codes-file", lm_bin / "work" / "codes", "--dict", lm_bin / "dict.txt", "--input-name", "cls",
+                         cwd=ROOT)
     assert "train.en: 30 examples; food 10, sport 10, weather 10" in proc.stdout
     return types.SimpleNamespace(root=root, lm_bin=lm_bin, lm=root / "lm" / "checkpoint_last.pt", cbin=cbin,
                                  labelled=labelled)
@@ -359,12 +360,7 @@ def test_translate_train_and_eval_langs_in_process(pipeline):
 
 
 def _error(args):
-    proc = cli("fairseq-train", *args, check=False)
-    assert proc.returncode != 0
-    assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
-    lines = [l for l in proc.stderr.splitlines() if l.startswith("error: ")]
-    assert len(lines) == 1, proc.stderr[-3000:]
-    return lines[0]
+    return user_error(cli("fairseq-train", *args, check=False))
 
 
 def test_bad_inputs_give_one_line_errors(pipeline, tmp_path):
@@ -440,7 +436,7 @@ def _xnli_files(folder):
     (folder / "XNLI-1.0").mkdir()
     (folder / "XNLI-MT-1.0" / "multinli").mkdir(parents=True)
     rows = {lang: _topics(lang) for lang in LANGS}
-    for split, name, (a, b) in (("valid", "xnli.dev.tsv", (30, 36)), ("test", "xnli.test.tsv", (36, 42))):
+    for name, (a, b) in (("xnli.dev.tsv", (30, 36)), ("xnli.test.tsv", (36, 42))):
         lines = [XNLI_HEADER]
         for lang in LANGS + ("es",):
             src = rows.get(lang, rows["en"])
@@ -460,10 +456,8 @@ def test_xnli_formats_to_sentence_pair_classification(pipeline, tmp_path):
 
     _xnli_files(tmp_path)
     raw = tmp_path / "xnli-raw"
-    proc = subprocess.run([sys.executable, "-m", "xlm_preprocess.xnli", "--xnli-dir", str(tmp_path / "XNLI-1.0"),
-                           "--mt-dir", str(tmp_path / "XNLI-MT-1.0"), "--out", str(raw), "--langs", "de,en,fr"],
-                          capture_output=True, text=True, env=ENV, cwd=ROOT)
-    assert proc.returncode == 0, proc.stderr
+    python_module("xlm_preprocess.xnli", "--xnli-dir", tmp_path / "XNLI-1.0", "--mt-dir", tmp_path / "XNLI-MT-1.0",
+                  "--out", raw, "--langs", "de,en,fr", cwd=ROOT)
     assert sorted(os.listdir(raw)) == sorted(["label_dict.txt"] + [f"{s}.{k}.{l}" for s in ("valid", "test")
                                               for k in ("s1", "s2", "label") for l in LANGS]
                                              + [f"train.{k}.en" for k in ("s1", "s2", "label")])
@@ -473,11 +467,10 @@ def test_xnli_formats_to_sentence_pair_classification(pipeline, tmp_path):
     assert (raw / "valid.s2.de").read_text().splitlines()[0] == _topics("de")[33][1]
     # missing columns: one line naming the file
     (tmp_path / "XNLI-1.0" / "xnli.dev.tsv").write_text("lang\tlabel\n")
-    proc = subprocess.run([sys.executable, "-m", "xlm_preprocess.xnli", "--xnli-dir", str(tmp_path / "XNLI-1.0"),
-                           "--out", str(tmp_path / "x"), "--train-langs", ""], capture_output=True, text=True,
-                          env=ENV, cwd=ROOT)
-    assert proc.returncode == 1 and "xnli.dev.tsv: the header has no column" in proc.stderr
-    assert "Traceback" not in proc.stderr
+    proc = python_module("xlm_preprocess.xnli", "--xnli-dir", tmp_path / "XNLI-1.0", "--out", tmp_path / "x",
+                         "--train-langs", "", check=False, cwd=ROOT)
+    assert proc.returncode == 1
+    assert "xnli.dev.tsv: the header has no column" in user_error(proc, prefix="error: ")
 
     parser = argparse.ArgumentParser()
     classification_data.add_arguments(parser)

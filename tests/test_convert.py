@@ -5,20 +5,17 @@ fairseq-generate; bit-exact round trips; the converted files in real fairseq-tra
 runs; one-line errors that leave --out untouched."""
 import datetime
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import torch
-
 from fairseq.data import Dictionary
 
 from xlm_fairseq.convert.cli import main as convert_main
 from xlm_fairseq.convert.vocab import XLM_HEAD, XLMVocab
 
 from . import reference_xlm as ref
-from .helpers_cli import ENV, USER_DIR, cli, lm_train_args, load_model_state
+from .helpers_cli import USER_DIR, cli, lm_train_args, load_model_state, python_module
 from .helpers_data import make_data_bin
 from .helpers_model import hf_xlm, original_state_dict
 
@@ -495,21 +492,17 @@ def test_a_failure_while_writing_leaves_the_output_folder_as_it_was(two_lang, tm
 # ----------------------------------------------------------------------------------- real command lines
 def test_command_line_module_and_console_script(two_lang, tmp_path):
     root, _, _ = two_lang
-    cmd = [sys.executable, "-m", "xlm_fairseq.convert", "from-original", str(root / "mlm_enfr.pth"), "--vocab",
-           str(root / "vocab_enfr"), "--codes", str(root / "codes_enfr"), "--out", str(tmp_path / "cli")]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=ENV, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    args = ["from-original", root / "mlm_enfr.pth", "--vocab", root / "vocab_enfr", "--codes", root / "codes_enfr",
+            "--out", tmp_path / "cli"]
+    proc = python_module("xlm_fairseq.convert", *args)
     assert "emb_dim 32, 2 layers, 4 heads" in proc.stdout and "--langs en,fr" in proc.stdout
     assert sorted(os.listdir(tmp_path / "cli")) == ["codes", "codes.subword-nmt", "dict.txt", "model.pt",
                                                     "xlm_inference.json"]
     a, b = load_model_state(root / "out" / "model.pt"), load_model_state(tmp_path / "cli" / "model.pt")
     assert all(torch.equal(a[k], b[k]) for k in a)
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=ENV, timeout=300)  # --out now holds files
+    proc = cli("xlm-convert", *args, check=False)  # --out now holds files
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and proc.stderr.startswith("error: ")
-    script = os.path.join(os.path.dirname(sys.executable), "xlm-convert")
-    assert os.path.isfile(script), "console script missing: setup.cfg needs xlm-convert = xlm_fairseq.convert.cli:main"
-    proc = subprocess.run([script, "--help"], capture_output=True, text=True, env=ENV, timeout=300)
-    assert proc.returncode == 0 and "from-original" in proc.stdout
+    assert "from-original" in cli("xlm-convert", "--help").stdout
 
 
 # ------------------------------------------------------------------------- converted models in fairseq

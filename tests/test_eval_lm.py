@@ -1,12 +1,11 @@
-"""`xlm-eval-lm` (paper Table 4, spec §5.2): CLM perplexity of one language, equal to fairseq-train's
+"""`xlm-eval-lm` (paper Table 4, facebookresearch/XLM `evaluate_clm`): CLM perplexity of one language, equal to
+fairseq-train's
 valid log and to fairseq-validate for the same checkpoint, and to a direct computation from the binarised
 stream; a language trained alone and with a second language; one-line errors."""
 import json
 import math
 import os
 import shutil
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -14,18 +13,14 @@ import torch
 
 from xlm_fairseq.eval_lm import CLMEvaluator, main
 
-from .helpers_cli import ENV, USER_DIR, cli, valid_metrics
+from .helpers_cli import USER_DIR, cli, run_together, valid_metrics
 from .helpers_data import make_data_bin
 
 BPTT = 24
 
 
 def eval_lm(*args, check=True):
-    cmd = [sys.executable, "-m", "xlm_fairseq.eval_lm"] + [str(a) for a in args]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=ENV, timeout=300)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"xlm-eval-lm failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr[-4000:]}")
-    return proc
+    return cli("xlm-eval-lm", *args, check=check)
 
 
 def train_args(data, save_dir, steps, max_update=12):
@@ -39,13 +34,7 @@ def train_args(data, save_dir, steps, max_update=12):
 
 def train_in_parallel(runs):
     """fairseq-train for each {name: args} at once (2 cores); {name: [valid rows]}."""
-    exe = os.path.join(os.path.dirname(sys.executable), "fairseq-train")
-    procs = {name: subprocess.Popen([exe] + [str(a) for a in args], stdout=subprocess.PIPE,
-                                    stderr=subprocess.STDOUT, text=True, env=ENV) for name, args in runs.items()}
-    logs = {name: p.communicate(timeout=600)[0] for name, p in procs.items()}
-    for name, p in procs.items():
-        if p.returncode != 0:
-            raise AssertionError(f"fairseq-train {name} failed:\n{logs[name][-5000:]}")
+    logs = run_together({name: ["fairseq-train", *args] for name, args in runs.items()})
     return {name: valid_metrics(log) for name, log in logs.items()}
 
 
@@ -87,7 +76,8 @@ def test_eval_lm_equals_the_training_log_with_and_without_a_second_language(trai
 
 
 def _reference_clm_ppl(model, tokens, bptt, lang_id, eos):
-    """Spec §5.2 from scratch: the flat corpus right-aligned in n_windows*bptt tokens of </s>, one more </s>
+    """The original's evaluate_clm streams from scratch: the flat corpus right-aligned in n_windows*bptt tokens of
+    </s>, one more </s>
     in front, windows of bptt; each window predicts its tokens 1..bptt-1 from its own prefix."""
     n_windows = math.ceil(len(tokens) / bptt)
     data = np.full(n_windows * bptt + 1, eos, dtype=np.int64)

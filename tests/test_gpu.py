@@ -1,6 +1,9 @@
 """On a CUDA GPU: the real command lines with fairseq's --fp16 and --amp (they assert CUDA, so the CPU-only
-tests cannot reach them; this fairseq's --bf16 means a TPU), and the model's GPU paths (fused SDPA with dropout, half precision) against its CPU
+tests cannot reach them; this fairseq's --bf16 means a TPU), and the model's GPU paths (fused SDPA with dropout,
+half precision) against its CPU
 fp32 logits. Skipped, and reported as skipped, where torch sees no GPU."""
+import math
+
 import pytest
 import torch
 
@@ -31,7 +34,7 @@ def test_mlm_tlm_pretraining_in_half_precision(data, tmp_path, precision):
     log = proc.stdout + proc.stderr
     rows = valid_metrics(log)
     assert len(rows) >= 4 and "loss_scale" in log  # fairseq's fp16 optimizer / AMP grad scaler ran
-    assert all(r["mlm_ppl"] == r["mlm_ppl"] and r["en_fr_mlm_ppl"] < 1e6 for r in rows)  # finite, no NaN
+    assert all(math.isfinite(r["mlm_ppl"]) and math.isfinite(r["en_fr_mlm_ppl"]) for r in rows)
     assert rows[-1]["mlm_ppl"] < 0.7 * rows[0]["mlm_ppl"]
     state = load_model_state(save / "checkpoint_best.pt")
     assert all(torch.isfinite(v.float()).all() for v in state.values())

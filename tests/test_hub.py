@@ -7,20 +7,18 @@ import argparse
 import os
 import re
 import shutil
-import subprocess
 import sys
 
 import pytest
 import torch
-
 from fairseq.data import Dictionary, data_utils
 
 from xlm_fairseq.errors import InputError
 from xlm_fairseq.generation import greedy_generate
 from xlm_fairseq.models.xlm_transformer import XLMTransformerModel
 
-from .helpers_cli import BIN, ENV, USER_DIR, cli, lm_train_args, valid_metrics
-from .helpers_data import fairseq_binarize, prepare_data_bin, run
+from .helpers_cli import BIN, ENV, USER_DIR, cli, lm_train_args, run, valid_metrics
+from .helpers_data import fairseq_binarize, prepare_data_bin
 from .helpers_model import hf_xlm, original_state_dict
 from .test_classification import LANGS, SPLITS
 from .test_convert import convert, reference_decoder, save_original, write_vocab
@@ -56,7 +54,7 @@ def demo(tmp_path_factory):
         for split, (a, b) in SPLITS.items():
             (labelled / f"{split}.cls.{lang}").write_text("".join(s + "\n" for _, s in rows[a:b]), encoding="utf-8")
             (labelled / f"{split}.cls.{lang}.label").write_text("".join(l + "\n" for l, _ in rows[a:b]))
-    run(["xlm-preprocess", "classification", "--input-dir", labelled, "--input-name", "cls", "--destdir",
+    cli(*["xlm-preprocess", "classification", "--input-dir", labelled, "--input-name", "cls", "--destdir",
          root / "cls-bin", "--codes-file", os.path.join(data, "work", "codes"), "--dict",
          os.path.join(data, "dict.txt")])
     classify = cli("fairseq-train", root / "cls-bin", "--user-dir", USER_DIR, "--task", "xlm_classification",
@@ -155,7 +153,7 @@ def test_sentencepiece_and_lowercased_training_data(tmp_path):
     for name in ("train.en", "train.fr", "valid.en", "valid.fr"):
         shutil.copy(os.path.join(os.path.dirname(__file__), "fixtures", "text", name), raw / name)
     data = tmp_path / "bin"
-    run(["xlm-preprocess", "prepare", raw, data, "--langs", "en,fr", "--codes", 300, "--backend", "sentencepiece",
+    cli(*["xlm-preprocess", "prepare", raw, data, "--langs", "en,fr", "--codes", 300, "--backend", "sentencepiece",
          "--lowercase-strip-accents"])
     cli("fairseq-train", *lm_train_args(str(data), tmp_path / "lm", "--disable-validation", task="xlm_cross_lingual_lm",
                                         steps="en,fr", max_update=2))
@@ -185,7 +183,7 @@ def test_readme_python_snippet_runs_on_demo_checkpoints(demo):
     root, _, _ = demo
     code = _readme_block("python").replace('"demo-out/', f'"{root}/')
     assert f'"{root}/pretrain"' in code  # the snippet really points at the demo's folders
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV, timeout=300)
+    proc = run([sys.executable, "-c", code], check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = proc.stdout.splitlines()
     assert re.fullmatch(r"torch\.Size\(\[1, \d+, 64\]\)", out[1])  # xlm_tiny: 64 dims
@@ -202,8 +200,7 @@ def test_readme_command_lines_translate_raw_text_and_write_sentence_embeddings(d
     (tmp_path / "input.en").write_text("".join(s + "\n" for s in sentences), encoding="utf-8")
     script = _readme_block("sh").replace("demo-out/", f"{root}/").replace("input.en", str(tmp_path / "input.en"))
     env = dict(ENV, PATH=BIN + os.pathsep + ENV.get("PATH", ""))
-    proc = subprocess.run(["bash", "-eo", "pipefail", "-c", script], capture_output=True, text=True, env=env,
-                          cwd=ROOT, timeout=300)
+    proc = run(["bash", "-eo", "pipefail", "-c", script], check=False, env=env, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = proc.stdout.splitlines()
     expected = load(root / "unmt-pretrained", "checkpoint_last.pt").translate(sentences, "en", "fr")
@@ -306,9 +303,8 @@ def test_interactive_generate_hub_and_greedy_decoding_agree_with_language_embedd
              mt / "codes.subword-nmt", "--cpu"]
     gen = cli("fairseq-generate", data, *flags, "--gen-subset", "valid", "--num-workers", 0).stdout
     sources = lines_of(root / "raw-text" / "valid.en-fr.en")
-    proc = subprocess.run([os.path.join(BIN, "fairseq-interactive"), str(mt)] + [str(f) for f in flags]
-                          + ["--buffer-size", "8"], input="".join(s + "\n" for s in sources), capture_output=True,
-                          text=True, env=ENV, timeout=300)
+    proc = cli("fairseq-interactive", mt, *flags, "--buffer-size", 8, input="".join(s + "\n" for s in sources),
+               check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
     inter = proc.stdout
     assert len(_lines_by_id(gen, "D")) == len(sources) == 8
@@ -369,12 +365,11 @@ def test_bad_input_stops_with_one_line_naming_the_argument(demo, converted, tmp_
     # an uncaught mistake in a script: one line, no traceback (the plugin's excepthook)
     code = f"from xlm_fairseq.models.xlm_transformer import XLMTransformerModel as M\n" \
            f"M.from_pretrained({str(root / 'pretrain')!r}).translate('The cat.', 'en', 'fr')\n"
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV, timeout=300)
+    proc = run([sys.executable, "-c", code], check=False)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert [l for l in proc.stderr.splitlines() if l.startswith("error: ")] == [
         l for l in proc.stderr.splitlines() if "translate" in l]
-    proc = subprocess.run([os.path.join(BIN, "xlm-embeddings"), "sentences", str(root / "pretrain"), "--lang", "it",
-                           "--out", str(tmp_path / "x.npy")], input="The cat.\n", capture_output=True, text=True,
-                          env=ENV, timeout=300)
+    proc = cli("xlm-embeddings", "sentences", root / "pretrain", "--lang", "it", "--out", tmp_path / "x.npy",
+               input="The cat.\n", check=False)
     assert proc.returncode == 2 and proc.stderr.strip().splitlines() == [
         f"error: --lang it: {root / 'pretrain'} was trained with de,en,fr; choose one of them"]

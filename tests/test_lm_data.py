@@ -1,4 +1,6 @@
-"""Exact semantics of the LM data path (spec §1.3-1.8, §5.1): stream layout, TLM/classification layouts,
+"""Exact semantics of the LM data path (facebookresearch/XLM `xlm/data/dataset.py`,
+`xlm/trainer.py: mask_out`, `xlm/utils.py: concat_batches`, `xlm/evaluation/evaluator.py`): stream layout,
+TLM/classification layouts,
 masking statistics, evaluation masking, CLM targets, language sampling (the schedule: test_training_schedule.py)."""
 import math
 
@@ -7,7 +9,11 @@ import pytest
 import torch
 
 from xlm_fairseq.data.lm_objectives import (
-    MaskingConfig, clm_mask, mask_scores, mlm_eval_mask, mlm_train_mask,
+    MaskingConfig,
+    clm_mask,
+    mask_scores,
+    mlm_eval_mask,
+    mlm_train_mask,
 )
 from xlm_fairseq.data.pair_concat_dataset import PairConcatDataset
 from xlm_fairseq.data.stream_dataset import StreamDataset

@@ -1,10 +1,10 @@
-"""Model options of spec §2: sinusoidal positions, ReLU, no language embeddings, the released models'
-architectures, and the parameter count formula of spec §3.1."""
+"""Model options of the original `TransformerModel`: sinusoidal positions, ReLU, no language embeddings, the
+released models'
+architectures, and the original's parameter count."""
 import argparse
 import math
 
 import torch
-
 from fairseq.models import ARCH_CONFIG_REGISTRY
 
 from xlm_fairseq.modules.encoder_decoder import XLMEncoder
@@ -48,5 +48,5 @@ def test_parameter_count_formula_matches_the_model():
     enc = XLMEncoder(toy_dictionary(50), emb_dim=32, n_layers=3, n_heads=4, n_langs=2)
     n = sum(p.numel() for p in enc.parameters())  # the tied output weight is one Parameter
     assert n == num_parameters(3, 32, 50, 2)
-    # spec §3.1: mlm_enfr_1024 has about 141.8M parameters
+    # mlm_enfr_1024 has about 141.8M parameters (the original README: 142M)
     assert abs(num_parameters(6, 1024, 64139, 2) / 1e6 - 141.8) < 0.1

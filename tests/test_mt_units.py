@@ -1,5 +1,6 @@
-"""Exact semantics of the translation pieces: DAE noise (spec §1.11), incremental decoding, greedy
-generation (§1.13), initialisation from a pretrained LM (§2.5)."""
+"""Exact semantics of the translation pieces: DAE noise (facebookresearch/XLM `xlm/trainer.py: add_noise`),
+incremental decoding, greedy
+generation (`TransformerModel.generate`), initialisation from a pretrained LM (`xlm/model/__init__.py: build_model`)."""
 import numpy as np
 import pytest
 import torch

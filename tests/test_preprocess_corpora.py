@@ -2,12 +2,12 @@
 import bz2
 import os
 import shutil
-import subprocess
-import sys
 import zipfile
 
 from xlm_preprocess import cli
 from xlm_preprocess.corpora.wikipedia import clean_wikitext
+
+from .helpers_cli import python_module
 
 # as in real dumps, the wiki source inside <text> is XML-escaped (&lt;ref&gt;, &amp;amp;)
 DUMP = """<mediawiki xmlns="http://www.mediawiki.org/xml/export-0.10/" version="0.10" xml:lang="en">
@@ -188,8 +188,6 @@ def test_wmt_plain_mismatch_and_sacrebleu_command(tmp_path, capsys):
 def test_module_entry_point(tmp_path):
     (tmp_path / "s.en").write_text("Hello.\n", encoding="utf-8")
     (tmp_path / "r.de").write_text("Hallo.\n", encoding="utf-8")
-    proc = subprocess.run([sys.executable, "-m", "xlm_preprocess.corpora.wmt", "--direction", "en-de", "--src",
-                           str(tmp_path / "s.en"), "--ref", str(tmp_path / "r.de"), "--output", str(tmp_path / "raw")],
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    assert proc.returncode == 0, proc.stderr
+    python_module("xlm_preprocess.corpora.wmt", "--direction", "en-de", "--src", tmp_path / "s.en", "--ref",
+                  tmp_path / "r.de", "--output", tmp_path / "raw")
     assert (tmp_path / "raw" / "test.de-en.de").read_text() == "Hallo.\n"

@@ -3,8 +3,8 @@ and --min-count, loading with fairseq's Dictionary."""
 import pytest
 from fairseq.data import Dictionary
 
-from xlm_preprocess import cli
 from xlm_fairseq.dictionary import FIRST_WORD_ID, SPECIALS, load_dictionary, mask_index
+from xlm_preprocess import cli
 
 
 @pytest.fixture

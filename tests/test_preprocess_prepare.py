@@ -3,18 +3,18 @@ data-bin fairseq loads; reruns reuse finished steps only; interrupted runs resum
 import json
 import os
 import shutil
-import subprocess
-import sys
 
 import pytest
 from fairseq.data import data_utils
 
-from xlm_preprocess import cli, prepare as prepare_module
-from xlm_preprocess.tokenizer import Tokenizer
 from xlm_fairseq.dictionary import load_dictionary
+from xlm_preprocess import cli
+from xlm_preprocess import prepare as prepare_module
+from xlm_preprocess.tokenizer import Tokenizer
+
+from . import helpers_cli
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures", "text")
-SCRIPT = os.path.join(os.path.dirname(sys.executable), "xlm-preprocess")
 
 
 def lines_of(path):
@@ -23,8 +23,7 @@ def lines_of(path):
 
 
 def run_script(*args):
-    assert os.path.isfile(SCRIPT), "the console script xlm-preprocess is not installed (pip install -e .)"
-    return subprocess.run([SCRIPT, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return helpers_cli.cli("xlm-preprocess", *args, check=False)
 
 
 @pytest.fixture(scope="module")

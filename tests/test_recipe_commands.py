@@ -9,13 +9,13 @@ import os
 import re
 import shlex
 import stat
-import subprocess
 import sys
 
 import pytest
-
 from fairseq import options
 from fairseq.dataclass.utils import convert_namespace_to_omegaconf
+
+from .helpers_cli import run
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 USER_DIR = os.path.join(ROOT, "xlm_fairseq")
@@ -84,9 +84,7 @@ def script_commands(tmp_path, script, invocations):
         env = {k: v.format(fake_bin=fake_bin) for k, v in env.items()}
         full_env = dict(os.environ, PATH=f"{bindir}:{os.path.dirname(sys.executable)}:{os.environ['PATH']}",
                         RECORD=str(record), WORK=str(tmp_path / "work"), OUT=str(tmp_path / "out"), **env)
-        proc = subprocess.run(["bash", os.path.join(ROOT, script), *args], env=full_env, capture_output=True,
-                              text=True, cwd=tmp_path)
-        assert proc.returncode == 0, f"{script} {args}: {proc.stderr[-2000:]}"
+        run(["bash", os.path.join(ROOT, script), *args], env=full_env, cwd=tmp_path)
     return [json.loads(line) for line in record.read_text().splitlines()]
 
 

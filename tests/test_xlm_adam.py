@@ -1,7 +1,6 @@
 """Optimizer xlm_adam: fairseq adam's update (the original's Adam) to rounding, its state layout, and a real
 fairseq-train run that resumes exactly."""
 import torch
-
 from fairseq.optim.adam import Adam
 
 from xlm_fairseq.optim.xlm_adam import XLMAdam

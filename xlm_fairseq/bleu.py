@@ -6,9 +6,8 @@ Statistics (n-gram matches and totals, lengths) are summed over batches and rank
 once from the sums, as fairseq's translation task does."""
 from typing import Dict, List
 
-from sacrebleu.metrics import BLEU
-
 from fairseq.data import data_utils
+from sacrebleu.metrics import BLEU
 
 KINDS = ("tok", "sacre")
 STAT_KEYS = [f"counts_{i}" for i in range(4)] + [f"totals_{i}" for i in range(4)] + ["sys_len", "ref_len"]

@@ -11,7 +11,6 @@ import os
 from typing import List, Optional, Sequence, Tuple
 
 import torch
-
 from fairseq import utils
 
 from .errors import ConfigError

@@ -1,5 +1,5 @@
 """`xlm-eval-lm CHECKPOINT DATA --lang cs [--split valid,test]`: CLM perplexity of one language (paper §4.4,
-Table 4; spec §5.2).
+Table 4; facebookresearch/XLM `xlm/evaluation/evaluator.py: evaluate_clm`).
 
 The number is computed by the training task's own validation path: the checkpoint's config is reloaded with
 task `xlm_cross_lingual_lm`, its `--langs` (so language ids are unchanged), `--clm-steps LANG` and the data
@@ -133,7 +133,7 @@ class CLMEvaluator:
 
 def evaluate_clm(checkpoint: str, data: str, lang: str, splits=("valid", "test"),
                  tokens_per_sample: Optional[int] = None, cpu: bool = False) -> Dict[str, Dict[str, float]]:
-    """{split: {'ppl', 'acc', 'loss', 'predicted', 'windows'}}: CLM perplexity of `lang` (spec §5.2)."""
+    """{split: {'ppl', 'acc', 'loss', 'predicted', 'windows'}}: CLM perplexity of `lang` (as `evaluate_clm`)."""
     return _evaluate(CLMEvaluator(checkpoint, data, lang, tokens_per_sample, cpu), splits)
 
 

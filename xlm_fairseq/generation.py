@@ -1,4 +1,5 @@
-"""Batched greedy decoding with the incremental key/value cache (spec §1.13 `generate`): used by online
+"""Batched greedy decoding with the incremental key/value cache (facebookresearch/XLM `xlm/model/transformer.py:
+TransformerModel.generate`): used by online
 back-translation (max_len = int(1.3 * L + 5)) and by BLEU validation (int(1.5 * L + 10)).
 
 Every row starts with `</s>` at position 0 and the target language id on every position; a row stops

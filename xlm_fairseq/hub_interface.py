@@ -22,12 +22,11 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
-from omegaconf import open_dict
-from torch import nn
-
 from fairseq import utils
 from fairseq.data import ListDataset, encoders
 from fairseq.dataclass.configs import GenerationConfig
+from omegaconf import open_dict
+from torch import nn
 
 from . import inference_assets
 from .data.translation_step_dataset import TranslationStepDataset

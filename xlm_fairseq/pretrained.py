@@ -1,4 +1,5 @@
-"""Initialising a translation model's encoder and decoder from pretrained LMs (spec §2.5, paper Table 2):
+"""Initialising a translation model's encoder and decoder from pretrained LMs (facebookresearch/XLM
+`xlm/model/__init__.py: build_model`, paper Table 2):
 --reload-encoder / --reload-decoder take checkpoints of the pretraining tasks (or converted original XLM
 models, or translation checkpoints). Every key must match, except the decoder's cross-attention and its
 LayerNorm (absent from an LM), which keep their fresh initialisation and are listed in the log."""
@@ -7,7 +8,6 @@ import os
 from typing import Dict
 
 import torch
-
 from fairseq.data import Dictionary
 
 from .checkpoints import data_dir, languages, read_checkpoint

@@ -13,11 +13,10 @@ import torch
 
 
 def safe_globals() -> list:
+    from fairseq.distributed.utils import _TensorPlaceholder
     from omegaconf import DictConfig, ListConfig
     from omegaconf.base import ContainerMetadata, Metadata
     from omegaconf.nodes import AnyNode
-
-    from fairseq.distributed.utils import _TensorPlaceholder
 
     return [
         argparse.Namespace,

@@ -7,7 +7,6 @@ import math
 from typing import Callable, Dict, Iterable, List, Set
 
 import numpy as np
-
 from fairseq.logging import metrics
 
 PARTS = ("loss", "n", "correct")

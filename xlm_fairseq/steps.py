@@ -1,6 +1,7 @@
-"""XLM's command-line mini-languages (spec §1.2, §1.4, §1.14): languages, step lists, lambda schedules and
+"""XLM's command-line mini-languages (facebookresearch/XLM `xlm/data/loader.py: check_data_params`,
+`xlm/utils.py: parse_lambda_config`): languages, step lists, lambda schedules and
 the language sampling distribution. Errors name the flag and say what is expected."""
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 
@@ -97,7 +98,3 @@ def parse_float_triple(flag: str, value: str) -> Tuple[float, float, float]:
 
 def pair_key(a: str, b: str) -> Tuple[str, str]:
     return (a, b) if a < b else (b, a)
-
-
-def optional_int(value) -> Optional[int]:
-    return None if value is None else int(value)

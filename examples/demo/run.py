@@ -19,7 +19,14 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from pipeline import (  # noqa: E402
-    ROOT, USER_DIR, Runner, best_by, bleu_of, fairseq_common, random_init_checkpoint, valid_rows,
+    ROOT,
+    USER_DIR,
+    Runner,
+    best_by,
+    bleu_of,
+    fairseq_common,
+    random_init_checkpoint,
+    valid_rows,
 )
 
 SCALE = float(os.environ.get("DEMO_SCALE", "1"))

@@ -15,7 +15,7 @@ from pipeline import ROOT, USER_DIR, Runner, fairseq_common, plot_panels, valid_
 DEFAULT_OUT = os.path.join(ROOT, "paper-mini-out")
 # every language any table uses: one `apt-get update` fetches all their DDTP files
 FETCH_LANGS = "cs,de,en,fr,sk"
-# the model of every table: xlm_small is 4 x 256 with 4 heads; 3 layers as design.md §5 and examples/lowres-lm
+# the model of every table: xlm_small is 4 x 256 with 4 heads; 3 layers as examples/lowres-lm
 MODEL = ["--arch", "xlm_small", "--n-layers", 3, "--dropout", 0.1, "--attention-dropout", 0.1]
 MODEL_TEXT = "`xlm_small --n-layers 3` (3 layers, 256 dims, 4 heads, GELU, dropout 0.1)"
 # LM pretraining (Tables 1, 2, 3, 5): streams of 128 tokens, 16 per update, validation every 250 updates

@@ -20,12 +20,12 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import DEFAULT_OUT, Ctx  # noqa: E402
 import table1  # noqa: E402
 import table2  # noqa: E402
 import table3  # noqa: E402
 import table4  # noqa: E402
 import table5  # noqa: E402
+from common import DEFAULT_OUT, Ctx  # noqa: E402
 
 TABLES = {"table1": table1, "table2": table2, "table3": table3, "table4": table4, "table5": table5}
 

@@ -6,8 +6,7 @@ tested on English, French and German titles (zero-shot for fr and de). Three enc
 architecture: no pretraining, MLM (monolingual en/fr/de text) and MLM+TLM (the same plus en-fr and de-en
 sentence pairs), both pretrained for the same number of updates. Model selection on the mean valid accuracy
 (en, fr, de); the table gives the test accuracies of that epoch."""
-from common import (MODEL, MODEL_TEXT, OPTIM, budget_lines, curve, data_enfrde, fmt, md_table,
-                    pretrain, write_result)
+from common import MODEL, MODEL_TEXT, OPTIM, budget_lines, curve, data_enfrde, fmt, md_table, pretrain, write_result
 from pipeline import best_by, fairseq_common, valid_rows
 
 FINETUNE_UPDATES = 2000

@@ -6,8 +6,20 @@ Pretraining: a CLM and an MLM on en+fr (same model, same updates). UNMT (denoisi
 back-translation) from each initialisation for the same number of updates; then MT perplexity of the last
 checkpoint on valid and test (fairseq-validate) and test BLEU (fairseq-generate, greedy, tokenised BLEU on
 the Moses-tokenised text with BPE removed)."""
-from common import (MODEL, MODEL_TEXT, MT_BATCHES, OPTIM, budget_lines, curve, data_enfrde, fmt,
-                    generate_bleu, md_table, pretrain, write_result)
+from common import (
+    MODEL,
+    MODEL_TEXT,
+    MT_BATCHES,
+    OPTIM,
+    budget_lines,
+    curve,
+    data_enfrde,
+    fmt,
+    generate_bleu,
+    md_table,
+    pretrain,
+    write_result,
+)
 from pipeline import USER_DIR, bleu_of, fairseq_common, valid_rows
 
 UNMT_UPDATES = 1000

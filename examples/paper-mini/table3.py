@@ -8,8 +8,21 @@ supervised sk→en batches; evaluated at its last update."""
 import json
 import os
 
-from common import (MODEL, MODEL_TEXT, MT_BATCHES, OPTIM, T3_PAIRS, budget_lines, curve, data_ensk, fmt,
-                    generate_bleu, md_table, pretrain, write_result)
+from common import (
+    MODEL,
+    MODEL_TEXT,
+    MT_BATCHES,
+    OPTIM,
+    T3_PAIRS,
+    budget_lines,
+    curve,
+    data_ensk,
+    fmt,
+    generate_bleu,
+    md_table,
+    pretrain,
+    write_result,
+)
 from pipeline import USER_DIR, bleu_of, fairseq_common, valid_rows
 
 ITERATIONS = 350
@@ -66,7 +79,7 @@ def run(ctx):
 
     nan = float("nan")
     rows = []
-    for config, _, k in CONFIGS:
+    for config, _, _ in CONFIGS:
         row = [config]
         for init in ("-", "MLM"):
             r = res[(config, init)]

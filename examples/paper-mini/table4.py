@@ -55,7 +55,7 @@ CLM perplexity of **Czech** (per BPE token, `</s>` included; streams of 128 toke
 alone, with English (distant), with Slovak (related, the paper's Hindi) and with both. Each variant trains until
 its Czech valid perplexity has not improved for {PATIENCE} validations (one every {s['VALID_EVERY']} updates) or
 {s['MAX_UPDATE']} updates, and its best checkpoint is scored with `xlm-eval-lm` (valid and test): the
-comparison at convergence that design.md §5 asks for, not at equal updates. Recipe: `examples/lowres-lm/run.sh`
+comparison at convergence, not at equal updates. Recipe: `examples/lowres-lm/run.sh`
 (languages are sampled uniformly, so a 3-language variant spends a third of its updates on Czech).
 
 {table}

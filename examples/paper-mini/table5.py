@@ -11,8 +11,19 @@ import json
 import os
 import sys
 
-from common import (HERE, MODEL_TEXT, PRETRAIN_UPDATES, budget_lines, curve, data_enfrde, fetch, fmt, md_table,
-                    pretrain, write_result)
+from common import (
+    HERE,
+    MODEL_TEXT,
+    PRETRAIN_UPDATES,
+    budget_lines,
+    curve,
+    data_enfrde,
+    fetch,
+    fmt,
+    md_table,
+    pretrain,
+    write_result,
+)
 from pipeline import random_init_checkpoint
 from table2 import LANGS, mlm_enfr
 
@@ -111,7 +122,8 @@ P@1: the gold translation is the nearest French word (cosine, or CSLS with k = 1
 
 {table}
 
-The paper's Table 5 (translation pairs of the MUSE dictionaries, the 1024-dim XLM, fastText for MUSE and Concat; their third column, SemEval'17 word similarity, has no offline data here):
+The paper's Table 5 (translation pairs of the MUSE dictionaries, the 1024-dim XLM, fastText for MUSE and Concat;
+their third column, SemEval'17 word similarity, has no offline data here):
 
 {paper}
 

@@ -1,4 +1,4 @@
-"""Corpus getters that write a RAW_DIR for `xlm-preprocess prepare` (reference/xlm-original.md §4.1):
+"""Corpus getters that write a RAW_DIR for `xlm-preprocess prepare` (facebookresearch/XLM `get-data-*.sh`):
 
     python -m xlm_preprocess.corpora.wikipedia   Wikipedia dump -> train/valid/test.{lang}      (get-data-wiki.sh)
     python -m xlm_preprocess.corpora.opus        OPUS Moses pairs -> train/valid/test.{a}-{b}.*   (get-data-para.sh)

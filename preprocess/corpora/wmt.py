@@ -47,7 +47,7 @@ def sacrebleu_command(testset: str, direction: str, side: str):
 
 def fetch_with_sacrebleu(testset: str, direction: str, side: str):
     cmd = sacrebleu_command(testset, direction, side)
-    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.run(cmd, capture_output=True)
     if proc.returncode != 0:
         last = (proc.stderr.decode("utf-8", "replace").strip().splitlines() or ["no output"])[-1]
         raise PreprocessError(f"`{' '.join(cmd[1:])}` failed: {last} (it needs internet, or the set in "

@@ -16,7 +16,8 @@ from . import ConvertError
 
 EPILOG = """examples:
   xlm-convert from-original mlm_enfr_1024.pth --vocab vocab_enfr --codes codes_enfr --out enfr
-  xlm-convert from-original mlm_xnli15_1024.pth --vocab vocab_xnli_15 --codes codes_xnli_15 --max-vocab 95000 --out xnli15
+  xlm-convert from-original mlm_xnli15_1024.pth --vocab vocab_xnli_15 --codes codes_xnli_15 \\
+      --max-vocab 95000 --out xnli15
   xlm-convert to-transformers enfr/model.pt --out enfr-hf
   xlm-convert from-transformers enfr-hf --out enfr-back
 See docs/released_models.md for every released model."""
@@ -178,7 +179,6 @@ def from_original(args) -> None:
     from .loading import load_pth
     from .original import read_spec, side_state_dicts, to_ours
     from .output import OutputFolder
-    from .vocab import XLMVocab
 
     if args.codes and not os.path.isfile(args.codes):
         raise ConvertError(f"--codes {args.codes}: no such file")
@@ -189,6 +189,37 @@ def from_original(args) -> None:
     params = ckpt.get("params") if isinstance(ckpt.get("params"), dict) else {}
     spec, order = read_spec(sides, params, args.model, n_heads=args.n_heads, langs=_langs(args.langs))
     original_langs = [spec.langs[order.index(i)] for i in range(len(order))]
+
+    vocab = original_vocabulary(ckpt, params, spec, args)
+    state = to_ours(sides, order)
+    wrote = ["model.pt", "dict.txt"] + (["codes"] if args.codes else [])
+    with folder:
+        vocab.write_dict_txt(folder.path("dict.txt"))
+        dictionary = Dictionary.load(folder.path("dict.txt"))
+        check_against_model(spec, state, dictionary)
+        cfg = build_cfg(spec, folder.out)
+        save_checkpoint(folder.path("model.pt"), spec, state, cfg,
+                        provenance={"from": os.path.abspath(args.model), "langs_original_order": original_langs})
+        if args.codes:
+            shutil.copyfile(args.codes, folder.path("codes"))
+            wrote += write_subword_nmt_codes(args.codes, folder.path(SUBWORD_NMT_CODES))
+        wrote += write_inference_assets(folder, spec, args.lowercase_strip_accents, os.path.abspath(args.model))
+
+    lines = [f"converted {args.model} -> {folder.out}",
+             f"  model:       {spec.describe()}",
+             languages_line(spec, original_langs),
+             f"  vocabulary:  {spec.n_words} words (14 specials + {len(vocab.words)} from {vocab.source}"
+             + (f"; {vocab.skipped} lines skipped" if vocab.skipped else "") + ")",
+             f"  wrote:       {', '.join(wrote)}" + ("" if args.codes else " (no --codes given)")]
+    lines += [f"  note:        {n}" for n in spec.notes]
+    _print(lines + usage_lines(spec, folder.out))
+
+
+def original_vocabulary(ckpt, params, spec, args):
+    """The model's vocabulary: --vocab (checked against the one the checkpoint stores, if any) or the stored one,
+    cut by --max-vocab/--min-count (default: the checkpoint's params, as XLM reloads it); it must give exactly the
+    checkpoint's embedding rows."""
+    from .vocab import XLMVocab
 
     dico = None
     if isinstance(ckpt.get("dico_id2word"), dict):
@@ -216,29 +247,7 @@ def from_original(args) -> None:
                            f"{cut}); {hint}")
     if dico is not None and vocab is not dico:
         vocab.check_against(dico)
-
-    state = to_ours(sides, order)
-    wrote = ["model.pt", "dict.txt"] + (["codes"] if args.codes else [])
-    with folder:
-        vocab.write_dict_txt(folder.path("dict.txt"))
-        dictionary = Dictionary.load(folder.path("dict.txt"))
-        check_against_model(spec, state, dictionary)
-        cfg = build_cfg(spec, folder.out)
-        save_checkpoint(folder.path("model.pt"), spec, state, cfg,
-                        provenance={"from": os.path.abspath(args.model), "langs_original_order": original_langs})
-        if args.codes:
-            shutil.copyfile(args.codes, folder.path("codes"))
-            wrote += write_subword_nmt_codes(args.codes, folder.path(SUBWORD_NMT_CODES))
-        wrote += write_inference_assets(folder, spec, args.lowercase_strip_accents, os.path.abspath(args.model))
-
-    lines = [f"converted {args.model} -> {folder.out}",
-             f"  model:       {spec.describe()}",
-             languages_line(spec, original_langs),
-             f"  vocabulary:  {spec.n_words} words (14 specials + {len(vocab.words)} from {vocab.source}"
-             + (f"; {vocab.skipped} lines skipped" if vocab.skipped else "") + ")",
-             f"  wrote:       {', '.join(wrote)}" + ("" if args.codes else " (no --codes given)")]
-    lines += [f"  note:        {n}" for n in spec.notes]
-    _print(lines + usage_lines(spec, folder.out))
+    return vocab
 
 
 def _find_dictionary(args, cfg) -> str:
@@ -339,6 +348,7 @@ COMMANDS = {"from-original": from_original, "to-transformers": to_transformers,
 def main(argv: Optional[List[str]] = None) -> None:
     args = build_parser().parse_args(argv)
     import xlm_fairseq  # noqa: F401  (registers the model and tasks the saved config names)
+
     from ..errors import XLMUserError
 
     try:

@@ -75,8 +75,7 @@ def build_cfg(spec: ModelSpec, data_dir: str) -> dict:
 def check_against_model(spec: ModelSpec, state: Dict[str, torch.Tensor], dictionary) -> None:
     """Build our model with these dimensions (on the meta device: no memory) and compare names and shapes,
     so a model.pt that fairseq would refuse is never written."""
-    from ..models.xlm_transformer import XLMTransformerConfig, XLMTransformerModel, _stack_args
-    from ..modules.encoder_decoder import XLMDecoder, XLMEncoder
+    from ..models.xlm_transformer import XLMTransformerConfig, XLMTransformerModel
 
     cfg = XLMTransformerConfig(
         emb_dim=spec.emb_dim, n_layers=spec.n_layers, n_heads=spec.n_heads, dropout=spec.dropout,
@@ -84,9 +83,7 @@ def check_against_model(spec: ModelSpec, state: Dict[str, torch.Tensor], diction
         no_lang_emb=spec.no_lang_emb, sinusoidal_embeddings=False, max_positions=spec.max_positions,
         n_langs=spec.n_langs, encoder_only=spec.encoder_only)
     with torch.device("meta"):
-        enc = XLMEncoder(dictionary, **_stack_args(cfg))
-        dec = None if spec.encoder_only else XLMDecoder(dictionary, **_stack_args(cfg))
-        expected = XLMTransformerModel(cfg, enc, dec).state_dict()
+        expected = XLMTransformerModel.from_config(cfg, dictionary).state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
     if missing or unexpected:

@@ -1,4 +1,5 @@
-"""Reading an original XLM checkpoint (spec §3.2): `model` (encoder-only runs) or `encoder` + `decoder`
+"""Reading an original XLM checkpoint (facebookresearch/XLM `xlm/trainer.py: save_checkpoint`): `model`
+(encoder-only runs) or `encoder` + `decoder`
 state dicts, a full or reduced `params` dict, and usually `dico_id2word` / `dico_word2id` / `dico_counts`.
 
 Dimensions come from the weights (layers from the key names, emb_dim from embeddings.weight, languages

@@ -13,9 +13,6 @@ import torch
 from . import ConvertError
 from .vocab import vocab_permutation
 
-VOCAB_ROWS = ("embeddings.weight", "pred_layer.proj.weight", "pred_layer.proj.bias")
-SIDES = ("encoder", "decoder")
-
 
 @dataclass
 class ModelSpec:
@@ -50,7 +47,8 @@ class ModelSpec:
 
 
 def expected_keys(n_layers: int, has_lang_emb: bool, is_decoder: bool) -> List[str]:
-    """The original key set of one TransformerModel (spec §3.1), without a `module.` prefix."""
+    """The original key set of one TransformerModel (of facebookresearch/XLM `xlm/model/transformer.py:
+    TransformerModel`), without a `module.` prefix."""
     keys = ["position_embeddings.weight"] + (["lang_embeddings.weight"] if has_lang_emb else [])
     keys += ["embeddings.weight", "layer_norm_emb.weight", "layer_norm_emb.bias"]
     for i in range(n_layers):

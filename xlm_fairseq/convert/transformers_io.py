@@ -20,7 +20,6 @@ import shutil
 from typing import Dict, List, Optional, Tuple
 
 import torch
-
 from fairseq.data import Dictionary
 
 from . import ConvertError

@@ -1,4 +1,4 @@
-"""XLM vocabularies (spec §3.3) and the id mapping between XLM's numbering and ours.
+"""XLM vocabularies (facebookresearch/XLM `xlm/data/dictionary.py`) and the id mapping between XLM's numbering and ours.
 
 XLM: `<s>`=0 `</s>`=1 `<pad>`=2 `<unk>`=3 `<special0..9>`=4..13, words from 14 in vocab-file order.
 Ours (fairseq's Dictionary, xlm_fairseq/dictionary.py): the same with pad and eos swapped (`<pad>`=1,
@@ -8,7 +8,6 @@ import os
 from typing import Dict, List, Optional, Tuple
 
 import torch
-
 from fairseq.data import Dictionary
 
 from ..dictionary import FIRST_WORD_ID, SPECIALS, check_dictionary, write_dictionary

@@ -1,4 +1,5 @@
-"""Criterion `xlm_classification_loss`: cross-entropy of the classification head (spec §5.4), summed over the
+"""Criterion `xlm_classification_loss`: cross-entropy of the classification head (facebookresearch/XLM
+`xlm/evaluation/xnli.py`), summed over the
 batch with sample_size = sentences, so an update averages over every sentence of every rank and micro-batch.
 
 Every logging output carries the loss, count and correct predictions of every language of --langs (zeros for
@@ -8,7 +9,6 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-
 from fairseq import utils
 from fairseq.criterions import FairseqCriterion, register_criterion
 from fairseq.dataclass import FairseqDataclass

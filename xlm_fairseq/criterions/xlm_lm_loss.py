@@ -1,6 +1,6 @@
 """Criterion `xlm_lm_loss`: mean cross-entropy over the predicted positions of one step (CLM, MLM, TLM;
-and the translation steps AE, MT, BT through `xlm_mt_loss`), times the step's lambda (spec §1.6-1.8,
-§1.12-1.14).
+and the translation steps AE, MT, BT through `xlm_mt_loss`), times the step's lambda (facebookresearch/XLM
+`xlm/trainer.py: clm_step, mlm_step, mt_step, bt_step`).
 
 sample_size is 1: each step contributes its own mean, as the original (which updates after every step and,
 with several GPUs, averages the per-GPU means). Every logging output carries the counters of every step of
@@ -8,7 +8,6 @@ the task (zeros for the others), so all ranks sum the same keys in the same orde
 from dataclasses import dataclass
 
 import torch.nn.functional as F
-
 from fairseq import utils
 from fairseq.criterions import FairseqCriterion, register_criterion
 from fairseq.dataclass import FairseqDataclass

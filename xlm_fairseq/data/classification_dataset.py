@@ -1,9 +1,10 @@
-"""Sentence and sentence-pair classification examples of one or several languages (spec §5.4, §1.8).
+"""Sentence and sentence-pair classification examples of one or several languages (facebookresearch/XLM
+`xlm/evaluation/xnli.py`, `xlm/utils.py: concat_batches`).
 
 An example is `</s> a </s>` or `</s> a </s> b </s>` (the middle `</s>` shared, positions 0..L-1 running on)
 with the example's language id on every token, whatever language each sentence is in.
 
-Length rules (spec §5.4):
+Length rules (as `xlm/evaluation/xnli.py`):
 - training (`max_len` given): each sentence is cut to `max_len` tokens, delimiters included, so it keeps at
   most `max_len - 2` words and still ends with `</s>`;
 - every split: the whole sequence is capped at the model's position table (`max_positions`), cutting the
@@ -17,7 +18,6 @@ from typing import List, NamedTuple, Optional
 
 import numpy as np
 import torch
-
 from fairseq.data import FairseqDataset, data_utils
 
 

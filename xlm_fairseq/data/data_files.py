@@ -1,4 +1,4 @@
-"""Finding and opening binarised files in a data-bin folder (design.md §4).
+"""Finding and opening binarised files in a data-bin folder (README.md, "Data").
 
 Monolingual: `{split}.{lang}` (our layout) or `{split}.{lang}-None.{lang}` (what a plain
 `fairseq-preprocess --only-source` writes). Parallel: `{split}.{a}-{b}.{a|b}` with a < b."""
@@ -6,7 +6,6 @@ import os
 from typing import List
 
 import numpy as np
-
 from fairseq.data import data_utils, indexed_dataset
 
 from ..errors import DataError

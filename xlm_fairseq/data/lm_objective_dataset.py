@@ -3,13 +3,13 @@ MLM/TLM masking (training or deterministic evaluation) or the CLM prediction mas
 
 The masks are drawn from a RandomState seeded by (seed, epoch, step, batch), so a batch gets the same mask
 whichever worker builds it, and a resumed run sees exactly the masks of an uninterrupted one. Evaluation
-masks ignore the epoch, so validation perplexities are comparable across epochs (spec §5.1)."""
+masks ignore the epoch, so validation perplexities are comparable across epochs (facebookresearch/XLM
+`xlm/evaluation/evaluator.py: evaluate_mlm`)."""
 import zlib
 from typing import Optional
 
 import numpy as np
 import torch
-
 from fairseq.data import FairseqDataset
 
 from .lm_objectives import MaskingConfig, clm_mask, mlm_eval_mask, mlm_train_mask

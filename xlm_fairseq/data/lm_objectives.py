@@ -1,5 +1,7 @@
-"""The LM objectives on a padded batch (bs, slen): XLM's training masking (spec §1.7), its deterministic
-evaluation masking (§5.1) and the CLM prediction mask (§1.6). Vectorised numpy/torch, no loop per token.
+"""The LM objectives on a padded batch (bs, slen): XLM's training masking (facebookresearch/XLM `xlm/trainer.py:
+mask_out`), its deterministic
+evaluation masking (`xlm/evaluation/evaluator.py: evaluate_mlm`) and the CLM prediction mask (`xlm/trainer.py:
+clm_step`). Vectorised numpy/torch, no loop per token.
 
 All functions take and return batch-first tensors; "row-major time-major" orders of the original are
 reproduced where they matter (fp16 rounding)."""

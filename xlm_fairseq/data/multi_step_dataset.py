@@ -19,7 +19,6 @@ import math
 from typing import Dict, List, Optional, Tuple
 
 import numpy as np
-
 from fairseq.data import FairseqDataset
 
 from .lm_objective_dataset import batch_rng

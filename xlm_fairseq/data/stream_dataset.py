@@ -1,4 +1,5 @@
-"""XLM's monolingual streams (spec §1.5): windows of `bptt` consecutive tokens over the whole corpus.
+"""XLM's monolingual streams (facebookresearch/XLM `xlm/data/dataset.py: StreamDataset`): windows of `bptt`
+consecutive tokens over the whole corpus.
 
 The flat corpus (every sentence followed by `</s>`) is right-aligned in a buffer of
 n_batches * bptt * bs tokens padded with `</s>` at the front, cut into bs contiguous rows, and an extra `</s>`
@@ -9,7 +10,6 @@ import math
 
 import numpy as np
 import torch
-
 from fairseq.data import FairseqDataset
 
 

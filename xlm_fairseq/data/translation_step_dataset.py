@@ -1,4 +1,5 @@
-"""Batches of one translation-type step (spec §1.10-1.13): denoising auto-encoding (source = noised
+"""Batches of one translation-type step (facebookresearch/XLM
+`xlm/trainer.py: mt_step, bt_step`): denoising auto-encoding (source = noised
 target), supervised MT (a parallel pair), or the monolingual half of back-translation (source only; the
 task generates the other side with the live model).
 
@@ -10,7 +11,6 @@ from typing import Optional
 
 import numpy as np
 import torch
-
 from fairseq.data import FairseqDataset
 
 from .lm_objective_dataset import batch_rng
@@ -118,7 +118,7 @@ class TranslationStepDataset(FairseqDataset):
 
 
 def mt_sample(ids, step, src, src_lengths, src_langs, tgt_langs, tgt_rows, pad):
-    """Teacher forcing on `</s> y1..ym` predicting `y1..ym </s>` (spec §1.12)."""
+    """Teacher forcing on `</s> y1..ym` predicting `y1..ym </s>` (`xlm/trainer.py: mt_step`)."""
     prev = pad_rows([r[:-1] for r in tgt_rows], pad)
     target = pad_rows([r[1:] for r in tgt_rows], pad)
     return {

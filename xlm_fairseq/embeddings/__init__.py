@@ -95,7 +95,7 @@ def run_eval(args) -> int:
     spaces = {"model": (_load(args.src, cache, args.max_vocab), _load(args.tgt, cache, args.max_vocab))}
     if args.baseline:
         spaces["baseline"] = tuple(_load(p, cache, args.max_vocab) for p in args.baseline)
-    for name, (s, t) in spaces.items():
+    for s, t in spaces.values():
         if s.dim != t.dim:
             raise XLMUserError(f"{s.path} has {s.dim} dimensions but {t.path} has {t.dim}: source and target "
                                "vectors must live in one space")

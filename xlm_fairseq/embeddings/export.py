@@ -1,5 +1,5 @@
 """The word vectors of an XLM model: rows of its lookup table (`encoder.embeddings.weight`, tied with the
-output layer) for the tokens that are whole words (spec §5.6).
+output layer) for the tokens that are whole words (paper §4.5).
 
 Whole words: not the 14 specials (nor fairseq's `madeupword` fillers); with subword-nmt BPE, tokens that do
 not end with `@@`; with sentencepiece, pieces that start with `▁` (the marker is removed). With a language's

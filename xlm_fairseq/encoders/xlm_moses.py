@@ -11,6 +11,7 @@ from typing import Optional
 
 from fairseq.data.encoders import register_tokenizer
 from fairseq.dataclass import FairseqDataclass
+
 from xlm_preprocess.common import PreprocessError
 from xlm_preprocess.tokenizer import TOKENIZER_CHOICES, Tokenizer, require_tokenizer, resolve_tokenizer
 

@@ -9,12 +9,11 @@ from dataclasses import dataclass, field
 from typing import List, Optional
 
 import torch.nn as nn
-from omegaconf import open_dict
-from torch import Tensor
-
 from fairseq.dataclass import ChoiceEnum, FairseqDataclass
 from fairseq.models import BaseFairseqModel, register_model, register_model_architecture
 from fairseq.utils import safe_getattr
+from omegaconf import open_dict
+from torch import Tensor
 
 from ..modules.encoder_decoder import XLMDecoder, XLMEncoder, padding_mask_from_lengths
 from ..modules.transformer import N_MAX_POSITIONS
@@ -59,7 +58,7 @@ def _stack_args(cfg) -> dict:
 
 
 class ClassificationHead(nn.Module):
-    """First-token state -> dropout -> linear (spec §5.4; no pooler)."""
+    """First-token state -> dropout -> linear (`xlm/evaluation/xnli.py`; no pooler)."""
 
     def __init__(self, dim: int, n_classes: int, dropout: float):
         super().__init__()
@@ -94,13 +93,17 @@ class XLMTransformerModel(BaseFairseqModel):
                 cfg.n_langs = len(langs)
             if getattr(task, "needs_decoder", False):
                 cfg.encoder_only = False
-        dictionary = task.source_dictionary
-        encoder = XLMEncoder(dictionary, **_stack_args(cfg))
-        decoder = None if cfg.encoder_only else XLMDecoder(dictionary, **_stack_args(cfg))
-        model = cls(cfg, encoder, decoder)
+        model = cls.from_config(cfg, task.source_dictionary)
         if saved and saved != langs:
             model.checkpoint_langs = saved
         return model
+
+    @classmethod
+    def from_config(cls, cfg, dictionary) -> "XLMTransformerModel":
+        """The model a config describes (n_langs and encoder_only set), without a task."""
+        encoder = XLMEncoder(dictionary, **_stack_args(cfg))
+        decoder = None if cfg.encoder_only else XLMDecoder(dictionary, **_stack_args(cfg))
+        return cls(cfg, encoder, decoder)
 
     @property
     def langs(self) -> List[str]:
@@ -217,7 +220,7 @@ def _arch(name, **defaults):
 _arch("xlm_tiny", emb_dim=64, n_layers=2, n_heads=4, dropout=0.0, attention_dropout=0.0)
 _arch("xlm_small", emb_dim=256, n_layers=4, n_heads=4)
 _arch("xlm_medium", emb_dim=512, n_layers=6, n_heads=8)
-# The released models (spec §4.4): the architecture each checkpoint needs.
+# The released models (the original README's table): the architecture each checkpoint needs.
 for _name in ("xlm_mlm_enfr_1024", "xlm_mlm_ende_1024", "xlm_mlm_enro_1024"):
     _arch(_name, emb_dim=1024, n_layers=6, n_heads=8)
 for _name in ("xlm_mlm_xnli15_1024", "xlm_mlm_tlm_xnli15_1024"):

@@ -1,4 +1,5 @@
-"""The XLM stack as fairseq's encoder and incremental decoder (spec §2.5), so SequenceGenerator
+"""The XLM stack as fairseq's encoder and incremental decoder (facebookresearch/XLM `xlm/model/transformer.py`,
+`is_decoder`), so SequenceGenerator
 (greedy, beam, sampling) and fairseq-generate drive it.
 
 Language ids travel inside encoder_out["tgt_langs"] because SequenceGenerator has no channel for extra
@@ -7,9 +8,8 @@ decoder arguments; reorder_encoder_out keeps them aligned with the beam.
 from typing import Dict, List, Optional
 
 import torch
-from torch import Tensor
-
 from fairseq.models import FairseqEncoder, FairseqIncrementalDecoder
+from torch import Tensor
 
 from .transformer import XLMStack
 

@@ -1,4 +1,5 @@
-"""XLM's multi-head attention (spec §2.3) on top of torch's fused scaled_dot_product_attention.
+"""XLM's multi-head attention (facebookresearch/XLM `xlm/model/transformer.py: MultiHeadAttention`) on top of
+torch's fused scaled_dot_product_attention.
 
 Parameter names (q_lin, k_lin, v_lin, out_lin) are the original's, so original checkpoints map 1:1.
 """
@@ -7,10 +8,9 @@ from typing import Dict, Optional
 
 import torch
 import torch.nn.functional as F
+from fairseq.incremental_decoding_utils import with_incremental_state
 from torch import Tensor, nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
-
-from fairseq.incremental_decoding_utils import with_incremental_state
 
 from .fast_dropout import dropout
 
@@ -113,7 +113,7 @@ class MultiHeadAttention(nn.Module):
 
 
 class TransformerFFN(nn.Module):
-    """lin2(act(lin1(x))) then dropout; no activation dropout (spec §2.1)."""
+    """lin2(act(lin1(x))) then dropout; no activation dropout (`xlm/model/transformer.py: TransformerFFN`)."""
 
     def __init__(self, dim: int, hidden_dim: int, dropout: float, gelu_activation: bool):
         super().__init__()

@@ -1,4 +1,5 @@
-"""The XLM transformer stack (spec §2): one class for the encoder, the decoder and the LM.
+"""The XLM transformer stack (facebookresearch/XLM `xlm/model/transformer.py: TransformerModel`): one class for the
+encoder, the decoder and the LM.
 
 Attribute names follow the original `TransformerModel` (position_embeddings, lang_embeddings, embeddings,
 layer_norm_emb, attentions, layer_norm1, ffns, layer_norm2, layer_norm15, encoder_attn, pred_layer.proj),
@@ -40,7 +41,7 @@ def sinusoidal_table_(weight: Tensor) -> None:
 
 
 class PredLayer(nn.Module):
-    """Output projection tied to the token embedding, with its own bias (spec §2.4)."""
+    """Output projection tied to the token embedding, with its own bias (`xlm/model/transformer.py: PredLayer`)."""
 
     def __init__(self, dim: int, n_words: int):
         super().__init__()
@@ -218,7 +219,7 @@ class XLMStack:
 
 
 def num_parameters(n_layers: int, dim: int, n_words: int, n_langs: int) -> int:
-    """The original's count (spec §3.1), tied output weight counted once."""
+    """The original's parameter count (of `TransformerModel`'s state dict), tied output weight counted once."""
     return n_layers * (12 * dim * dim + 13 * dim) + n_words * dim + N_MAX_POSITIONS * dim + \
         (n_langs * dim if n_langs > 1 else 0) + 2 * dim + n_words
 

@@ -10,10 +10,9 @@ from dataclasses import dataclass, field
 from typing import Any, List
 
 import torch
-from omegaconf import II
-
 from fairseq.dataclass import FairseqDataclass
 from fairseq.optim import FairseqOptimizer, register_optimizer
+from omegaconf import II
 
 from ..errors import ConfigError
 

@@ -9,9 +9,8 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
-from omegaconf import II
-
 from fairseq.logging import metrics
+from omegaconf import II
 
 from ..data.multi_step_dataset import MultiStepDataset
 from ..data.training_schedule import Step, TrainingSchedule
@@ -48,7 +47,7 @@ class MultiStepTask(XLMTask):
 
     def __init__(self, cfg, dictionary):
         super().__init__(cfg, dictionary)
-        self.train_steps: "OrderedDict[str, Step]" = OrderedDict()
+        self.train_steps: OrderedDict[str, Step] = OrderedDict()
         self.eval_steps: List[str] = []
         self.averages: Dict[str, List[str]] = {}  # "mlm" -> mono MLM step names
         self.lambdas: Dict[str, LambdaSchedule] = {}

@@ -1,5 +1,5 @@
 """Task `xlm_classification`: fine-tune a pretrained XLM on sentence (pair) classification in some languages and
-evaluate it on every language (paper §4.1, XNLI zero-shot; spec §5.4).
+evaluate it on every language (paper §4.1, XNLI zero-shot; facebookresearch/XLM `xlm/evaluation/xnli.py`).
 
     fairseq-train DATA --user-dir xlm_fairseq --task xlm_classification --langs de,en,fr --train-langs en \
         --arch xlm_small --criterion xlm_classification_loss --finetune-from-model LM/checkpoint_best.pt \
@@ -19,10 +19,9 @@ from typing import Any, Dict, List, Optional
 
 import numpy as np
 import torch
-from omegaconf import II
-
 from fairseq.logging import metrics
 from fairseq.tasks import register_task
+from omegaconf import II
 
 from ..checkpoints import config_value, data_dir, file_fairseq_will_load, peek_checkpoint
 from ..data.classification_dataset import ClassificationDataset, ClassificationPart

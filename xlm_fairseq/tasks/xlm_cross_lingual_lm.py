@@ -9,9 +9,8 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 
 import numpy as np
-from omegaconf import II
-
 from fairseq.tasks import register_task
+from omegaconf import II
 
 from ..data.data_files import load_mono, load_pair
 from ..data.lm_objective_dataset import LMObjectiveDataset

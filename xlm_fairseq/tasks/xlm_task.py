@@ -11,11 +11,10 @@ from dataclasses import dataclass, field
 from typing import List, Optional, Tuple
 
 import torch
-from omegaconf import II
-
 from fairseq.data import iterators
 from fairseq.dataclass import FairseqDataclass
 from fairseq.tasks import FairseqTask
+from omegaconf import II
 
 from ..checkpoints import check_language_coverage, file_fairseq_will_load, languages, read_config, split_data_paths
 from ..dictionary import load_dictionary

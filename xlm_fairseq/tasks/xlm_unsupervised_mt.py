@@ -14,11 +14,10 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 import torch
-from omegaconf import II
-
 from fairseq.data import ListDataset
 from fairseq.logging import metrics
 from fairseq.tasks import register_task
+from omegaconf import II
 
 from ..bleu import KINDS, STAT_KEYS, Detokenizer, bleu_from_stats, bleu_stats, remove_bpe
 from ..data.data_files import load_mono, load_pair
@@ -211,7 +210,7 @@ class XLMUnsupervisedMTTask(MultiStepTask):
 
     def back_translate(self, sample, model):
         """l1 sentences -> greedy l2 translations by the current model (eval mode, no gradient) -> an MT
-        sample l2 -> l1 whose target is the original (spec §1.13)."""
+        sample l2 -> l1 whose target is the original (facebookresearch/XLM `xlm/trainer.py: bt_step`)."""
         inner = model
         while hasattr(inner, "module"):
             inner = inner.module
