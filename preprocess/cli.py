@@ -1,6 +1,7 @@
 """`xlm-preprocess`: the data pipeline's command line. Each subcommand lives in a module of its own exposing
 `add_arguments(parser)` and `main(args)`; `prepare` chains tokenize -> learn-bpe -> apply-bpe -> build-dict ->
 binarize. User mistakes end with one line `xlm-preprocess CMD: error: ...` on stderr and exit status 1."""
+
 import argparse
 import importlib
 import os
@@ -10,7 +11,10 @@ from .common import PreprocessError
 
 # name -> (module, one-line help)
 COMMANDS = {
-    "tokenize": ("xlm_preprocess.tokenizer", "Moses normalisation + tokenisation (jieba/fugashi/pythainlp for zh/ja/th)"),
+    "tokenize": (
+        "xlm_preprocess.tokenizer",
+        "Moses normalisation + tokenisation (jieba/fugashi/pythainlp for zh/ja/th)",
+    ),
     "learn-bpe": ("xlm_preprocess.learn_bpe", "learn one shared BPE on an alpha-sample of each language"),
     "apply-bpe": ("xlm_preprocess.apply_bpe", "apply BPE codes (subword-nmt `@@ ` or sentencepiece `▁`)"),
     "build-dict": ("xlm_preprocess.build_dict", "one shared dict.txt (specials at ids 4..13)"),
@@ -76,8 +80,11 @@ def main(argv=None) -> int:
         print(f"xlm-preprocess {name}: error: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print(f"xlm-preprocess {name}: interrupted; finished files are kept, temporary ones removed "
-              f"(`prepare` resumes where it stopped)", file=sys.stderr)
+        print(
+            f"xlm-preprocess {name}: interrupted; finished files are kept, temporary ones removed "
+            f"(`prepare` resumes where it stopped)",
+            file=sys.stderr,
+        )
         return 130
     except BrokenPipeError:  # e.g. `xlm-preprocess tokenize ... | head`
         devnull = os.open(os.devnull, os.O_WRONLY)

@@ -13,6 +13,7 @@ Every output is written under a temporary name and renamed when complete. A stam
 the settings, the inputs' sizes and modification times and the outputs' sizes and modification times; a rerun
 reuses an output only when its stamp matches all of them, so an interrupted run resumes where it stopped and a
 changed input or setting redoes what depends on it (`--force` redoes everything)."""
+
 import os
 import sys
 import time
@@ -73,8 +74,10 @@ class Stamps:
 
     def record(self, key: str, params: dict, inputs: List[str], outputs: List[str]) -> None:
         os.makedirs(self.folder, exist_ok=True)
-        write_json(self._path(key), {"params": params, "inputs": self._fingerprint(inputs),
-                                     "outputs": self._fingerprint(outputs)})
+        write_json(
+            self._path(key),
+            {"params": params, "inputs": self._fingerprint(inputs), "outputs": self._fingerprint(outputs)},
+        )
 
 
 def _say(msg: str) -> None:
@@ -84,6 +87,7 @@ def _say(msg: str) -> None:
 @dataclass
 class Workspace:
     """The folders and files of one `prepare` run, and the stamps that say which are up to date."""
+
     work: str
     data_bin: str
     stamps: Stamps
@@ -98,14 +102,35 @@ class Workspace:
         for folder in (work, tok_dir, bpe_dir, os.path.join(work, "stamps"), data_bin):
             os.makedirs(folder, exist_ok=True)
             remove_stale_temps(folder)
-        return cls(work, data_bin, Stamps(os.path.join(work, "stamps"), work, force), tok_dir, bpe_dir,
-                   os.path.join(work, "codes"), os.path.join(work, "dict.txt"))
+        return cls(
+            work,
+            data_bin,
+            Stamps(os.path.join(work, "stamps"), work, force),
+            tok_dir,
+            bpe_dir,
+            os.path.join(work, "codes"),
+            os.path.join(work, "dict.txt"),
+        )
 
 
-def prepare(raw_dir: str, data_bin: str, langs: List[str], codes: int = 30000, backend: str = "subword-nmt",
-            alpha: float = 0.5, sample_size: int = None, seed: int = 0, max_vocab: int = None, min_count: int = 1,
-            lowercase: bool = False, tokenizer: str = "auto", workers: int = 1, work_dir: str = None,
-            skip_bad_lines: bool = False, force: bool = False) -> dict:
+def prepare(
+    raw_dir: str,
+    data_bin: str,
+    langs: List[str],
+    codes: int = 30000,
+    backend: str = "subword-nmt",
+    alpha: float = 0.5,
+    sample_size: int = None,
+    seed: int = 0,
+    max_vocab: int = None,
+    min_count: int = 1,
+    lowercase: bool = False,
+    tokenizer: str = "auto",
+    workers: int = 1,
+    work_dir: str = None,
+    skip_bad_lines: bool = False,
+    force: bool = False,
+) -> dict:
     check_positive(workers, "--workers")
     check_positive(codes, "--codes")
     if backend not in BACKENDS:
@@ -114,8 +139,9 @@ def prepare(raw_dir: str, data_bin: str, langs: List[str], codes: int = 30000, b
     ws = Workspace.create(work_dir or os.path.join(data_bin, "work"), data_bin, force)
     tok, bpe = raw.relocated(ws.tok_dir), raw.relocated(ws.bpe_dir)
     tokenized = tokenize_stage(ws, raw, tok, kinds, lowercase, workers, skip_bad_lines)
-    learn_bpe_stage(ws, {lang: tok.train_files(lang) for lang in langs}, backend, codes, alpha, sample_size, seed,
-                    workers)
+    learn_bpe_stage(
+        ws, {lang: tok.train_files(lang) for lang in langs}, backend, codes, alpha, sample_size, seed, workers
+    )
     apply_bpe_stage(ws, tokenized, backend, workers)
     build_dict_stage(ws, bpe.all_train_files(), max_vocab, min_count)
     return binarize_stage(ws, bpe, raw_dir, langs, kinds, lowercase, workers)
@@ -128,22 +154,27 @@ def check_raw_corpus(raw_dir: str, langs: List[str], tokenizer: str):
         require_tokenizer(lang, kind)
     raw = discover(raw_dir, langs, "RAW_DIR")
     if raw.ignored:
-        _say(f"ignoring {len(raw.ignored)} file(s) in {raw_dir}: {', '.join(raw.ignored[:6])}"
-             f"{' ...' if len(raw.ignored) > 6 else ''}")
+        _say(
+            f"ignoring {len(raw.ignored)} file(s) in {raw_dir}: {', '.join(raw.ignored[:6])}"
+            f"{' ...' if len(raw.ignored) > 6 else ''}"
+        )
     check_not_empty(raw)
     check_pair_lengths(raw)
     for lang in langs:
         if not raw.train_files(lang):
-            raise PreprocessError(f"no training text for '{lang}' in {raw_dir} "
-                                  f"(expected train.{lang} or train.{lang}-xx.{lang}): BPE and dictionary need it")
+            raise PreprocessError(
+                f"no training text for '{lang}' in {raw_dir} "
+                f"(expected train.{lang} or train.{lang}-xx.{lang}): BPE and dictionary need it"
+            )
     for lang, kind in kinds.items():
         if kind == "moses" and not moses_has_rules(lang):
             _say(f"note: Moses has no rules for '{lang}'; using its generic (English) non-breaking prefixes")
     return raw, kinds
 
 
-def tokenize_stage(ws: Workspace, raw, tok, kinds: Dict[str, str], lowercase: bool, workers: int,
-                   skip_bad_lines: bool) -> List[str]:
+def tokenize_stage(
+    ws: Workspace, raw, tok, kinds: Dict[str, str], lowercase: bool, workers: int, skip_bad_lines: bool
+) -> List[str]:
     """1. Every raw file -> work/tok; returns the tokenised files."""
     jobs = []  # (raw path, tok path, lang, paths whose bad lines are dropped together)
     for lang, splits in sorted(raw.mono.items()):
@@ -155,8 +186,12 @@ def tokenize_stage(ws: Workspace, raw, tok, kinds: Dict[str, str], lowercase: bo
                 jobs.append((sides[lang], tok.pairs[pair][split][lang], lang, [sides[a] for a in pair]))
     _say(f"[1/5] tokenize: {len(jobs)} file(s)" + (" (lowercase, accents removed)" if lowercase else ""))
     for src, dst, lang, group in jobs:
-        params = {"lang": lang, "tokenizer": kinds[lang], "lowercase_strip_accents": lowercase,
-                  "skip_bad_lines": skip_bad_lines}
+        params = {
+            "lang": lang,
+            "tokenizer": kinds[lang],
+            "lowercase_strip_accents": lowercase,
+            "skip_bad_lines": skip_bad_lines,
+        }
         name = os.path.basename(dst)
         inputs = group if skip_bad_lines else [src]
         if ws.stamps.fresh(f"tok.{name}", params, inputs, [dst]):
@@ -177,11 +212,25 @@ def tokenize_stage(ws: Workspace, raw, tok, kinds: Dict[str, str], lowercase: bo
     return [dst for _, dst, _, _ in jobs]
 
 
-def learn_bpe_stage(ws: Workspace, files: Dict[str, List[str]], backend: str, codes: int, alpha: float,
-                    sample_size, seed: int, workers: int) -> None:
+def learn_bpe_stage(
+    ws: Workspace,
+    files: Dict[str, List[str]],
+    backend: str,
+    codes: int,
+    alpha: float,
+    sample_size,
+    seed: int,
+    workers: int,
+) -> None:
     """2. One BPE learned on an alpha-sample of every language's tokenised train split -> work/codes."""
-    params = {"backend": backend, "codes": codes, "alpha": alpha, "sample_size": sample_size, "seed": seed,
-              "files": {lang: [os.path.basename(p) for p in paths] for lang, paths in files.items()}}
+    params = {
+        "backend": backend,
+        "codes": codes,
+        "alpha": alpha,
+        "sample_size": sample_size,
+        "seed": seed,
+        "files": {lang: [os.path.basename(p) for p in paths] for lang, paths in files.items()},
+    }
     inputs = [p for paths in files.values() for p in paths]
     outputs = [ws.codes, meta_path(ws.codes)]
     _say(f"[2/5] learn-bpe: {backend}, {codes} codes, alpha {alpha}, on train")
@@ -218,18 +267,23 @@ def build_dict_stage(ws: Workspace, train: List[str], max_vocab, min_count: int)
         _say(f"  reused {ws.dictionary}")
         return
     summary = build_dictionary(train, ws.dictionary, max_vocab, min_count)
-    _say(f"  {ws.dictionary}: {summary['size']} entries (14 fixed + {summary['words']} words, "
-         f"{summary['types']} types seen)")
+    _say(
+        f"  {ws.dictionary}: {summary['size']} entries (14 fixed + {summary['words']} words, "
+        f"{summary['types']} types seen)"
+    )
     ws.stamps.record("build-dict", params, train, [ws.dictionary])
 
 
-def binarize_stage(ws: Workspace, bpe, raw_dir: str, langs: List[str], kinds: Dict[str, str], lowercase: bool,
-                   workers: int) -> dict:
+def binarize_stage(
+    ws: Workspace, bpe, raw_dir: str, langs: List[str], kinds: Dict[str, str], lowercase: bool, workers: int
+) -> dict:
     """5. fairseq-preprocess of every BPE'd file -> DATA_BIN, with dict.txt and manifest.json."""
     outputs = output_files(bpe, ws.data_bin)
     inputs = bpe.files() + [ws.dictionary, meta_path(ws.codes)]
-    extra = {"tokenize": {"lowercase_strip_accents": lowercase, "tokenizers": kinds},
-             "raw_dir": os.path.abspath(raw_dir)}
+    extra = {
+        "tokenize": {"lowercase_strip_accents": lowercase, "tokenizers": kinds},
+        "raw_dir": os.path.abspath(raw_dir),
+    }
     _say(f"[5/5] binarize: fairseq-preprocess -> {ws.data_bin}")
     if ws.stamps.fresh("binarize", {"langs": langs, "extra": extra}, inputs, outputs):
         _say("  reused")
@@ -240,8 +294,11 @@ def binarize_stage(ws: Workspace, bpe, raw_dir: str, langs: List[str], kinds: Di
         bpe_meta["codes_file"] = manifest_path(ws.codes, ws.data_bin)
         manifest = binarize_corpus(bpe, ws.dictionary, ws.data_bin, workers, bpe_meta, extra, out=sys.stdout)
         ws.stamps.record("binarize", {"langs": langs, "extra": extra}, inputs, outputs)
-    _say(f"done: {ws.data_bin} (languages {','.join(manifest['languages'])}"
-         + (f"; pairs {','.join(manifest['pairs'])}" if manifest["pairs"] else "") + ")")
+    _say(
+        f"done: {ws.data_bin} (languages {','.join(manifest['languages'])}"
+        + (f"; pairs {','.join(manifest['pairs'])}" if manifest["pairs"] else "")
+        + ")"
+    )
     return manifest
 
 
@@ -262,8 +319,12 @@ def add_arguments(parser):
     parser.add_argument("raw_dir", metavar="RAW_DIR", help="raw text: {split}.{lang} and {split}.{a}-{b}.{lang}")
     parser.add_argument("data_bin", metavar="DATA_BIN", help="data-bin folder to write")
     parser.add_argument("--langs", required=True, help="comma-separated languages, e.g. en,fr")
-    parser.add_argument("--codes", type=int, default=30000,
-                        help="subword-nmt: merge operations; sentencepiece: vocabulary size (default 30000)")
+    parser.add_argument(
+        "--codes",
+        type=int,
+        default=30000,
+        help="subword-nmt: merge operations; sentencepiece: vocabulary size (default 30000)",
+    )
     parser.add_argument("--backend", default="subword-nmt", choices=BACKENDS)
     parser.add_argument("--alpha", type=float, default=0.5, help="BPE sampling exponent (paper: 0.5)")
     parser.add_argument("--sample-size", type=int, default=None, help="sentences sampled for BPE learning")
@@ -274,13 +335,31 @@ def add_arguments(parser):
     parser.add_argument("--tokenizer", default="auto", choices=TOKENIZER_CHOICES)
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--work-dir", help="folder for intermediate files (default: DATA_BIN/work)")
-    parser.add_argument("--skip-bad-lines", action="store_true",
-                        help="drop lines that are not valid UTF-8 (from both sides of a pair) instead of failing")
+    parser.add_argument(
+        "--skip-bad-lines",
+        action="store_true",
+        help="drop lines that are not valid UTF-8 (from both sides of a pair) instead of failing",
+    )
     parser.add_argument("--force", action="store_true", help="redo every step")
 
 
 def main(args) -> None:
     langs = parse_langs(args.langs)
-    prepare(args.raw_dir, args.data_bin, langs, args.codes, args.backend, args.alpha, args.sample_size, args.seed,
-            args.max_vocab, args.min_count, args.lowercase_strip_accents, args.tokenizer, args.workers,
-            args.work_dir, args.skip_bad_lines, args.force)
+    prepare(
+        args.raw_dir,
+        args.data_bin,
+        langs,
+        args.codes,
+        args.backend,
+        args.alpha,
+        args.sample_size,
+        args.seed,
+        args.max_vocab,
+        args.min_count,
+        args.lowercase_strip_accents,
+        args.tokenizer,
+        args.workers,
+        args.work_dir,
+        args.skip_bad_lines,
+        args.force,
+    )

@@ -1,4 +1,5 @@
 """Tiny real data-bins for integration tests, binarised by the real `fairseq-preprocess`."""
+
 import os
 import random
 import sys
@@ -19,16 +20,38 @@ def read_fixture(lang):
 
 def fairseq_binarize(text_prefix, dest_prefix_dir, dict_path, lang, splits, workers=1):
     """fairseq-preprocess --only-source, then rename train.{lang}-None.{lang} -> train.{lang}."""
-    args = ["fairseq-preprocess", "--only-source", "--srcdict", dict_path, "--destdir", dest_prefix_dir,
-            "--source-lang", lang, "--workers", workers, "--dataset-impl", "mmap"]
+    args = [
+        "fairseq-preprocess",
+        "--only-source",
+        "--srcdict",
+        dict_path,
+        "--destdir",
+        dest_prefix_dir,
+        "--source-lang",
+        lang,
+        "--workers",
+        workers,
+        "--dataset-impl",
+        "mmap",
+    ]
     for split in splits:
-        args += [f"--{'trainpref' if split == 'train' else 'validpref' if split == 'valid' else 'testpref'}",
-                 f"{text_prefix[split]}"]
+        args += [
+            f"--{'trainpref' if split == 'train' else 'validpref' if split == 'valid' else 'testpref'}",
+            f"{text_prefix[split]}",
+        ]
     cli(*args)
 
 
-def make_data_bin(root, langs=("en", "fr"), pairs=(("en", "fr"),), train_copies=8, n_valid=8, seed=0,
-                  rename_mono=True, valid_seen_in_train=False):
+def make_data_bin(
+    root,
+    langs=("en", "fr"),
+    pairs=(("en", "fr"),),
+    train_copies=8,
+    n_valid=8,
+    seed=0,
+    rename_mono=True,
+    valid_seen_in_train=False,
+):
     """Raw text -> dict.txt -> data-bin with mono {split}.{lang} and pairs {split}.{a}-{b}.{x}.
     valid_seen_in_train: the valid sentences are also trained on (40 sentences cannot teach a model anything
     that transfers; tests of the training loop then see valid perplexity fall)."""
@@ -68,9 +91,27 @@ def make_data_bin(root, langs=("en", "fr"), pairs=(("en", "fr"),), train_copies=
                     os.replace(os.path.join(data, f"{s}.{l}-None.{l}.{ext}"), os.path.join(data, f"{s}.{l}.{ext}"))
     for a, b in pairs:
         a, b = sorted((a, b))
-        args = ["fairseq-preprocess", "--source-lang", a, "--target-lang", b, "--srcdict", dict_path,
-                "--tgtdict", dict_path, "--destdir", data, "--workers", 1, "--dataset-impl", "mmap",
-                "--trainpref", os.path.join(raw, "train"), "--validpref", os.path.join(raw, "valid")]
+        args = [
+            "fairseq-preprocess",
+            "--source-lang",
+            a,
+            "--target-lang",
+            b,
+            "--srcdict",
+            dict_path,
+            "--tgtdict",
+            dict_path,
+            "--destdir",
+            data,
+            "--workers",
+            1,
+            "--dataset-impl",
+            "mmap",
+            "--trainpref",
+            os.path.join(raw, "train"),
+            "--validpref",
+            os.path.join(raw, "valid"),
+        ]
         cli(*args)
     for f in os.listdir(data):
         if f.startswith("dict.") and f != "dict.txt":

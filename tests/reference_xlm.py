@@ -6,6 +6,7 @@ original checkpoint's state dict loads into it as is (XLM's token ids: </s>=1, <
 
 Only what the tests need: no cache, no product-key memory, no adaptive softmax, eval-mode numerics.
 """
+
 import math
 from types import SimpleNamespace
 
@@ -18,7 +19,7 @@ N_MAX_POSITIONS = 512
 
 def Embedding(num_embeddings, embedding_dim, padding_idx=None):
     m = nn.Embedding(num_embeddings, embedding_dim, padding_idx=padding_idx)
-    nn.init.normal_(m.weight, mean=0, std=embedding_dim ** -0.5)
+    nn.init.normal_(m.weight, mean=0, std=embedding_dim**-0.5)
     if padding_idx is not None:
         nn.init.constant_(m.weight[padding_idx], 0)
     return m
@@ -148,8 +149,11 @@ class TransformerModel(nn.Module):
             if self.is_decoder:
                 self.layer_norm15.append(nn.LayerNorm(self.dim, eps=1e-12))
                 self.encoder_attn.append(MultiHeadAttention(self.n_heads, self.dim, dropout=self.attention_dropout))
-            self.ffns.append(TransformerFFN(self.dim, self.hidden_dim, self.dim, dropout=self.dropout,
-                                            gelu_activation=params.gelu_activation))
+            self.ffns.append(
+                TransformerFFN(
+                    self.dim, self.hidden_dim, self.dim, dropout=self.dropout, gelu_activation=params.gelu_activation
+                )
+            )
             self.layer_norm2.append(nn.LayerNorm(self.dim, eps=1e-12))
 
         if self.with_output:
@@ -221,6 +225,16 @@ class TransformerModel(nn.Module):
 
 def make_params(n_words, emb_dim, n_layers, n_heads, n_langs, use_lang_emb=True, gelu_activation=True):
     return SimpleNamespace(
-        n_words=n_words, eos_index=1, pad_index=2, n_langs=n_langs, use_lang_emb=use_lang_emb, emb_dim=emb_dim,
-        n_heads=n_heads, n_layers=n_layers, dropout=0.0, attention_dropout=0.0, gelu_activation=gelu_activation,
-        share_inout_emb=True)
+        n_words=n_words,
+        eos_index=1,
+        pad_index=2,
+        n_langs=n_langs,
+        use_lang_emb=use_lang_emb,
+        emb_dim=emb_dim,
+        n_heads=n_heads,
+        n_layers=n_layers,
+        dropout=0.0,
+        attention_dropout=0.0,
+        gelu_activation=gelu_activation,
+        share_inout_emb=True,
+    )

@@ -1,5 +1,6 @@
 """The xlm-preprocess command line: subcommands listed, `ddtp` imported lazily, errors as one line with a
 non-zero exit status, no torch for the preprocessing."""
+
 import os
 import sys
 import types
@@ -12,8 +13,18 @@ from . import helpers_cli
 def test_help_lists_every_subcommand():
     proc = helpers_cli.cli("xlm-preprocess", "--help", check=False)
     assert proc.returncode == 0, proc.stderr
-    for name in ("tokenize", "learn-bpe", "apply-bpe", "build-dict", "binarize", "prepare", "ddtp", "wikipedia",
-                 "opus", "wmt"):
+    for name in (
+        "tokenize",
+        "learn-bpe",
+        "apply-bpe",
+        "build-dict",
+        "binarize",
+        "prepare",
+        "ddtp",
+        "wikipedia",
+        "opus",
+        "wmt",
+    ):
         assert name in proc.stdout
 
 
@@ -45,8 +56,17 @@ def test_ddtp_is_not_imported_for_other_commands(monkeypatch, tmp_path, capsys):
 def test_usage_error_and_user_error_exit_codes(tmp_path):
     proc = helpers_cli.cli("xlm-preprocess", "tokenize", check=False)
     assert proc.returncode == 2 and "--lang" in proc.stderr  # argparse usage error
-    proc = helpers_cli.cli("xlm-preprocess", "binarize", "--input-dir", tmp_path, "--dict", tmp_path / "dict.txt",
-                           "--destdir", tmp_path / "bin", check=False)
+    proc = helpers_cli.cli(
+        "xlm-preprocess",
+        "binarize",
+        "--input-dir",
+        tmp_path,
+        "--dict",
+        tmp_path / "dict.txt",
+        "--destdir",
+        tmp_path / "bin",
+        check=False,
+    )
     assert proc.returncode == 1 and proc.stderr.strip().count("\n") == 0
     assert "has no {split}.{lang}" in helpers_cli.user_error(proc)
 
@@ -55,8 +75,20 @@ def test_binarize_rejects_a_dictionary_without_the_specials(tmp_path, capsys):
     (tmp_path / "txt").mkdir()
     (tmp_path / "txt" / "train.en").write_text("a b\n", encoding="utf-8")
     (tmp_path / "dict.txt").write_text("a 1\nb 1\n", encoding="utf-8")
-    assert cli.main(["binarize", "--input-dir", str(tmp_path / "txt"), "--dict", str(tmp_path / "dict.txt"),
-                     "--destdir", str(tmp_path / "bin")]) == 1
+    assert (
+        cli.main(
+            [
+                "binarize",
+                "--input-dir",
+                str(tmp_path / "txt"),
+                "--dict",
+                str(tmp_path / "dict.txt"),
+                "--destdir",
+                str(tmp_path / "bin"),
+            ]
+        )
+        == 1
+    )
     err = capsys.readouterr().err
     assert "ids 4..13 must be <special0>..<special9>" in err and err.count("\n") == 1
 
@@ -75,15 +107,47 @@ def test_binarize_standalone_orients_pairs_and_records_bpe(tmp_path, capsys):
     (txt / "train.fr-en.en").write_text("the cat\na black dog\n", encoding="utf-8")
     (txt / "codes").write_text("#version: 0.2\nt h\n", encoding="utf-8")
     (txt / "codes.meta.json").write_text(json.dumps({"backend": "subword-nmt", "codes": 1, "alpha": 0.5}))
-    assert cli.main(["build-dict", "-i", str(txt / "train.fr-en.fr"), str(txt / "train.fr-en.en"),
-                     "-o", str(tmp_path / "dict.txt")]) == 0
+    assert (
+        cli.main(
+            [
+                "build-dict",
+                "-i",
+                str(txt / "train.fr-en.fr"),
+                str(txt / "train.fr-en.en"),
+                "-o",
+                str(tmp_path / "dict.txt"),
+            ]
+        )
+        == 0
+    )
     (tmp_path / "bin").mkdir()
     (tmp_path / "bin" / ".binarize.tmp-999999999").mkdir()  # left by a killed run
-    assert cli.main(["binarize", "--input-dir", str(txt), "--dict", str(tmp_path / "dict.txt"),
-                     "--destdir", str(tmp_path / "bin"), "--codes-file", str(txt / "codes")]) == 0
+    assert (
+        cli.main(
+            [
+                "binarize",
+                "--input-dir",
+                str(txt),
+                "--dict",
+                str(tmp_path / "dict.txt"),
+                "--destdir",
+                str(tmp_path / "bin"),
+                "--codes-file",
+                str(txt / "codes"),
+            ]
+        )
+        == 0
+    )
     files = sorted(os.listdir(tmp_path / "bin"))
-    assert files == ["dict.txt", "manifest.json", "preprocess.log", "train.en-fr.en.bin", "train.en-fr.en.idx",
-                     "train.en-fr.fr.bin", "train.en-fr.fr.idx"]
+    assert files == [
+        "dict.txt",
+        "manifest.json",
+        "preprocess.log",
+        "train.en-fr.en.bin",
+        "train.en-fr.en.idx",
+        "train.en-fr.fr.bin",
+        "train.en-fr.fr.idx",
+    ]
     d = load_dictionary(str(tmp_path / "bin" / "dict.txt"))
     en = data_utils.load_indexed_dataset(str(tmp_path / "bin" / "train.en-fr.en"), d, dataset_impl="mmap")
     assert [d.string(en[i]) for i in range(len(en))] == ["the cat", "a black dog"]

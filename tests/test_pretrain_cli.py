@@ -1,5 +1,6 @@
 """MLM/TLM/CLM pretraining through the real `fairseq-train --user-dir xlm_fairseq` on tiny real text:
 training and validation, best checkpoint by mlm_ppl, exact resume, 2-process training and its resume."""
+
 import os
 
 import pytest
@@ -25,9 +26,21 @@ def data_bin(tmp_path_factory):
 
 def test_tlm_valid_ppl_goes_down_and_best_checkpoint_follows_mlm_ppl(data_bin, tmp_path):
     save = tmp_path / "ckpt"
-    proc = cli("fairseq-train", *lm_train_args(data_bin, save, "--best-checkpoint-metric", "mlm_ppl",
-                                               "--log-interval", 10, "--tensorboard-logdir", save / "tb",
-                                               max_update=120, epoch_size=80))
+    proc = cli(
+        "fairseq-train",
+        *lm_train_args(
+            data_bin,
+            save,
+            "--best-checkpoint-metric",
+            "mlm_ppl",
+            "--log-interval",
+            10,
+            "--tensorboard-logdir",
+            save / "tb",
+            max_update=120,
+            epoch_size=80,
+        ),
+    )
     rows = valid_metrics(proc.stdout + proc.stderr)
     assert len(rows) >= 4
     for key in ("en_mlm_ppl", "fr_mlm_ppl", "en_fr_mlm_ppl", "mlm_ppl", "mlm_acc", "en_mlm_acc"):
@@ -58,8 +71,9 @@ def test_resume_from_checkpoint_last_gives_the_same_run(data_bin, tmp_path):
     assert "Loaded checkpoint" in resumed.stdout + resumed.stderr
     la, lb = train_losses(straight.stdout + straight.stderr), train_losses(resumed.stdout + resumed.stderr)
     assert la[20] == lb[20] and all(la[u] == lb[u] for u in range(11, 21))
-    diff = max_param_diff(load_model_state(tmp_path / "a" / "checkpoint_last.pt"),
-                          load_model_state(tmp_path / "b" / "checkpoint_last.pt"))
+    diff = max_param_diff(
+        load_model_state(tmp_path / "a" / "checkpoint_last.pt"), load_model_state(tmp_path / "b" / "checkpoint_last.pt")
+    )
     assert diff < 1e-6
 
 
@@ -67,8 +81,10 @@ def test_two_processes_equal_one_process_with_update_freq_2(data_bin, tmp_path):
     extra = ["--disable-validation", "--no-epoch-checkpoints"]
     train_two_ranks(lm_train_args(data_bin, tmp_path / "dist", *extra, max_update=1))
     cli("fairseq-train", *lm_train_args(data_bin, tmp_path / "single", *extra, "--update-freq", 2, max_update=1))
-    diff = max_param_diff(load_model_state(tmp_path / "dist" / "checkpoint_last.pt"),
-                          load_model_state(tmp_path / "single" / "checkpoint_last.pt"))
+    diff = max_param_diff(
+        load_model_state(tmp_path / "dist" / "checkpoint_last.pt"),
+        load_model_state(tmp_path / "single" / "checkpoint_last.pt"),
+    )
     assert diff < 1e-5
 
 
@@ -78,14 +94,21 @@ def test_two_process_run_stops_and_resumes(data_bin, tmp_path):
     train_two_ranks(lm_train_args(data_bin, tmp_path / "stopped", *extra, max_update=3))
     log = train_two_ranks(lm_train_args(data_bin, tmp_path / "stopped", *extra, max_update=6))
     assert "Loaded checkpoint" in log
-    diff = max_param_diff(load_model_state(tmp_path / "straight" / "checkpoint_last.pt"),
-                          load_model_state(tmp_path / "stopped" / "checkpoint_last.pt"))
+    diff = max_param_diff(
+        load_model_state(tmp_path / "straight" / "checkpoint_last.pt"),
+        load_model_state(tmp_path / "stopped" / "checkpoint_last.pt"),
+    )
     assert diff < 1e-6
 
 
 def _error(data_bin, tmp_path, *extra, steps="en,fr,en-fr", task="xlm_tlm"):
-    return user_error(cli("fairseq-train", *lm_train_args(data_bin, tmp_path / "e", *extra, steps=steps, task=task,
-                                                          max_update=1), check=False))
+    return user_error(
+        cli(
+            "fairseq-train",
+            *lm_train_args(data_bin, tmp_path / "e", *extra, steps=steps, task=task, max_update=1),
+            check=False,
+        )
+    )
 
 
 def test_bad_input_gives_one_line_errors(data_bin, tmp_path):
@@ -102,7 +125,7 @@ def test_bad_input_gives_one_line_errors(data_bin, tmp_path):
 def test_forgotten_criterion_and_unreadable_checkpoints_give_one_line(data_bin, tmp_path):
     args = lm_train_args(data_bin, tmp_path / "c", max_update=1)
     i = args.index("--criterion")
-    msg = user_error(cli("fairseq-train", *(args[:i] + args[i + 2:]), check=False))  # fairseq's default
+    msg = user_error(cli("fairseq-train", *(args[:i] + args[i + 2 :]), check=False))  # fairseq's default
     assert "--criterion cross_entropy" in msg and "--criterion xlm_lm_loss" in msg
     cli("fairseq-train", *lm_train_args(data_bin, tmp_path / "ok", "--disable-validation", max_update=2))
     good = (tmp_path / "ok" / "checkpoint_last.pt").read_bytes()
@@ -111,8 +134,13 @@ def test_forgotten_criterion_and_unreadable_checkpoints_give_one_line(data_bin, 
         if not extra:  # a truncated checkpoint_last.pt of the run being resumed
             save.mkdir()
             (save / "checkpoint_last.pt").write_bytes(good[: len(good) // 2])
-        msg = user_error(cli("fairseq-train", *lm_train_args(data_bin, save, "--disable-validation", *extra,
-                                                             max_update=3), check=False))
+        msg = user_error(
+            cli(
+                "fairseq-train",
+                *lm_train_args(data_bin, save, "--disable-validation", *extra, max_update=3),
+                check=False,
+            )
+        )
         assert "not a readable checkpoint" in msg and "weights_only" not in msg
         assert sorted(os.listdir(save)) == ([] if extra else ["checkpoint_last.pt"])
 
@@ -142,8 +170,13 @@ def checkpoint_state(path):
 
     state = torch.load(path)
     history = state["optimizer_history"][-1]
-    return state["model"], state["last_optimizer_state"]["state"], history["num_updates"], \
-        history["lr_scheduler_state"], state["extra_state"]["train_iterator"]
+    return (
+        state["model"],
+        state["last_optimizer_state"]["state"],
+        history["num_updates"],
+        history["lr_scheduler_state"],
+        state["extra_state"]["train_iterator"],
+    )
 
 
 def assert_same_training(a, b):
@@ -166,11 +199,25 @@ def test_a_zero_lambda_step_is_never_run(data_bin, tmp_path):
     """--lambda-clm 0 with CLM steps: no forward, no update, no LR step, no batch consumed: the run is
     bit-identical to one without the CLM steps (the original returns from a step whose λ is 0)."""
     extra = ["--disable-validation", "--dropout", "0.1", "--lr-scheduler", "inverse_sqrt", "--warmup-updates", 10]
-    cli("fairseq-train", *lm_train_args(data_bin, tmp_path / "mlm", *extra, task="xlm_cross_lingual_lm",
-                                        steps="en,fr", max_update=12))
-    cli("fairseq-train", *lm_train_args(data_bin, tmp_path / "zero", *extra, "--clm-steps", "en,fr",
-                                        "--lambda-clm", "0", task="xlm_cross_lingual_lm", steps="en,fr",
-                                        max_update=12))
+    cli(
+        "fairseq-train",
+        *lm_train_args(data_bin, tmp_path / "mlm", *extra, task="xlm_cross_lingual_lm", steps="en,fr", max_update=12),
+    )
+    cli(
+        "fairseq-train",
+        *lm_train_args(
+            data_bin,
+            tmp_path / "zero",
+            *extra,
+            "--clm-steps",
+            "en,fr",
+            "--lambda-clm",
+            "0",
+            task="xlm_cross_lingual_lm",
+            steps="en,fr",
+            max_update=12,
+        ),
+    )
     assert_same_training(tmp_path / "mlm" / "checkpoint_last.pt", tmp_path / "zero" / "checkpoint_last.pt")
 
 

@@ -1,5 +1,6 @@
 """The shared vocabulary convention (xlm_preprocess/vocabulary.py, which the preprocessing uses without torch)
 as fairseq's plain Dictionary."""
+
 import os
 
 from fairseq.data import Dictionary

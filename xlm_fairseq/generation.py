@@ -6,6 +6,7 @@ Every row starts with `</s>` at position 0 and the target language id on every p
 after emitting `</s>`; rows still running at max_len get `</s>` forced in the last position. Finished rows
 leave the batch (their cache rows are dropped), which the original does not do but which changes nothing
 in the output."""
+
 from typing import Tuple
 
 import torch
@@ -13,8 +14,9 @@ from torch import Tensor
 
 
 @torch.no_grad()
-def greedy_generate(model, src_tokens: Tensor, src_lengths: Tensor, src_langs: Tensor, tgt_langs: Tensor,
-                    max_len: int) -> Tuple[Tensor, Tensor]:
+def greedy_generate(
+    model, src_tokens: Tensor, src_lengths: Tensor, src_langs: Tensor, tgt_langs: Tensor, max_len: int
+) -> Tuple[Tensor, Tensor]:
     """Returns (generated `</s> y </s>` right-padded with pad, lengths counting both delimiters)."""
     encoder, decoder = model.encoder, model.decoder
     eos, pad = decoder.dictionary.eos(), decoder.dictionary.pad()

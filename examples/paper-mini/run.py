@@ -13,6 +13,7 @@ OUT/scale-S and its tables to OUT/scale-S/results), --out DIR (default paper-min
 --dictionary FILE (Table 5: a MUSE-format `src tgt` en-fr dictionary instead of FreeDict's).
 Reruns reuse every finished step (a stamp per step in OUT/stamps; delete one to redo it); training steps run
 one at a time. Results at scale 1: examples/paper-mini/results/tableN.md and tableN.png."""
+
 import argparse
 import os
 import shutil

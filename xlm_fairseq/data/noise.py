@@ -3,6 +3,7 @@ word_shuffle, word_dropout, word_blank`), on a right-padded batch of
 `</s> w1 .. wn </s>` rows (bs, slen) with lengths counting both delimiters. Applied in the order
 shuffle -> dropout -> blank, each drawing from the given RandomState in the original's order (one
 (slen-1, bs) draw per function). Operates on BPE tokens, as the original."""
+
 from dataclasses import dataclass
 from typing import Tuple
 

@@ -6,6 +6,7 @@ reset_positions=False (classification pairs): `</s> a </s> b </s>` (one shared m
     run on, and the middle `</s>` already carries the second language.
 Items come from fairseq's binarised sentences (`w1..wn </s>`).
 """
+
 import numpy as np
 import torch
 from fairseq.data import FairseqDataset

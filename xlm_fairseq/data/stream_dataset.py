@@ -6,6 +6,7 @@ n_batches * bptt * bs tokens padded with `</s>` at the front, cut into bs contig
 is put in front of each row. Batch i is window i of every row. Item k of this dataset is window k // bs of
 row k % bs, so the batches of XLM are {i*bs .. i*bs + bs - 1}.
 """
+
 import math
 
 import numpy as np
@@ -63,7 +64,7 @@ class StreamDataset(FairseqDataset):
         out = np.full(end - start, self.eos, dtype=np.int64)
         lo = max(start, self.pad_front)
         if end > lo:
-            out[lo - start:] = self.tokens[lo - self.pad_front: end - self.pad_front]
+            out[lo - start :] = self.tokens[lo - self.pad_front : end - self.pad_front]
         return out
 
     def __getitem__(self, index: int) -> torch.Tensor:

@@ -4,6 +4,7 @@ One model class for every task, so the same `--arch` (named after the released m
 for pretraining, translation and classification: the task decides whether a decoder is built
 (`encoder_only`) and how many language embeddings there are (`n_langs`, from `--langs`).
 """
+
 import logging
 from dataclasses import dataclass, field
 from typing import List, Optional
@@ -38,21 +39,35 @@ class XLMTransformerConfig(FairseqDataclass):
     sinusoidal_embeddings: bool = field(default=False, metadata={"help": "frozen sinusoidal positions"})
     max_positions: int = field(default=N_MAX_POSITIONS, metadata={"help": "size of the position table"})
     n_langs: int = field(default=0, metadata={"help": "set by the task from --langs"})
-    emb_langs: str = field(default="", metadata={"help": "set by the task: the languages of the language-embedding "
-                                                         "rows, in row order (the sorted --langs)"})
+    emb_langs: str = field(
+        default="",
+        metadata={
+            "help": "set by the task: the languages of the language-embedding rows, in row order (the sorted --langs)"
+        },
+    )
     init_new_langs: bool = field(
-        default=False, metadata={"help": "loading a pretrained checkpoint: languages of --langs that it lacks get a "
-                                         "fresh language-embedding row, N(0, emb_dim^-0.5) as at initialisation, "
-                                         "instead of an error (rows of the others are mapped by language name)"})
+        default=False,
+        metadata={
+            "help": "loading a pretrained checkpoint: languages of --langs that it lacks get a "
+            "fresh language-embedding row, N(0, emb_dim^-0.5) as at initialisation, "
+            "instead of an error (rows of the others are mapped by language name)"
+        },
+    )
     encoder_only: bool = field(default=True, metadata={"help": "set by the task: False builds a decoder"})
     pooler_dropout: float = field(default=0.0, metadata={"help": "dropout before a classification head"})
 
 
 def _stack_args(cfg) -> dict:
     return dict(
-        emb_dim=cfg.emb_dim, n_layers=cfg.n_layers, n_heads=cfg.n_heads, dropout=cfg.dropout,
-        attention_dropout=cfg.attention_dropout, gelu_activation=cfg.activation_fn == "gelu",
-        n_langs=cfg.n_langs, use_lang_emb=not cfg.no_lang_emb, sinusoidal_embeddings=cfg.sinusoidal_embeddings,
+        emb_dim=cfg.emb_dim,
+        n_layers=cfg.n_layers,
+        n_heads=cfg.n_heads,
+        dropout=cfg.dropout,
+        attention_dropout=cfg.attention_dropout,
+        gelu_activation=cfg.activation_fn == "gelu",
+        n_langs=cfg.n_langs,
+        use_lang_emb=not cfg.no_lang_emb,
+        sinusoidal_embeddings=cfg.sinusoidal_embeddings,
         max_positions=cfg.max_positions,
     )
 
@@ -115,14 +130,14 @@ class XLMTransformerModel(BaseFairseqModel):
         if self.checkpoint_langs is not None:
             for prefix, stack in (("encoder.", self.encoder), ("decoder.", getattr(self, "decoder", None))):
                 if stack is not None:
-                    stack.adopt_language_rows(state_dict, prefix, self.checkpoint_langs, self.langs,
-                                              self.cfg.init_new_langs, "the checkpoint")
+                    stack.adopt_language_rows(
+                        state_dict, prefix, self.checkpoint_langs, self.langs, self.cfg.init_new_langs, "the checkpoint"
+                    )
             self.checkpoint_langs = None
         return super().load_state_dict(state_dict, strict=strict, model_cfg=model_cfg, args=args)
 
     @classmethod
-    def from_pretrained(cls, model_name_or_path, checkpoint_file="checkpoint_best.pt", data_name_or_path=".",
-                        **kwargs):
+    def from_pretrained(cls, model_name_or_path, checkpoint_file="checkpoint_best.pt", data_name_or_path=".", **kwargs):
         """A folder written by fairseq-train with this plugin or by xlm-convert -> XLMHubInterface
         (xlm_fairseq/hub_interface.py): encode/decode raw text as the training data was, extract_features,
         fill_mask, score, translate, predict. fairseq's signature (fairseq/hub_utils.py)."""
@@ -154,11 +169,13 @@ class XLMTransformerModel(BaseFairseqModel):
         - classification (classification_head_name): logits of the head on the first hidden state."""
         if prev_output_tokens is not None:
             encoder_out = self.encoder(src_tokens, src_lengths, src_langs=src_langs, tgt_langs=tgt_langs)
-            return self.decoder(prev_output_tokens, encoder_out=encoder_out, pred_mask=pred_mask,
-                                features_only=features_only)[0]
+            return self.decoder(
+                prev_output_tokens, encoder_out=encoder_out, pred_mask=pred_mask, features_only=features_only
+            )[0]
         padding_mask = padding_mask_from_lengths(src_tokens, src_lengths, self.encoder.pad_index)
-        hidden = self.encoder.fwd(src_tokens, padding_mask=padding_mask, positions=positions, langs=langs,
-                                  causal=causal)
+        hidden = self.encoder.fwd(
+            src_tokens, padding_mask=padding_mask, positions=positions, langs=langs, causal=causal
+        )
         if classification_head_name is not None:
             return self.classification_heads[classification_head_name](hidden[:, 0])
         if features_only:
@@ -169,9 +186,7 @@ class XLMTransformerModel(BaseFairseqModel):
         if name in self.classification_heads:
             prev = self.classification_heads[name].proj.out_features
             if prev != num_classes:
-                raise ValueError(
-                    f"classification head '{name}' exists with {prev} classes, asked for {num_classes}"
-                )
+                raise ValueError(f"classification head '{name}' exists with {prev} classes, asked for {num_classes}")
             return
         p = self.cfg.pooler_dropout if dropout is None else dropout
         self.classification_heads[name] = ClassificationHead(self.encoder.dim, num_classes, p)
@@ -183,7 +198,7 @@ class XLMTransformerModel(BaseFairseqModel):
         super().upgrade_state_dict_named(state_dict, name)
         current = self.state_dict()
         for key in list(state_dict.keys()):
-            if key.startswith(prefix + "classification_heads.") and key[len(prefix):] not in current:
+            if key.startswith(prefix + "classification_heads.") and key[len(prefix) :] not in current:
                 logger.warning(f"dropping classification head weight {key} (not in this model)")
                 del state_dict[key]
         for key, value in current.items():

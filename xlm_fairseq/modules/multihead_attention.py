@@ -3,6 +3,7 @@ torch's fused scaled_dot_product_attention.
 
 Parameter names (q_lin, k_lin, v_lin, out_lin) are the original's, so original checkpoints map 1:1.
 """
+
 from contextlib import nullcontext
 from typing import Dict, Optional
 
@@ -86,7 +87,11 @@ class MultiHeadAttention(nn.Module):
         else:  # fused kernels (flash on CPU without dropout; with dropout on GPUs)
             with sdpa_kernel(GPU_SDPA_BACKENDS) if q.is_cuda else nullcontext():
                 out = F.scaled_dot_product_attention(
-                    q, k, v, attn_mask=attn_mask, dropout_p=self.dropout if self.training else 0.0,
+                    q,
+                    k,
+                    v,
+                    attn_mask=attn_mask,
+                    dropout_p=self.dropout if self.training else 0.0,
                     is_causal=is_causal and attn_mask is None,
                 )
         out = out.transpose(1, 2).reshape(bs, qlen, self.dim)

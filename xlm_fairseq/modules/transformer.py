@@ -6,6 +6,7 @@ layer_norm_emb, attentions, layer_norm1, ffns, layer_norm2, layer_norm15, encode
 so an original state dict loads with only the pad/eos row permutation of the vocabulary (convert/).
 Tensors are batch-first (bs, slen, dim), unlike the original's time-major layout.
 """
+
 from typing import Dict, List, Optional
 
 import torch
@@ -22,7 +23,7 @@ LAYER_NORM_EPS = 1e-12
 
 def embedding(num: int, dim: int, padding_idx: Optional[int] = None) -> nn.Embedding:
     m = nn.Embedding(num, dim, padding_idx=padding_idx)
-    nn.init.normal_(m.weight, mean=0, std=dim ** -0.5)
+    nn.init.normal_(m.weight, mean=0, std=dim**-0.5)
     if padding_idx is not None:
         nn.init.constant_(m.weight[padding_idx], 0)
     return m
@@ -148,7 +149,8 @@ class XLMStack:
                 raise InputError(
                     f"this model has language embeddings for {self.n_langs} languages but was given no language "
                     "ids (langs=None): pass langs (src_langs/tgt_langs for translation), one id per sentence or "
-                    "per token")
+                    "per token"
+                )
             if langs.dim() == 1:
                 langs = langs.unsqueeze(1)
             x = x + self.lang_embeddings(langs)
@@ -195,8 +197,9 @@ class XLMStack:
             mask = mask & tri[None, None]
         return mask
 
-    def adopt_language_rows(self, state: Dict[str, Tensor], prefix: str, source: List[str], target: List[str],
-                            allow_new: bool, what: str) -> None:
+    def adopt_language_rows(
+        self, state: Dict[str, Tensor], prefix: str, source: List[str], target: List[str], allow_new: bool, what: str
+    ) -> None:
         """Rewrite `state`'s language embedding (key prefix + lang_embeddings.weight, rows for the `source`
         languages) for this stack's languages `target`, by name. A one-language stack has no language embedding
         (as the original), so that language's row, a constant added to every position, goes into the position
@@ -220,6 +223,11 @@ class XLMStack:
 
 def num_parameters(n_layers: int, dim: int, n_words: int, n_langs: int) -> int:
     """The original's parameter count (of `TransformerModel`'s state dict), tied output weight counted once."""
-    return n_layers * (12 * dim * dim + 13 * dim) + n_words * dim + N_MAX_POSITIONS * dim + \
-        (n_langs * dim if n_langs > 1 else 0) + 2 * dim + n_words
-
+    return (
+        n_layers * (12 * dim * dim + 13 * dim)
+        + n_words * dim
+        + N_MAX_POSITIONS * dim
+        + (n_langs * dim if n_langs > 1 else 0)
+        + 2 * dim
+        + n_words
+    )
