@@ -7,6 +7,7 @@ import os
 
 import pytest
 from fairseq.dataclass.initialize import add_defaults, hydra_init
+from fairseq.models import ARCH_MODEL_NAME_REGISTRY
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
@@ -32,7 +33,7 @@ def composed(path, *overrides):
     import xlm_fairseq  # noqa: F401  (our dataclasses in the registries, as --user-dir does)
 
     hydra_init(os.path.splitext(os.path.basename(path))[0])
-    with initialize_config_dir(config_dir=os.path.dirname(path), version_base=None):
+    with initialize_config_dir(config_dir=os.path.dirname(path), version_base="1.1"):  # what fairseq assumes
         cfg = compose(
             config_name=os.path.splitext(os.path.basename(path))[0],
             overrides=[f"common.user_dir={USER_DIR}", "task.data=DATA", *overrides],
@@ -57,7 +58,8 @@ def test_config_composes_into_our_components(path):
     assert cfg.task._name.startswith("xlm_") and cfg.criterion._name.startswith("xlm_")
     assert cfg.optimizer._name == "xlm_adam" and cfg.optimization.clip_norm == 5
     assert "max_len" in cfg.task and "max_pair_sentences" in cfg.task  # our task dataclass merged
-    assert cfg.model.emb_dim == 1024 and cfg.model.dropout == 0.1  # the released architecture
+    assert ARCH_MODEL_NAME_REGISTRY[cfg.model._name] == "xlm_transformer" and "1024" in cfg.model._name
+    assert cfg.model.dropout == 0.1 and "emb_langs" in cfg.model  # our model dataclass merged
     assert cfg.lr_scheduler.warmup_init_lr == 1e-7
 
 
