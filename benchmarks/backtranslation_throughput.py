@@ -8,26 +8,32 @@ training forward/backward/update) spent generating.
     python benchmarks/backtranslation_throughput.py [--reps 5] [--threads 2]
 Last line: `speedup_vs_sequence_generator X.XX`.
 """
+
 import argparse
 import statistics
 import time
 
 import torch
-
-import xlm_fairseq  # noqa: F401
-from xlm_fairseq.generation import bt_max_len, greedy_generate, greedy_generate_without_cache
-from xlm_fairseq.models.xlm_transformer import XLMTransformerConfig, XLMTransformerModel, _stack_args
-from xlm_fairseq.modules.encoder_decoder import XLMDecoder, XLMEncoder
-
 from fairseq.data import Dictionary
 from fairseq.sequence_generator import SequenceGenerator
 
+import xlm_fairseq  # noqa: F401
+from xlm_fairseq.generation import bt_max_len, greedy_generate, greedy_generate_without_cache
+from xlm_fairseq.models.xlm_transformer import XLMTransformerConfig, XLMTransformerModel
+
 
 def build_model(d, dim, layers, heads):
-    cfg = XLMTransformerConfig(emb_dim=dim, n_layers=layers, n_heads=heads, dropout=0.1, attention_dropout=0.1,
-                               n_langs=2, emb_langs="en,fr", encoder_only=False)
-    args = _stack_args(cfg)
-    return XLMTransformerModel(cfg, XLMEncoder(d, **args), XLMDecoder(d, **args))
+    cfg = XLMTransformerConfig(
+        emb_dim=dim,
+        n_layers=layers,
+        n_heads=heads,
+        dropout=0.1,
+        attention_dropout=0.1,
+        n_langs=2,
+        emb_langs="en,fr",
+        encoder_only=False,
+    )
+    return XLMTransformerModel.from_config(cfg, d)
 
 
 def sequence_generator(d, model, max_len):
@@ -36,13 +42,15 @@ def sequence_generator(d, model, max_len):
     gen = SequenceGenerator([model], d, beam_size=1, max_len_a=0, max_len_b=max_len - 2, min_len=1)
 
     def run(model_, x, lengths, src_langs, tgt_langs, _max_len):
-        hypos = gen.generate([model_], {"net_input": {"src_tokens": x, "src_lengths": lengths,
-                                                      "src_langs": src_langs, "tgt_langs": tgt_langs}})
+        hypos = gen.generate(
+            [model_],
+            {"net_input": {"src_tokens": x, "src_lengths": lengths, "src_langs": src_langs, "tgt_langs": tgt_langs}},
+        )
         rows = [h[0]["tokens"] for h in hypos]
         out = torch.full((len(rows), max(len(r) for r in rows) + 1), d.pad())
         out[:, 0] = d.eos()
         for i, r in enumerate(rows):
-            out[i, 1: len(r) + 1] = r
+            out[i, 1 : len(r) + 1] = r
         return out, torch.tensor([len(r) + 1 for r in rows])
 
     return run
@@ -96,8 +104,9 @@ def main():
         prev = x[:, :-1]
         enc_out = model.encoder(out, out_len, src_langs=langs + 1, tgt_langs=langs)
         logits, _ = model.decoder(prev, encoder_out=enc_out)
-        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.size(-1)), x[:, 1:].reshape(-1),
-                                                 ignore_index=1)
+        loss = torch.nn.functional.cross_entropy(
+            logits.reshape(-1, logits.size(-1)), x[:, 1:].reshape(-1), ignore_index=1
+        )
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -116,16 +125,20 @@ def main():
         assert torch.equal(out, out2), "cached and naive greedy decoding disagree"
         train.append(train_part(out, out_len))
     c, f, n, t = (statistics.median(v) for v in (cached, seqgen, naive, train))
-    print(f"model d={a.dim} L={a.layers} H={a.heads} V={a.vocab}; batch {a.bs} sentences of 10-30 tokens; "
-          f"{int(out_len.max())} tokens generated per row (max_len {max_len}); fp32, {a.threads} threads; "
-          f"medians of {a.reps}")
+    print(
+        f"model d={a.dim} L={a.layers} H={a.heads} V={a.vocab}; batch {a.bs} sentences of 10-30 tokens; "
+        f"{int(out_len.max())} tokens generated per row (max_len {max_len}); fp32, {a.threads} threads; "
+        f"medians of {a.reps}"
+    )
     print(f"{'greedy decoder':<34}{'sentences/s':>12}")
     print(f"{'ours (incremental cache)':<34}{a.bs / c:>12.1f}")
     print(f"{'fairseq SequenceGenerator, beam 1':<34}{a.bs / f:>12.1f}  (same tokens)")
     print(f"{'naive loop (no cache)':<34}{a.bs / n:>12.1f}")
     print(f"{'transformers XLM generate':<34}{'n/a':>12}  (XLM in transformers is encoder-only: no decoder)")
-    print(f"share of a BT step spent generating (ours): {100 * c / (c + t):.0f}% "
-          f"(generation {c:.2f}s, training fwd/bwd/update {t:.2f}s)")
+    print(
+        f"share of a BT step spent generating (ours): {100 * c / (c + t):.0f}% "
+        f"(generation {c:.2f}s, training fwd/bwd/update {t:.2f}s)"
+    )
     print(f"speedup_vs_naive {n / c:.2f}")
     print(f"speedup_vs_sequence_generator {f / c:.2f}")
 

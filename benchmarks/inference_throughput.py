@@ -16,6 +16,7 @@ Runs are interleaved and repeated (--repeats), medians; every child gets --threa
 The sentences are the first --sentences lines of DDTP's English test split (`xlm-preprocess ddtp --langs en,fr
 --out DDTP_DIR` is run when DDTP_DIR has no test.en). Other processes on the machine change these figures:
 compare the columns of one run."""
+
 import argparse
 import json
 import os
@@ -50,8 +51,7 @@ print(json.dumps({"load": t1 - t0, "work": t2 - t1}))
 def sentences_file(ddtp_dir: str, n: int, path: str) -> str:
     test = os.path.join(ddtp_dir, "test.en")
     if not os.path.isfile(test):
-        subprocess.run([os.path.join(BIN, "xlm-preprocess"), "ddtp", "--langs", "en,fr", "--out", ddtp_dir],
-                       check=True)
+        subprocess.run([os.path.join(BIN, "xlm-preprocess"), "ddtp", "--langs", "en,fr", "--out", ddtp_dir], check=True)
     lines = [line for line in open(test, encoding="utf-8") if line.strip()][:n]
     if len(lines) < n:
         raise SystemExit(f"{test} has only {len(lines)} sentences, fewer than --sentences {n}")
@@ -72,14 +72,48 @@ def timed(cmd, env, **kwargs):
 
 def interactive_command(mt_dir, checkpoint, hub, src, tgt, beam, max_tokens, n, input_file, cpu):
     settings = hub.settings
-    bpe = (["--bpe", "subword_nmt", "--bpe-codes", settings.bpe_codes] if settings.bpe_backend == "subword-nmt"
-           else ["--bpe", "sentencepiece", "--sentencepiece-model", settings.bpe_codes])
-    return ([os.path.join(BIN, "fairseq-interactive"), mt_dir, "--user-dir", USER_DIR, "--task", "xlm_unsupervised_mt",
-             "--langs", ",".join(hub.langs), "--source-lang", src, "--target-lang", tgt, "--path",
-             os.path.join(mt_dir, checkpoint), "--tokenizer", "xlm_moses"]
-            + (["--lowercase-strip-accents"] if settings.lowercase else []) + bpe
-            + ["--beam", beam, "--max-len-a", 1.5, "--max-len-b", 10, "--buffer-size", n, "--max-tokens", max_tokens,
-               "--input", input_file] + (["--cpu"] if cpu else []))
+    bpe = (
+        ["--bpe", "subword_nmt", "--bpe-codes", settings.bpe_codes]
+        if settings.bpe_backend == "subword-nmt"
+        else ["--bpe", "sentencepiece", "--sentencepiece-model", settings.bpe_codes]
+    )
+    return (
+        [
+            os.path.join(BIN, "fairseq-interactive"),
+            mt_dir,
+            "--user-dir",
+            USER_DIR,
+            "--task",
+            "xlm_unsupervised_mt",
+            "--langs",
+            ",".join(hub.langs),
+            "--source-lang",
+            src,
+            "--target-lang",
+            tgt,
+            "--path",
+            os.path.join(mt_dir, checkpoint),
+            "--tokenizer",
+            "xlm_moses",
+        ]
+        + (["--lowercase-strip-accents"] if settings.lowercase else [])
+        + bpe
+        + [
+            "--beam",
+            beam,
+            "--max-len-a",
+            1.5,
+            "--max-len-b",
+            10,
+            "--buffer-size",
+            n,
+            "--max-tokens",
+            max_tokens,
+            "--input",
+            input_file,
+        ]
+        + (["--cpu"] if cpu else [])
+    )
 
 
 def main():
@@ -114,13 +148,37 @@ def main():
     lm = XLMTransformerModel.from_pretrained(a.lm_model, a.lm_checkpoint)
     if not cpu:
         lm.cuda()
-    ours_cmd = [sys.executable, "-c", TRANSLATE, a.mt_model, a.mt_checkpoint, src_file, a.source_lang,
-                a.target_lang, a.beam, a.max_tokens, os.path.join(work, "ours.fr")]
-    theirs_cmd = interactive_command(a.mt_model, a.mt_checkpoint, mt, a.source_lang, a.target_lang, a.beam,
-                                     a.max_tokens, len(lines), src_file, cpu)
-    emb_cmd = [os.path.join(BIN, "xlm-embeddings"), "sentences", a.lm_model, "--checkpoint-file", a.lm_checkpoint,
-               "--lang", a.source_lang, "--input", src_file, "--out", os.path.join(work, "emb.npy"), "--max-tokens",
-               a.max_tokens] + (["--cpu"] if cpu else [])
+    ours_cmd = [
+        sys.executable,
+        "-c",
+        TRANSLATE,
+        a.mt_model,
+        a.mt_checkpoint,
+        src_file,
+        a.source_lang,
+        a.target_lang,
+        a.beam,
+        a.max_tokens,
+        os.path.join(work, "ours.fr"),
+    ]
+    theirs_cmd = interactive_command(
+        a.mt_model, a.mt_checkpoint, mt, a.source_lang, a.target_lang, a.beam, a.max_tokens, len(lines), src_file, cpu
+    )
+    emb_cmd = [
+        os.path.join(BIN, "xlm-embeddings"),
+        "sentences",
+        a.lm_model,
+        "--checkpoint-file",
+        a.lm_checkpoint,
+        "--lang",
+        a.source_lang,
+        "--input",
+        src_file,
+        "--out",
+        os.path.join(work, "emb.npy"),
+        "--max-tokens",
+        a.max_tokens,
+    ] + (["--cpu"] if cpu else [])
     if not cpu:
         env.pop("CUDA_VISIBLE_DEVICES", None)
     else:
@@ -155,14 +213,20 @@ def main():
     med = {k: statistics.median(v) for k, v in runs.items()}
     n = len(lines)
     device = "cpu" if cpu else torch.cuda.get_device_name()
-    print(f"{what}; {a.source_lang}->{a.target_lang} model {a.mt_model} ({mt.model.encoder.n_layers} x "
-          f"{mt.model.encoder.dim}, {len(mt.dictionary)} words), beam {a.beam}, --max-tokens {a.max_tokens}, "
-          f"{device}, {a.threads} threads; medians of {a.repeats}")
+    print(
+        f"{what}; {a.source_lang}->{a.target_lang} model {a.mt_model} ({mt.model.encoder.n_layers} x "
+        f"{mt.model.encoder.dim}, {len(mt.dictionary)} words), beam {a.beam}, --max-tokens {a.max_tokens}, "
+        f"{device}, {a.threads} threads; medians of {a.repeats}"
+    )
     print(f"{'translate':<44}{'sentences/s':>12}{'start-up s':>14}{'after start-up sent/s':>22}")
-    print(f"{'ours: from_pretrained().translate()':<44}{n / med['ours']:>12.1f}{med['ours_load']:>14.2f}"
-          f"{n / med['ours_work']:>22.1f}")
-    print(f"{'fairseq-interactive, same model and flags':<44}{n / med['theirs']:>12.1f}{'':>14}"
-          f"{n / med['theirs_work']:>22.1f}  (its 'translation time': model calls only, no Moses/BPE)")
+    print(
+        f"{'ours: from_pretrained().translate()':<44}{n / med['ours']:>12.1f}{med['ours_load']:>14.2f}"
+        f"{n / med['ours_work']:>22.1f}"
+    )
+    print(
+        f"{'fairseq-interactive, same model and flags':<44}{n / med['theirs']:>12.1f}{'':>14}"
+        f"{n / med['theirs_work']:>22.1f}  (its 'translation time': model calls only, no Moses/BPE)"
+    )
     print(f"identical translations: {'yes' if same else 'NO'}")
     print(f"{'embeddings of ' + a.lm_model:<44}{'sentences/s':>12}")
     print(f"{'ours: xlm-embeddings sentences (process)':<44}{n / med['emb_cli']:>12.1f}")

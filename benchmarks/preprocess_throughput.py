@@ -13,6 +13,7 @@ and, side by side, the tools it wraps run from their own command lines (`sacremo
 Without --input the text is English built from the Python documentation that ships with CPython
 (pydoc_data.topics), repeated up to --lines; pass real text (e.g. the DDTP English descriptions) for real
 numbers. The machine's other processes change these figures: compare columns of one run."""
+
 import argparse
 import os
 import re
@@ -21,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from functools import partial
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -95,18 +97,20 @@ def main(argv=None):
         rows = {}  # name -> {workers: sentences/s}
         tok = os.path.join(tmp, "tok.en")
         for w in workers:
-            rows.setdefault("tokenize", {})[w] = n / timed(lambda: tokenize_file(raw, tok, "en", workers=w))
+            rows.setdefault("tokenize", {})[w] = n / timed(partial(tokenize_file, raw, tok, "en", workers=w))
         codes = {}
         for backend in ("subword-nmt", "sentencepiece"):
             codes[backend] = os.path.join(tmp, f"codes.{backend}")
-            sec = timed(lambda: learn({"en": [tok]}, codes[backend], args.codes, backend=backend,
-                                      out=open(os.devnull, "w")))
+            sec = timed(
+                partial(learn, {"en": [tok]}, codes[backend], args.codes, backend=backend, out=open(os.devnull, "w"))
+            )
             print(f"learn-bpe {backend}: {sec:.1f} s for {args.codes} codes (not in the table)")
         for backend in ("subword-nmt", "sentencepiece"):
             for w in workers:
                 out = os.path.join(tmp, f"bpe.{backend}")
                 rows.setdefault(f"apply-bpe {backend}", {})[w] = n / timed(
-                    lambda: apply_file(tok, out, codes[backend], backend, workers=w))
+                    partial(apply_file, tok, out, codes[backend], backend, workers=w)
+                )
 
         data = os.path.join(tmp, "txt")
         os.makedirs(data)
@@ -116,12 +120,28 @@ def main(argv=None):
         os.makedirs(one)
         with open(os.path.join(one, "train.en"), "w") as f:
             f.write("a\n")
-        startup = min(timed(lambda: binarize_corpus(discover(one), os.path.join(tmp, "dict.txt"),
-                                                    os.path.join(tmp, "bin-one"), out=open(os.devnull, "w")))
-                      for _ in range(2))
+        startup = min(
+            timed(
+                lambda: binarize_corpus(
+                    discover(one),
+                    os.path.join(tmp, "dict.txt"),
+                    os.path.join(tmp, "bin-one"),
+                    out=open(os.devnull, "w"),
+                )
+            )
+            for _ in range(2)
+        )
         for w in workers:
-            sec = timed(lambda: binarize_corpus(discover(data), os.path.join(tmp, "dict.txt"),
-                                                os.path.join(tmp, f"bin{w}"), workers=w, out=open(os.devnull, "w")))
+            sec = timed(
+                partial(
+                    binarize_corpus,
+                    discover(data),
+                    os.path.join(tmp, "dict.txt"),
+                    os.path.join(tmp, f"bin{w}"),
+                    workers=w,
+                    out=open(os.devnull, "w"),
+                )
+            )
             rows.setdefault("binarize (fairseq-preprocess, wall)", {})[w] = n / sec
             # without the start-up, when the run is long enough for the difference to mean something
             net = sec - startup
@@ -131,19 +151,29 @@ def main(argv=None):
         if not args.no_peers:
             for w in workers:
                 cmd = [os.path.join(bindir, "sacremoses"), "-l", "en", "-j", str(w), "-q", "normalize", "tokenize"]
-                sec = timed(lambda: run_quiet(cmd, raw, os.path.join(tmp, "peer.tok")))
+                sec = timed(partial(run_quiet, cmd, raw, os.path.join(tmp, "peer.tok")))
                 rows.setdefault("peer: sacremoses CLI normalize+tokenize", {})[w] = n / sec
-                cmd = [os.path.join(bindir, "subword-nmt"), "apply-bpe", "-c", codes["subword-nmt"],
-                       "--num-workers", str(w), "--input", tok]
-                sec = timed(lambda: run_quiet(cmd, tok, os.path.join(tmp, "peer.bpe")))
+                cmd = [
+                    os.path.join(bindir, "subword-nmt"),
+                    "apply-bpe",
+                    "-c",
+                    codes["subword-nmt"],
+                    "--num-workers",
+                    str(w),
+                    "--input",
+                    tok,
+                ]
+                sec = timed(partial(run_quiet, cmd, tok, os.path.join(tmp, "peer.bpe")))
                 rows.setdefault("peer: subword-nmt apply-bpe CLI", {})[w] = n / sec
 
         width = max(len(k) for k in rows) + 2
         print()
         print("sentences/s".ljust(width) + "".join(f"{f'workers={w}':>14}" for w in workers))
         for name, values in rows.items():
-            print(name.ljust(width) + "".join(f"{values[w]:>14,.0f}" if values[w] else f"{'(too short)':>14}"
-                                              for w in workers))
+            print(
+                name.ljust(width)
+                + "".join(f"{values[w]:>14,.0f}" if values[w] else f"{'(too short)':>14}" for w in workers)
+            )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -12,6 +12,7 @@ On a GPU every implementation runs under torch.autocast in --dtype, memory is th
 memory, and MFU is against a matmul of 8192³ in that dtype timed in the same run.
 Last line: `speedup_vs_best_peer X.XX`.
 """
+
 import argparse
 import json
 import os
@@ -39,18 +40,28 @@ def masked_batch(torch, shape, seed):
 
 def run_ours(torch, shape, steps, warmup, dev):
     import numpy as np
+    from fairseq.data import Dictionary
 
     import xlm_fairseq  # noqa: F401
     from xlm_fairseq.data.lm_objectives import MaskingConfig, mlm_train_mask
     from xlm_fairseq.modules.encoder_decoder import XLMEncoder
 
-    from fairseq.data import Dictionary
-
     d = Dictionary()
     for i in range(shape["vocab"] - 4):
         d.add_symbol(f"w{i}")
-    enc = XLMEncoder(d, emb_dim=shape["dim"], n_layers=shape["layers"], n_heads=shape["heads"], dropout=0.1,
-                     attention_dropout=0.1, n_langs=2).to(dev.device).train()
+    enc = (
+        XLMEncoder(
+            d,
+            emb_dim=shape["dim"],
+            n_layers=shape["layers"],
+            n_heads=shape["heads"],
+            dropout=0.1,
+            attention_dropout=0.1,
+            n_langs=2,
+        )
+        .to(dev.device)
+        .train()
+    )
     opt = torch.optim.Adam(enc.parameters(), lr=1e-4)
     cfg = MaskingConfig(mask_index=5, pad_index=1, n_words=len(d))
     rng = np.random.RandomState(0)
@@ -82,10 +93,18 @@ def run_fairseq(torch, shape, steps, warmup, dev):
     for i in range(shape["vocab"] - 5):
         d.add_symbol(f"w{i}")
     d.add_symbol("<mask>")
-    args = ap.Namespace(encoder_layers=shape["layers"], encoder_embed_dim=shape["dim"],
-                        encoder_ffn_embed_dim=4 * shape["dim"], encoder_attention_heads=shape["heads"],
-                        max_positions=shape["slen"], dropout=0.1, attention_dropout=0.1, activation_dropout=0.0,
-                        activation_fn="gelu", untie_weights_roberta=False)
+    args = ap.Namespace(
+        encoder_layers=shape["layers"],
+        encoder_embed_dim=shape["dim"],
+        encoder_ffn_embed_dim=4 * shape["dim"],
+        encoder_attention_heads=shape["heads"],
+        max_positions=shape["slen"],
+        dropout=0.1,
+        attention_dropout=0.1,
+        activation_dropout=0.0,
+        activation_fn="gelu",
+        untie_weights_roberta=False,
+    )
     base_architecture(args)
     model = RobertaModel(args, RobertaEncoder(args, d)).to(dev.device).train()
     opt = torch.optim.Adam(model.parameters(), lr=1e-4)
@@ -95,8 +114,7 @@ def run_fairseq(torch, shape, steps, warmup, dev):
         # what fairseq's masked_lm criterion does: logits only at masked positions
         with dev.autocast():
             logits = model(x, masked_tokens=mask)[0]
-            loss = torch.nn.functional.cross_entropy(logits.view(-1, logits.size(-1)).float(), x[mask],
-                                                     reduction="sum")
+            loss = torch.nn.functional.cross_entropy(logits.view(-1, logits.size(-1)).float(), x[mask], reduction="sum")
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -108,9 +126,17 @@ def run_fairseq(torch, shape, steps, warmup, dev):
 def run_transformers(torch, shape, steps, warmup, dev):
     from transformers import XLMConfig, XLMWithLMHeadModel
 
-    cfg = XLMConfig(vocab_size=shape["vocab"], emb_dim=shape["dim"], n_layers=shape["layers"],
-                    n_heads=shape["heads"], dropout=0.1, attention_dropout=0.1, gelu_activation=True, n_langs=2,
-                    max_position_embeddings=512)
+    cfg = XLMConfig(
+        vocab_size=shape["vocab"],
+        emb_dim=shape["dim"],
+        n_layers=shape["layers"],
+        n_heads=shape["heads"],
+        dropout=0.1,
+        attention_dropout=0.1,
+        gelu_activation=True,
+        n_langs=2,
+        max_position_embeddings=512,
+    )
     model = XLMWithLMHeadModel(cfg).to(dev.device).train()
     opt = torch.optim.Adam(model.parameters(), lr=1e-4)
     x, mask = (t.to(dev.device) for t in masked_batch(torch, shape, 0))
@@ -146,7 +172,7 @@ class Device:
 
     def peak_mb(self):
         if self.device == "cuda":
-            return self.torch.cuda.max_memory_allocated() / 2 ** 20
+            return self.torch.cuda.max_memory_allocated() / 2**20
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
@@ -172,7 +198,7 @@ def matmul_gflops(torch, dev, reps=20):
     for _ in range(reps):
         a @ b
     dev.sync()
-    return 2 * n ** 3 * reps / (time.perf_counter() - t0) / 1e9
+    return 2 * n**3 * reps / (time.perf_counter() - t0) / 1e9
 
 
 def model_flops_per_step(shape, n_pred):
@@ -186,8 +212,9 @@ RUNNERS = {"ours": run_ours, "fairseq_masked_lm": run_fairseq, "transformers_xlm
 
 def shape_of(a) -> dict:
     shape = dict(SHAPES[a.shape])
-    shape.update({k: getattr(a, k) for k in ("dim", "layers", "heads", "vocab", "bs", "slen")
-                  if getattr(a, k, None) is not None})
+    shape.update(
+        {k: getattr(a, k) for k in ("dim", "layers", "heads", "vocab", "bs", "slen") if getattr(a, k, None) is not None}
+    )
     return shape
 
 
@@ -199,9 +226,17 @@ def child(name, a):
     shape, dev = shape_of(a), Device(torch, a.device, a.dtype)
     seconds, n_pred = RUNNERS[name](torch, shape, a.steps, a.warmup, dev)
     tokens = shape["bs"] * shape["slen"] * a.steps
-    print(json.dumps({"name": name, "tok_s": tokens / seconds, "n_pred": n_pred,
-                      "gflops": model_flops_per_step(shape, n_pred) * a.steps / seconds / 1e9,
-                      "peak_rss_mb": dev.peak_mb()}))
+    print(
+        json.dumps(
+            {
+                "name": name,
+                "tok_s": tokens / seconds,
+                "n_pred": n_pred,
+                "gflops": model_flops_per_step(shape, n_pred) * a.steps / seconds / 1e9,
+                "peak_rss_mb": dev.peak_mb(),
+            }
+        )
+    )
 
 
 def main():
@@ -228,23 +263,43 @@ def main():
     results = {n: [] for n in RUNNERS}
     peaks = []
     env = dict(os.environ, OMP_NUM_THREADS=str(a.threads), PYTHONWARNINGS="ignore")
-    for rep in range(a.reps):
+    for _ in range(a.reps):
         peaks.append(matmul_gflops(torch, dev))
         for name in RUNNERS:  # interleaved: ours, then the peers, every repetition
-            out = subprocess.run([sys.executable, __file__, "--child", name, "--steps", str(a.steps), "--warmup",
-                                  str(a.warmup), "--threads", str(a.threads), "--device", a.device, "--dtype",
-                                  a.dtype, "--shape", a.shape]
-                                 + [f"--{k}={v}" for k, v in shape.items() if k != "word_pred"],
-                                 capture_output=True, text=True,
-                                 env=env)
+            out = subprocess.run(
+                [
+                    sys.executable,
+                    __file__,
+                    "--child",
+                    name,
+                    "--steps",
+                    str(a.steps),
+                    "--warmup",
+                    str(a.warmup),
+                    "--threads",
+                    str(a.threads),
+                    "--device",
+                    a.device,
+                    "--dtype",
+                    a.dtype,
+                    "--shape",
+                    a.shape,
+                ]
+                + [f"--{k}={v}" for k, v in shape.items() if k != "word_pred"],
+                capture_output=True,
+                text=True,
+                env=env,
+            )
             if out.returncode != 0:
                 raise SystemExit(f"{name} failed:\n{out.stderr[-3000:]}")
             results[name].append(json.loads(out.stdout.strip().splitlines()[-1]))
     peak = statistics.median(peaks)
     where = f"{a.threads} threads" if a.device == "cpu" else torch.cuda.get_device_name()
-    print(f"shape {a.shape}: d={shape['dim']} L={shape['layers']} H={shape['heads']} V={shape['vocab']} "
-          f"{shape['bs']}x{shape['slen']} tokens, MLM 15%, {a.dtype}, {where}, "
-          f"{a.reps} reps x {a.steps} steps (medians)")
+    print(
+        f"shape {a.shape}: d={shape['dim']} L={shape['layers']} H={shape['heads']} V={shape['vocab']} "
+        f"{shape['bs']}x{shape['slen']} tokens, MLM 15%, {a.dtype}, {where}, "
+        f"{a.reps} reps x {a.steps} steps (medians)"
+    )
     print(f"{a.dtype} matmul peak: {peak:.1f} GFLOP/s")
     memory = "peak RSS MB" if a.device == "cpu" else "peak CUDA MB"
     print(f"{'implementation':<22}{'tokens/s':>10}{'MFU':>8}{memory:>13}")

@@ -12,12 +12,14 @@ demo-out/data-bin, or `xlm-preprocess ddtp --langs en,fr --out raw --disjoint-mo
 - UNMT with AE + BT (ours, `--task xlm_unsupervised_mt`) and fairseq's `online_backtranslation` (a fairseq
   `transformer` of the same shape, DAE + BT of each language in every update, greedy BT).
 Ours train with `--optimizer xlm_adam` (the original's Adam, fused), the peers with fairseq's `adam` (the same
-update, a Python loop over parameters). Rates are fairseq's own logged `wps` (tokens/s) and `ups` (updates/s) of every log interval after the first
+update, a Python loop over parameters). Rates are fairseq's own logged `wps` (tokens/s) and `ups` (updates/s) of
+every log interval after the first
 (start-up and warm-up excluded); medians over intervals and repetitions. Beside them, the model step alone
 (forward, backward, Adam on one batch, benchmarks/pretrain_throughput.py at this shape and vocabulary) for
 ours and fairseq's RoBERTa, so the cost outside the model step shows: overhead per update = 1/ups - 1/steps.
 Last line: `e2e_speedup_vs_fairseq X` (our MLM tokens/s over the faster masked_lm configuration).
 """
+
 import argparse
 import json
 import os
@@ -40,43 +42,185 @@ RATE = re.compile(r"\| train_inner \|.* wps=([\d.]+), ups=([\d.]+)")
 
 
 def common(updates, save):
-    return ["--adam-betas", "(0.9,0.98)", "--lr", "1e-4", "--clip-norm", "5",
-            "--max-update", updates, "--log-interval", max(1, updates // INTERVALS), "--log-format", "simple",
-            "--disable-validation", "--no-save", "--save-dir", save, "--cpu", "--seed", 1]
+    return [
+        "--adam-betas",
+        "(0.9,0.98)",
+        "--lr",
+        "1e-4",
+        "--clip-norm",
+        "5",
+        "--max-update",
+        updates,
+        "--log-interval",
+        max(1, updates // INTERVALS),
+        "--log-format",
+        "simple",
+        "--disable-validation",
+        "--no-save",
+        "--save-dir",
+        save,
+        "--cpu",
+        "--seed",
+        1,
+    ]
 
 
 def xlm_model(shape, optimizer):
-    return ["--user-dir", USER_DIR, "--optimizer", optimizer, "--arch", "xlm_transformer", "--emb-dim", shape["dim"], "--n-layers",
-            shape["layers"], "--n-heads", shape["heads"], "--dropout", 0.1, "--attention-dropout", 0.1]
+    return [
+        "--user-dir",
+        USER_DIR,
+        "--optimizer",
+        optimizer,
+        "--arch",
+        "xlm_transformer",
+        "--emb-dim",
+        shape["dim"],
+        "--n-layers",
+        shape["layers"],
+        "--n-heads",
+        shape["heads"],
+        "--dropout",
+        0.1,
+        "--attention-dropout",
+        0.1,
+    ]
 
 
 def commands(shape, data, peers, optimizer):
     s = shape
     return {
-        "ours_mlm": [data, "--task", "xlm_cross_lingual_lm", "--langs", "en,fr", "--mlm-steps", "en",
-                     *xlm_model(s, optimizer), "--criterion", "xlm_lm_loss", "--tokens-per-sample", s["slen"], "--batch-size",
-                     s["bs"]],
-        "fairseq_masked_lm": [peers["masked_lm"], "--optimizer", "adam", "--task", "masked_lm", "--criterion", "masked_lm", "--arch",
-                              "roberta_base", "--encoder-layers", s["layers"], "--encoder-embed-dim", s["dim"],
-                              "--encoder-ffn-embed-dim", 4 * s["dim"], "--encoder-attention-heads", s["heads"],
-                              "--max-positions", 512, "--dropout", 0.1, "--attention-dropout", 0.1,
-                              "--tokens-per-sample", s["slen"], "--sample-break-mode", "none", "--batch-size",
-                              s["bs"]],
-        "ours_mlm_tlm": [data, "--task", "xlm_tlm", "--langs", "en,fr", "--mlm-steps", "en,fr,en-fr",
-                         *xlm_model(s, optimizer), "--criterion", "xlm_lm_loss", "--tokens-per-sample", s["slen"],
-                         "--batch-size", s["bs"], "--max-tokens", s["bs"] * s["slen"]],
-        "ours_unmt": [data, "--task", "xlm_unsupervised_mt", "--langs", "en,fr", "--ae-steps", "en,fr",
-                      "--bt-steps", "en-fr-en,fr-en-fr", "--word-shuffle", 3, "--word-dropout", 0.1, "--word-blank",
-                      0.1, *xlm_model(s, optimizer), "--criterion", "xlm_mt_loss", "--max-tokens", 1000, "--max-len", 40],
-        "fairseq_online_bt": [peers["online_bt"], "--optimizer", "adam", "--task", "online_backtranslation", "--mono-langs", "en,fr",
-                              "--valid-lang-pairs", "en-fr", "--arch", "transformer", "--share-all-embeddings",
-                              "--encoder-layers", s["layers"], "--decoder-layers", s["layers"],
-                              "--encoder-embed-dim", s["dim"], "--decoder-embed-dim", s["dim"],
-                              "--encoder-ffn-embed-dim", 4 * s["dim"], "--decoder-ffn-embed-dim", 4 * s["dim"],
-                              "--encoder-attention-heads", s["heads"], "--decoder-attention-heads", s["heads"],
-                              "--dropout", 0.1, "--attention-dropout", 0.1, "--criterion", "cross_entropy",
-                              "--max-tokens", 1000, "--max-source-positions", 42, "--max-target-positions", 42,
-                              "--skip-invalid-size-inputs-valid-test"],
+        "ours_mlm": [
+            data,
+            "--task",
+            "xlm_cross_lingual_lm",
+            "--langs",
+            "en,fr",
+            "--mlm-steps",
+            "en",
+            *xlm_model(s, optimizer),
+            "--criterion",
+            "xlm_lm_loss",
+            "--tokens-per-sample",
+            s["slen"],
+            "--batch-size",
+            s["bs"],
+        ],
+        "fairseq_masked_lm": [
+            peers["masked_lm"],
+            "--optimizer",
+            "adam",
+            "--task",
+            "masked_lm",
+            "--criterion",
+            "masked_lm",
+            "--arch",
+            "roberta_base",
+            "--encoder-layers",
+            s["layers"],
+            "--encoder-embed-dim",
+            s["dim"],
+            "--encoder-ffn-embed-dim",
+            4 * s["dim"],
+            "--encoder-attention-heads",
+            s["heads"],
+            "--max-positions",
+            512,
+            "--dropout",
+            0.1,
+            "--attention-dropout",
+            0.1,
+            "--tokens-per-sample",
+            s["slen"],
+            "--sample-break-mode",
+            "none",
+            "--batch-size",
+            s["bs"],
+        ],
+        "ours_mlm_tlm": [
+            data,
+            "--task",
+            "xlm_tlm",
+            "--langs",
+            "en,fr",
+            "--mlm-steps",
+            "en,fr,en-fr",
+            *xlm_model(s, optimizer),
+            "--criterion",
+            "xlm_lm_loss",
+            "--tokens-per-sample",
+            s["slen"],
+            "--batch-size",
+            s["bs"],
+            "--max-tokens",
+            s["bs"] * s["slen"],
+        ],
+        "ours_unmt": [
+            data,
+            "--task",
+            "xlm_unsupervised_mt",
+            "--langs",
+            "en,fr",
+            "--ae-steps",
+            "en,fr",
+            "--bt-steps",
+            "en-fr-en,fr-en-fr",
+            "--word-shuffle",
+            3,
+            "--word-dropout",
+            0.1,
+            "--word-blank",
+            0.1,
+            *xlm_model(s, optimizer),
+            "--criterion",
+            "xlm_mt_loss",
+            "--max-tokens",
+            1000,
+            "--max-len",
+            40,
+        ],
+        "fairseq_online_bt": [
+            peers["online_bt"],
+            "--optimizer",
+            "adam",
+            "--task",
+            "online_backtranslation",
+            "--mono-langs",
+            "en,fr",
+            "--valid-lang-pairs",
+            "en-fr",
+            "--arch",
+            "transformer",
+            "--share-all-embeddings",
+            "--encoder-layers",
+            s["layers"],
+            "--decoder-layers",
+            s["layers"],
+            "--encoder-embed-dim",
+            s["dim"],
+            "--decoder-embed-dim",
+            s["dim"],
+            "--encoder-ffn-embed-dim",
+            4 * s["dim"],
+            "--decoder-ffn-embed-dim",
+            4 * s["dim"],
+            "--encoder-attention-heads",
+            s["heads"],
+            "--decoder-attention-heads",
+            s["heads"],
+            "--dropout",
+            0.1,
+            "--attention-dropout",
+            0.1,
+            "--criterion",
+            "cross_entropy",
+            "--max-tokens",
+            1000,
+            "--max-source-positions",
+            42,
+            "--max-target-positions",
+            42,
+            "--skip-invalid-size-inputs-valid-test",
+        ],
     }
 
 
@@ -110,12 +254,35 @@ def run(name, args, extra, threads):
 
 def step_alone(impl: str, shape: dict, vocab: int, threads: int) -> float:
     """Steps/s of the model step alone (pretrain_throughput.py's child) at this shape and vocabulary."""
-    out = subprocess.run([sys.executable, os.path.join(HERE, "pretrain_throughput.py"), "--child", impl, "--steps",
-                          str(max(10, 3000 // (shape["bs"] * shape["slen"] // 64))), "--warmup", "3", "--threads",
-                          str(threads), "--dim", str(shape["dim"]), "--layers", str(shape["layers"]), "--heads",
-                          str(shape["heads"]), "--bs", str(shape["bs"]), "--slen", str(shape["slen"]), "--vocab",
-                          str(vocab)], capture_output=True, text=True,
-                         env=dict(os.environ, OMP_NUM_THREADS=str(threads), PYTHONWARNINGS="ignore"))
+    out = subprocess.run(
+        [
+            sys.executable,
+            os.path.join(HERE, "pretrain_throughput.py"),
+            "--child",
+            impl,
+            "--steps",
+            str(max(10, 3000 // (shape["bs"] * shape["slen"] // 64))),
+            "--warmup",
+            "3",
+            "--threads",
+            str(threads),
+            "--dim",
+            str(shape["dim"]),
+            "--layers",
+            str(shape["layers"]),
+            "--heads",
+            str(shape["heads"]),
+            "--bs",
+            str(shape["bs"]),
+            "--slen",
+            str(shape["slen"]),
+            "--vocab",
+            str(vocab),
+        ],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, OMP_NUM_THREADS=str(threads), PYTHONWARNINGS="ignore"),
+    )
     if out.returncode != 0:
         raise SystemExit(f"step alone ({impl}) failed:\n{out.stderr[-3000:]}")
     row = json.loads(out.stdout.strip().splitlines()[-1])
@@ -138,8 +305,11 @@ def main():
     with open(os.path.join(a.data_bin, "dict.txt"), encoding="utf-8") as f:
         vocab = 4 + sum(1 for _ in f)
     wanted = set(a.runs.split(","))
-    groups = {"mlm": ["ours_mlm", "fairseq_masked_lm", "fairseq_masked_lm_nw0"], "tlm": ["ours_mlm_tlm"],
-              "unmt": ["ours_unmt", "fairseq_online_bt"]}
+    groups = {
+        "mlm": ["ours_mlm", "fairseq_masked_lm", "fairseq_masked_lm_nw0"],
+        "tlm": ["ours_mlm_tlm"],
+        "unmt": ["ours_unmt", "fairseq_online_bt"],
+    }
     names = [n for g in ("mlm", "tlm", "unmt") if g in wanted for n in groups[g]]
     rates = {n: [] for n in names}
     alone = {"ours": [], "fairseq": []}
@@ -158,10 +328,12 @@ def main():
                 rates[name] += run(name, base, extra, a.threads)
                 print(f"rep {rep + 1}: {name} done", file=sys.stderr, flush=True)
 
-    print(f"fairseq-train end to end, shape {a.shape}: d={shape['dim']} L={shape['layers']} H={shape['heads']} "
-          f"V={vocab}, {shape['bs']} x {shape['slen']} tokens per MLM update, fp32, {a.threads} threads, "
-          f"{a.reps} reps x {shape['updates']} updates (UNMT {shape['unmt_updates']}; medians of log intervals "
-          "after the first)")
+    print(
+        f"fairseq-train end to end, shape {a.shape}: d={shape['dim']} L={shape['layers']} H={shape['heads']} "
+        f"V={vocab}, {shape['bs']} x {shape['slen']} tokens per MLM update, fp32, {a.threads} threads, "
+        f"{a.reps} reps x {shape['updates']} updates (UNMT {shape['unmt_updates']}; medians of log intervals "
+        "after the first)"
+    )
     print(f"{'run':<24}{'tokens/s':>10}{'updates/s':>11}{'step alone/s':>14}{'e2e/step':>10}{'ms/update outside':>19}")
     med = {}
     for name in names:

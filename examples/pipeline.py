@@ -1,6 +1,7 @@
 """Building blocks of the runnable recipes (examples/demo, examples/paper-mini): run real command lines
 once each (a stamp per finished step, so reruns reuse them), stream fairseq's progress bars, read metrics
 back from the logs. Every command is the one a user would type."""
+
 import os
 import re
 import subprocess
@@ -52,8 +53,9 @@ class Runner:
         env = dict(os.environ, PYTHONWARNINGS="ignore", **{k: str(v) for k, v in (env or {}).items()})
         start = time.time()
         with open(log, "wb") as f:
-            proc = subprocess.Popen([exe] + [str(c) for c in cmd[1:]], stdout=subprocess.PIPE,
-                                    stderr=subprocess.STDOUT, env=env)
+            proc = subprocess.Popen(
+                [exe] + [str(c) for c in cmd[1:]], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env
+            )
             stream_progress(proc.stdout, f)
             if proc.wait() != 0:
                 raise SystemExit(f"{self.name} step {step} failed; see {log}")
@@ -117,8 +119,23 @@ def best_by(rows_valid: list, rows_test: list, key: str, maximize: bool = True) 
 
 # ------------------------------------------------------------------ commands
 def fairseq_common(save_dir: str, *extra) -> list:
-    return ["--user-dir", USER_DIR, "--save-dir", save_dir, "--cpu", "--num-workers", 0, "--seed", 1,
-            "--log-format", "tqdm", "--log-interval", 25, "--no-epoch-checkpoints", *extra]
+    return [
+        "--user-dir",
+        USER_DIR,
+        "--save-dir",
+        save_dir,
+        "--cpu",
+        "--num-workers",
+        0,
+        "--seed",
+        1,
+        "--log-format",
+        "tqdm",
+        "--log-interval",
+        25,
+        "--no-epoch-checkpoints",
+        *extra,
+    ]
 
 
 def random_init_checkpoint(reference: str, target: str, seed: int = 1) -> str:
@@ -171,7 +188,7 @@ def plot_panels(panels: list, path: str, title: str = None) -> None:
         if any(panel["series"].values()):
             ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
-    for ax in list(axes.flat)[len(panels):]:
+    for ax in list(axes.flat)[len(panels) :]:
         ax.axis("off")
     if title:
         fig.suptitle(title)

@@ -5,6 +5,7 @@ Both outputs are undone by fairseq's own post-processing: subword-nmt marks word
 `▁` at word starts (`--post-process sentencepiece`). The codes file is checked against the backend first, so
 a sentencepiece model given to subword-nmt (or the other way round) fails with a message saying which
 backend it belongs to."""
+
 from .common import (
     STDIO,
     PreprocessError,
@@ -61,15 +62,17 @@ def check_codes(path: str, backend: str, flag: str = "--codes-file") -> None:
         if problem is None:
             return
         if _sentencepiece_problem(path) is None:
-            raise PreprocessError(f"{flag} {path} is a sentencepiece model, not subword-nmt codes: "
-                                  f"use --backend sentencepiece")
+            raise PreprocessError(
+                f"{flag} {path} is a sentencepiece model, not subword-nmt codes: use --backend sentencepiece"
+            )
         raise PreprocessError(f"{flag} {path} is not a subword-nmt codes file ({problem})")
     problem = _sentencepiece_problem(path)
     if problem is None:
         return
     if _subword_nmt_problem(path) is None:
-        raise PreprocessError(f"{flag} {path} is a subword-nmt codes file, not a sentencepiece model: "
-                              f"use --backend subword-nmt")
+        raise PreprocessError(
+            f"{flag} {path} is a subword-nmt codes file, not a sentencepiece model: use --backend subword-nmt"
+        )
     raise PreprocessError(f"{flag} {path} is not a sentencepiece model ({problem})")
 
 
@@ -101,11 +104,25 @@ def remove_bpe(line: str, backend: str) -> str:
     return post_process(line, POST_PROCESS[backend])
 
 
-def apply_file(src: str, dst: str, codes_path: str, backend: str, workers: int = 1, skip_bad_lines: bool = False,
-               chunk_lines: int = 2000):
+def apply_file(
+    src: str,
+    dst: str,
+    codes_path: str,
+    backend: str,
+    workers: int = 1,
+    skip_bad_lines: bool = False,
+    chunk_lines: int = 2000,
+):
     check_codes(codes_path, backend)
-    return transform_file(BPEApplier, (backend, codes_path), src, dst, workers=workers,
-                          skip_bad_lines=skip_bad_lines, chunk_lines=chunk_lines)
+    return transform_file(
+        BPEApplier,
+        (backend, codes_path),
+        src,
+        dst,
+        workers=workers,
+        skip_bad_lines=skip_bad_lines,
+        chunk_lines=chunk_lines,
+    )
 
 
 def add_arguments(parser):
@@ -124,8 +141,9 @@ def main(args) -> None:
     check_input_file(args.input, "--input")
     if same_file(args.input, args.output):
         raise PreprocessError(f"--output {args.output} is the input file; write to another file")
-    stats = apply_file(args.input, args.output, args.codes_file, args.backend, args.workers, args.skip_bad_lines,
-                       args.chunk_lines)
+    stats = apply_file(
+        args.input, args.output, args.codes_file, args.backend, args.workers, args.skip_bad_lines, args.chunk_lines
+    )
     if stats.skipped:
         log(describe_skipped(args.input, stats.skipped))
     if args.output != STDIO:

@@ -2,7 +2,7 @@
 
 One call per monolingual language (`--only-source`) and one per pair, all with `--srcdict` = the shared
 dict.txt and `--dataset-impl mmap`. Each call writes into a private temporary folder; its files are then renamed
-into the data-bin layout (design.md §4):
+into the data-bin layout (README.md, "Data"):
 
     fairseq-preprocess writes           data-bin name
     train.en-None.en.bin/.idx     ->    train.en.bin/.idx
@@ -13,6 +13,7 @@ the `</s>` fairseq appends) of each language and pair, and the BPE settings (bac
 `codes_file`: where the codes are, relative to the data-bin when inside it). The fairseq-preprocess output goes
 to `preprocess.log` in the data-bin. What inference needs (codes, tokenisation) is copied from the manifest
 beside every checkpoint trained on the data-bin (xlm_fairseq/inference_assets.py)."""
+
 import os
 import shutil
 import subprocess
@@ -73,8 +74,9 @@ def _run_fairseq(cmd: List[str], unit: str, log_path: str) -> None:
         logf.write(text)
     if proc.returncode != 0:
         last = next((line for line in reversed(text.splitlines()) if line.strip()), "no output")
-        raise PreprocessError(f"fairseq-preprocess failed on {unit} (exit {proc.returncode}): {last.strip()} "
-                              f"(full output in {log_path})")
+        raise PreprocessError(
+            f"fairseq-preprocess failed on {unit} (exit {proc.returncode}): {last.strip()} (full output in {log_path})"
+        )
 
 
 def _move(src: str, dst: str) -> None:
@@ -92,8 +94,15 @@ def _stats(prefix: str) -> Dict[str, int]:
     return {"sentences": int(len(sizes)), "tokens": int(sizes.sum()) - int(len(sizes))}
 
 
-def binarize_corpus(corpus: Corpus, dict_path: str, destdir: str, workers: int = 1,
-                    bpe: Optional[dict] = None, extra: Optional[dict] = None, out=None) -> dict:
+def binarize_corpus(
+    corpus: Corpus,
+    dict_path: str,
+    destdir: str,
+    workers: int = 1,
+    bpe: Optional[dict] = None,
+    extra: Optional[dict] = None,
+    out=None,
+) -> dict:
     """Binarize every language and pair of `corpus` into `destdir`; write dict.txt and manifest.json there."""
     out = out or sys.stdout
     check_positive(workers, "--workers")
@@ -104,69 +113,105 @@ def binarize_corpus(corpus: Corpus, dict_path: str, destdir: str, workers: int =
     remove_stale_temps(destdir)
     if os.path.exists(os.path.join(destdir, MANIFEST)):  # it would describe files this run is replacing
         os.remove(os.path.join(destdir, MANIFEST))
-    log_path = os.path.join(destdir, "preprocess.log")
-    tmp_root = os.path.join(destdir, f".binarize.tmp-{os.getpid()}")
-    base = fairseq_preprocess_command() + ["--srcdict", dict_path, "--dataset-impl", "mmap",
-                                           "--workers", str(workers)]
     manifest = {
         "format": "xlm_fairseq data-bin",
         "version": 1,
         "languages": corpus.languages,
         "pairs": [f"{a}-{b}" for a, b in sorted(corpus.pairs)],
-        "splits": sorted({s for d in corpus.mono.values() for s in d}
-                         | {s for d in corpus.pairs.values() for s in d}),
+        "splits": sorted({s for d in corpus.mono.values() for s in d} | {s for d in corpus.pairs.values() for s in d}),
         "dataset_impl": "mmap",
         "dictionary": {"file": "dict.txt", "size": len(dictionary)},
         "bpe": bpe,
         "mono": {},
         "para": {},
+        **(extra or {}),
     }
-    if extra:
-        manifest.update(extra)
+    run = FairseqPreprocess(dict_path, destdir, workers)
     try:
         for lang, splits in sorted(corpus.mono.items()):
             start = time.time()
-            tmp = os.path.join(tmp_root, lang)
-            _run_fairseq(base + ["--only-source", "--source-lang", lang, "--destdir", tmp]
-                         + _mono_prefixes(splits, lang), f"'{lang}'", log_path)
-            manifest["mono"][lang] = {}
-            for split in sorted(splits):
-                for ext in ("bin", "idx"):
-                    _move(os.path.join(tmp, f"{split}.{lang}-None.{lang}.{ext}"),
-                          os.path.join(destdir, f"{mono_name(split, lang)}.{ext}"))
-                manifest["mono"][lang][split] = _stats(os.path.join(destdir, mono_name(split, lang)))
-            shutil.rmtree(tmp, ignore_errors=True)
+            manifest["mono"][lang] = run.mono(lang, splits)
             desc = ", ".join(f"{s} {manifest['mono'][lang][s]['sentences']}" for s in sorted(splits))
             print(f"  {lang}: {desc} sentences ({time.time() - start:.1f} s)", file=out, flush=True)
         for (a, b), splits in sorted(corpus.pairs.items()):
             start = time.time()
-            tmp = os.path.join(tmp_root, f"{a}-{b}")
-            # the prefix keeps the files' orientation (e.g. train.fr-en); --source-lang a makes the output a-b
-            _run_fairseq(base + ["--joined-dictionary", "--source-lang", a, "--target-lang", b, "--destdir", tmp]
-                         + _pair_prefixes(splits, a), f"'{a}-{b}'", log_path)
             pair = f"{a}-{b}"
-            manifest["para"][pair] = {}
-            for split in sorted(splits):
-                entry = {"sentences": None, "tokens": {}}
-                for lang in (a, b):
-                    name = pair_file_name(split, a, b, lang)
-                    for ext in ("bin", "idx"):
-                        _move(os.path.join(tmp, f"{name}.{ext}"), os.path.join(destdir, f"{name}.{ext}"))
-                    st = _stats(os.path.join(destdir, name))
-                    entry["sentences"] = st["sentences"]
-                    entry["tokens"][lang] = st["tokens"]
-                manifest["para"][pair][split] = entry
-            shutil.rmtree(tmp, ignore_errors=True)
+            manifest["para"][pair] = run.pair(a, b, splits)
             desc = ", ".join(f"{s} {manifest['para'][pair][s]['sentences']}" for s in sorted(splits))
             print(f"  {pair}: {desc} sentence pairs ({time.time() - start:.1f} s)", file=out, flush=True)
     finally:
-        shutil.rmtree(tmp_root, ignore_errors=True)
+        shutil.rmtree(run.tmp_root, ignore_errors=True)
+    copy_dictionary(dict_path, destdir)
+    write_json(os.path.join(destdir, MANIFEST), manifest)
+    return manifest
+
+
+class FairseqPreprocess:
+    """fairseq-preprocess runs into a private temporary folder, their files renamed into the data-bin layout;
+    each returns the manifest entries of what it wrote. Their output goes to DESTDIR/preprocess.log."""
+
+    def __init__(self, dict_path: str, destdir: str, workers: int):
+        self.destdir = destdir
+        self.log_path = os.path.join(destdir, "preprocess.log")
+        self.tmp_root = os.path.join(destdir, f".binarize.tmp-{os.getpid()}")
+        self.base = fairseq_preprocess_command() + [
+            "--srcdict",
+            dict_path,
+            "--dataset-impl",
+            "mmap",
+            "--workers",
+            str(workers),
+        ]
+
+    def mono(self, lang: str, splits: Dict[str, str]) -> dict:
+        tmp = os.path.join(self.tmp_root, lang)
+        _run_fairseq(
+            self.base + ["--only-source", "--source-lang", lang, "--destdir", tmp] + _mono_prefixes(splits, lang),
+            f"'{lang}'",
+            self.log_path,
+        )
+        entries = {}
+        for split in sorted(splits):
+            for ext in ("bin", "idx"):
+                _move(
+                    os.path.join(tmp, f"{split}.{lang}-None.{lang}.{ext}"),
+                    os.path.join(self.destdir, f"{mono_name(split, lang)}.{ext}"),
+                )
+            entries[split] = _stats(os.path.join(self.destdir, mono_name(split, lang)))
+        shutil.rmtree(tmp, ignore_errors=True)
+        return entries
+
+    def pair(self, a: str, b: str, splits) -> dict:
+        tmp = os.path.join(self.tmp_root, f"{a}-{b}")
+        # the prefix keeps the files' orientation (e.g. train.fr-en); --source-lang a makes the output a-b
+        _run_fairseq(
+            self.base
+            + ["--joined-dictionary", "--source-lang", a, "--target-lang", b, "--destdir", tmp]
+            + _pair_prefixes(splits, a),
+            f"'{a}-{b}'",
+            self.log_path,
+        )
+        entries = {}
+        for split in sorted(splits):
+            entry = {"sentences": None, "tokens": {}}
+            for lang in (a, b):
+                name = pair_file_name(split, a, b, lang)
+                for ext in ("bin", "idx"):
+                    _move(os.path.join(tmp, f"{name}.{ext}"), os.path.join(self.destdir, f"{name}.{ext}"))
+                st = _stats(os.path.join(self.destdir, name))
+                entry["sentences"] = st["sentences"]
+                entry["tokens"][lang] = st["tokens"]
+            entries[split] = entry
+        shutil.rmtree(tmp, ignore_errors=True)
+        return entries
+
+
+def copy_dictionary(dict_path: str, destdir: str) -> None:
+    """DESTDIR/dict.txt: a copy of dict_path (unless it is that file)."""
     dict_dst = os.path.join(destdir, "dict.txt")
     if not (os.path.exists(dict_dst) and os.path.samefile(dict_path, dict_dst)):
         with open(dict_path, "rb") as src, atomic_output(dict_dst, binary=True) as dst:
             shutil.copyfileobj(src, dst)
-    write_json(os.path.join(destdir, MANIFEST), manifest)
-    return manifest
 
 
 def _pair_prefixes(splits: Dict[str, Dict[str, str]], a: str) -> List[str]:
@@ -183,10 +228,16 @@ def output_files(corpus: Corpus, destdir: str) -> List[str]:
     """Every file `binarize_corpus` writes for `corpus`."""
     paths = [os.path.join(destdir, "dict.txt"), os.path.join(destdir, MANIFEST)]
     for lang, splits in sorted(corpus.mono.items()):
-        paths += [os.path.join(destdir, f"{mono_name(s, lang)}.{ext}") for s in sorted(splits) for ext in ("bin", "idx")]
+        paths += [
+            os.path.join(destdir, f"{mono_name(s, lang)}.{ext}") for s in sorted(splits) for ext in ("bin", "idx")
+        ]
     for (a, b), splits in sorted(corpus.pairs.items()):
-        paths += [os.path.join(destdir, f"{pair_file_name(s, a, b, lang)}.{ext}")
-                  for s in sorted(splits) for lang in (a, b) for ext in ("bin", "idx")]
+        paths += [
+            os.path.join(destdir, f"{pair_file_name(s, a, b, lang)}.{ext}")
+            for s in sorted(splits)
+            for lang in (a, b)
+            for ext in ("bin", "idx")
+        ]
     return paths
 
 
@@ -198,15 +249,18 @@ def manifest_path(path: str, data_bin: str) -> str:
     return os.path.relpath(path, data_bin) if inside else path
 
 
-def bpe_settings(codes_file: Optional[str], backend: Optional[str], codes: Optional[int],
-                 alpha: Optional[float], data_bin: str = ".") -> Optional[dict]:
+def bpe_settings(
+    codes_file: Optional[str], backend: Optional[str], codes: Optional[int], alpha: Optional[float], data_bin: str = "."
+) -> Optional[dict]:
     """BPE settings for the manifest: from learn-bpe's CODES.meta.json, overridden by explicit flags."""
     settings = {}
     if codes_file:
         meta = read_json(codes_file + ".meta.json")
         if meta is None:
-            raise PreprocessError(f"--codes-file: {codes_file}.meta.json (written by learn-bpe) is missing or "
-                                  f"unreadable; give --bpe-backend/--bpe-codes/--bpe-alpha instead")
+            raise PreprocessError(
+                f"--codes-file: {codes_file}.meta.json (written by learn-bpe) is missing or "
+                f"unreadable; give --bpe-backend/--bpe-codes/--bpe-alpha instead"
+            )
         settings = {k: meta.get(k) for k in ("backend", "codes", "learned", "alpha", "sample_size", "seed")}
         settings["codes_file"] = manifest_path(codes_file, data_bin)
     for key, value in (("backend", backend), ("codes", codes), ("alpha", alpha)):
@@ -231,10 +285,14 @@ def main(args) -> None:
     langs = parse_langs(args.langs) if args.langs else None
     corpus = discover(args.input_dir, langs, "--input-dir")
     if corpus.ignored:
-        log(f"binarize: ignoring {len(corpus.ignored)} file(s) in {args.input_dir}: "
-            f"{', '.join(corpus.ignored[:5])}{' ...' if len(corpus.ignored) > 5 else ''}")
+        log(
+            f"binarize: ignoring {len(corpus.ignored)} file(s) in {args.input_dir}: "
+            f"{', '.join(corpus.ignored[:5])}{' ...' if len(corpus.ignored) > 5 else ''}"
+        )
     bpe = bpe_settings(args.codes_file, args.bpe_backend, args.bpe_codes, args.bpe_alpha, args.destdir)
     print(f"binarize: {args.input_dir} -> {args.destdir}")
     manifest = binarize_corpus(corpus, args.dict, args.destdir, args.workers, bpe)
-    print(f"wrote {os.path.join(args.destdir, MANIFEST)}: languages {','.join(manifest['languages'])}"
-          + (f", pairs {','.join(manifest['pairs'])}" if manifest["pairs"] else ""))
+    print(
+        f"wrote {os.path.join(args.destdir, MANIFEST)}: languages {','.join(manifest['languages'])}"
+        + (f", pairs {','.join(manifest['pairs'])}" if manifest["pairs"] else "")
+    )

@@ -1,5 +1,5 @@
 """`xlm-preprocess classification`: labelled text -> a data-bin for `--task xlm_classification`, with the BPE codes
-and dict.txt of the pretrained model (spec §5.4; docs/classification.md).
+and dict.txt of the pretrained model (docs/classification.md).
 
 Input folder (`--input-name s1`, the default; XNLI as written by `xlm-preprocess xnli`):
     {split}.s1.{lang}      first sentences, one per line (split = train, valid, test)
@@ -16,7 +16,7 @@ existing codes, and binarised by the real `fairseq-preprocess --only-source --sr
                    fine-tuned model needs to read raw text; copied beside its checkpoints)
 label_dict.txt holds the training labels; a valid/test label outside it is an error (or, with
 --drop-unseen-labels, the example is left out and counted)."""
-import argparse
+
 import collections
 import os
 import re
@@ -27,7 +27,7 @@ import time
 from typing import Dict, List, Optional
 
 from .apply_bpe import BPEApplier, check_codes
-from .binarize import MANIFEST, fairseq_preprocess_command, load_shared_dictionary, manifest_path
+from .binarize import MANIFEST, copy_dictionary, fairseq_preprocess_command, load_shared_dictionary, manifest_path
 from .common import (
     LineReader,
     PreprocessError,
@@ -78,24 +78,33 @@ def find_inputs(folder: str, name: str, langs: Optional[List[str]]) -> Dict[tupl
         candidates = [os.path.join(folder, f"{split}.label.{lang}"), os.path.join(folder, f"{entry}.label")]
         labels = [p for p in candidates if os.path.isfile(p)]
         if not labels:
-            raise PreprocessError(f"no labels for {os.path.join(folder, entry)}: expected {candidates[0]} or "
-                                  f"{candidates[1]} (one label per line)")
+            raise PreprocessError(
+                f"no labels for {os.path.join(folder, entry)}: expected {candidates[0]} or "
+                f"{candidates[1]} (one label per line)"
+            )
         if len(labels) > 1:
             raise PreprocessError(f"both {labels[0]} and {labels[1]} exist: keep one label file")
-        found[(split, lang)] = {"s1": os.path.join(folder, entry),
-                                "s2": second if second and os.path.isfile(second) else None, "label": labels[0]}
+        found[(split, lang)] = {
+            "s1": os.path.join(folder, entry),
+            "s2": second if second and os.path.isfile(second) else None,
+            "label": labels[0],
+        }
     if not found:
-        raise PreprocessError(f"no {{split}}.{name}.{{lang}} files in {folder}"
-                              + (f" for --langs {','.join(langs)}" if langs else "")
-                              + (" (DDTP's classification files: --input-name cls)" if name != "cls" else ""))
+        raise PreprocessError(
+            f"no {{split}}.{name}.{{lang}} files in {folder}"
+            + (f" for --langs {','.join(langs)}" if langs else "")
+            + (" (DDTP's classification files: --input-name cls)" if name != "cls" else "")
+        )
     for lang in langs or []:
         if not any(l == lang for _, l in found):
             raise PreprocessError(f"no text for language '{lang}' in {folder} (expected train.{name}.{lang}, ...)")
     pairs = {key: files["s2"] is not None for key, files in found.items()}
     if len(set(pairs.values())) > 1:
         single = next(k for k, v in pairs.items() if not v)
-        raise PreprocessError(f"{os.path.join(folder, f'{single[0]}.s2.{single[1]}')} is missing while other "
-                              "splits have second sentences: all must be sentence pairs or none")
+        raise PreprocessError(
+            f"{os.path.join(folder, f'{single[0]}.s2.{single[1]}')} is missing while other "
+            "splits have second sentences: all must be sentence pairs or none"
+        )
     return found
 
 
@@ -143,8 +152,9 @@ def choose_labels(found, labels_by_key, explicit: Optional[str], folder: str) ->
             continue
         extra = sorted(set(labs) - set(order))
         if extra:
-            raise PreprocessError(f"{found[(split, lang)]['label']}: training label '{extra[0]}' is not in {source} "
-                                  f"({','.join(order)})")
+            raise PreprocessError(
+                f"{found[(split, lang)]['label']}: training label '{extra[0]}' is not in {source} ({','.join(order)})"
+            )
     return order
 
 
@@ -164,9 +174,20 @@ def binarize_all(files: Dict[tuple, str], dict_path: str, destdir: str, workers:
         for k, key in enumerate(keys):
             os.symlink(os.path.abspath(files[key]), os.path.join(tmp, "in", f"{k}.txt"))
         cmd = fairseq_preprocess_command() + [
-            "--only-source", "--srcdict", dict_path, "--source-lang", "txt", "--destdir", os.path.join(tmp, "out"),
-            "--dataset-impl", "mmap", "--workers", str(workers),
-            "--validpref", ",".join(os.path.join(tmp, "in", str(k)) for k in range(len(keys)))]
+            "--only-source",
+            "--srcdict",
+            dict_path,
+            "--source-lang",
+            "txt",
+            "--destdir",
+            os.path.join(tmp, "out"),
+            "--dataset-impl",
+            "mmap",
+            "--workers",
+            str(workers),
+            "--validpref",
+            ",".join(os.path.join(tmp, "in", str(k)) for k in range(len(keys))),
+        ]
         proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         text = proc.stdout.decode("utf-8", errors="replace")
         if proc.returncode != 0:
@@ -190,7 +211,46 @@ def prepare_classification(args) -> dict:
     no_tok = {s.strip() for s in (args.no_tokenize or "").split(",") if s.strip()}
     if no_tok - set(SPLITS):
         raise PreprocessError(f"--no-tokenize: unknown split(s) {','.join(sorted(no_tok - set(SPLITS)))}")
-    # 1. labels and line counts, before any slow step
+    labels_by_key, order, drop = check_labels(found, args)
+    backend = args.backend or (read_json(meta_path(args.codes_file)) or {}).get("backend") or "subword-nmt"
+    check_codes(args.codes_file, backend)
+    dictionary = load_shared_dictionary(args.dict)
+    kinds = {lang: resolve_tokenizer(lang, args.tokenizer) for _, lang in found}
+    for lang, kind in kinds.items():
+        require_tokenizer(lang, kind)
+    work = os.path.join(args.destdir, "work")
+    os.makedirs(work, exist_ok=True)
+    bpe_files = tokenize_and_apply_bpe(found, drop, kinds, no_tok, backend, work, args)
+    start = time.time()
+    text = binarize_all(bpe_files, args.dict, args.destdir, args.workers)
+    unk = [float(m.group(1)) for m in re.finditer(r"([\d.]+)% replaced by <unk>", text)]
+    print(
+        f"binarised with fairseq-preprocess ({time.time() - start:.1f} s)"
+        + (f"; at most {max(unk):.1f}% of the tokens unknown to {args.dict}" if unk else ""),
+        flush=True,
+    )
+    summary = write_labels(labels_by_key, order, drop, args.destdir)
+    pair = next(iter(found.values()))["s2"] is not None
+    write_data_bin_files(args, order, pair, backend, kinds, no_tok)
+    if not args.keep_work:
+        shutil.rmtree(work, ignore_errors=True)
+    print(
+        f"{args.destdir}: {'sentence pairs' if pair else 'single sentences'}, {len(dictionary)} types, "
+        f"labels {', '.join(f'{l}={i}' for i, l in enumerate(order))}"
+    )
+    for (split, lang), (n, n_drop, counts) in sorted(summary.items()):
+        note = f" ({n_drop} with an unseen label left out)" if n_drop else ""
+        labels = ", ".join(f"{l} {c}" for l, c in sorted(counts.items()))
+        print(
+            f"  {split}.{lang}: {n} examples{note}"
+            + (f"; {labels}" if n else " -- warning: nothing left to train or evaluate on")
+        )
+    return {"labels": order, "pair": pair, "splits": {f"{s}.{l}": v[0] for (s, l), v in summary.items()}}
+
+
+def check_labels(found, args):
+    """Labels and line counts, before any slow step: ({(split, lang): labels}, the label order, the 0-based lines
+    left out with --drop-unseen-labels {(split, lang): set})."""
     labels_by_key = {key: read_label_file(files["label"]) for key, files in found.items()}
     for key, files in sorted(found.items()):
         n = count_lines(files["s1"])
@@ -203,72 +263,73 @@ def prepare_classification(args) -> dict:
     for key, labs in sorted(labels_by_key.items()):
         bad = unseen_labels(found[key]["label"], labs, set(order))
         if bad and not args.drop_unseen_labels:
-            raise PreprocessError(f"{found[key]['label']}:{bad[0] + 1}: label '{labs[bad[0]]}' never occurs in the "
-                                  f"training labels ({','.join(order)}); fix it, give the full list with --labels, "
-                                  "or pass --drop-unseen-labels")
+            raise PreprocessError(
+                f"{found[key]['label']}:{bad[0] + 1}: label '{labs[bad[0]]}' never occurs in the "
+                f"training labels ({','.join(order)}); fix it, give the full list with --labels, "
+                "or pass --drop-unseen-labels"
+            )
         if bad:
             drop[key] = set(bad)
-    # 2. codes, dictionary, tokenisers
-    backend = args.backend or (read_json(meta_path(args.codes_file)) or {}).get("backend") or "subword-nmt"
-    check_codes(args.codes_file, backend)
-    dictionary = load_shared_dictionary(args.dict)
-    kinds = {lang: resolve_tokenizer(lang, args.tokenizer) for _, lang in found}
-    for lang, kind in kinds.items():
-        require_tokenizer(lang, kind)
-    os.makedirs(args.destdir, exist_ok=True)
-    work = os.path.join(args.destdir, "work")
-    os.makedirs(work, exist_ok=True)
-    # 3. tokenise + BPE (examples with an unseen label left out with --drop-unseen-labels)
+    return labels_by_key, order, drop
+
+
+def tokenize_and_apply_bpe(found, drop, kinds, no_tok, backend, work, args) -> Dict[tuple, str]:
+    """{(split, field, lang): BPE'd text in `work`}; examples with an unseen label left out."""
     start = time.time()
-    bpe_files = {}  # (split, field, lang) -> BPE'd text
+    bpe_files = {}
     for (split, lang), files in sorted(found.items()):
         for field in ("s1", "s2"):
             if files[field] is None:
                 continue
             dst = os.path.join(work, f"{split}.{field}.{lang}")
             dropped = {i + 1 for i in drop.get((split, lang), ())}
-            transform_file(TextPipeline, (lang, args.lowercase_strip_accents, kinds[lang], split not in no_tok,
-                                          backend, args.codes_file),
-                           files[field], dst, workers=args.workers, drop_lines=dropped)
+            transform_file(
+                TextPipeline,
+                (lang, args.lowercase_strip_accents, kinds[lang], split not in no_tok, backend, args.codes_file),
+                files[field],
+                dst,
+                workers=args.workers,
+                drop_lines=dropped,
+            )
             bpe_files[(split, field, lang)] = dst
-    print(f"tokenised and applied BPE ({backend}) to {len(bpe_files)} file(s) ({time.time() - start:.1f} s)",
-          flush=True)
-    # 4. binarise: one fairseq-preprocess run
-    start = time.time()
-    text = binarize_all(bpe_files, args.dict, args.destdir, args.workers)
-    unk = [float(m.group(1)) for m in re.finditer(r"([\d.]+)% replaced by <unk>", text)]
-    print(f"binarised with fairseq-preprocess ({time.time() - start:.1f} s)"
-          + (f"; at most {max(unk):.1f}% of the tokens unknown to {args.dict}" if unk else ""), flush=True)
-    # 5. labels, label_dict.txt, dict.txt
+    print(
+        f"tokenised and applied BPE ({backend}) to {len(bpe_files)} file(s) ({time.time() - start:.1f} s)", flush=True
+    )
+    return bpe_files
+
+
+def write_labels(labels_by_key, order, drop, destdir) -> dict:
+    """{split}.label.{lang} (the kept examples) and label_dict.txt; {(split, lang): (kept, left out, counts)}."""
     summary = {}
     for (split, lang), labs in sorted(labels_by_key.items()):
         kept = [l for i, l in enumerate(labs) if i not in drop.get((split, lang), ())]
-        with atomic_output(os.path.join(args.destdir, f"{split}.label.{lang}")) as f:
+        with atomic_output(os.path.join(destdir, f"{split}.label.{lang}")) as f:
             f.writelines(l + "\n" for l in kept)
         summary[(split, lang)] = (len(kept), len(labs) - len(kept), collections.Counter(kept))
-    with atomic_output(os.path.join(args.destdir, LABEL_DICT)) as f:
+    with atomic_output(os.path.join(destdir, LABEL_DICT)) as f:
         f.writelines(f"{label} {i}\n" for i, label in enumerate(order))
-    dict_dst = os.path.join(args.destdir, "dict.txt")
-    if not (os.path.exists(dict_dst) and os.path.samefile(args.dict, dict_dst)):
-        with open(args.dict, "rb") as src, atomic_output(dict_dst, binary=True) as dst:
-            shutil.copyfileobj(src, dst)
-    pair = next(iter(found.values()))["s2"] is not None
-    write_json(os.path.join(args.destdir, MANIFEST), {
-        "format": "xlm_fairseq classification data-bin", "version": 1,
-        "languages": sorted({lang for _, lang in found}), "labels": order, "pair": pair,
-        "bpe": {"backend": backend, "codes_file": manifest_path(args.codes_file, args.destdir)},
-        "tokenize": {"lowercase_strip_accents": bool(args.lowercase_strip_accents), "tokenizers": kinds,
-                     "untokenised_splits": sorted(no_tok)}})
-    if not args.keep_work:
-        shutil.rmtree(work, ignore_errors=True)
-    print(f"{args.destdir}: {'sentence pairs' if pair else 'single sentences'}, {len(dictionary)} types, "
-          f"labels {', '.join(f'{l}={i}' for i, l in enumerate(order))}")
-    for (split, lang), (n, n_drop, counts) in sorted(summary.items()):
-        note = f" ({n_drop} with an unseen label left out)" if n_drop else ""
-        labels = ", ".join(f"{l} {c}" for l, c in sorted(counts.items()))
-        print(f"  {split}.{lang}: {n} examples{note}" + (f"; {labels}" if n else
-                                                          " -- warning: nothing left to train or evaluate on"))
-    return {"labels": order, "pair": pair, "splits": {f"{s}.{l}": v[0] for (s, l), v in summary.items()}}
+    return summary
+
+
+def write_data_bin_files(args, order, pair, backend, kinds, no_tok) -> None:
+    """dict.txt (a copy of the pretraining one) and manifest.json (labels, BPE, tokenisation)."""
+    copy_dictionary(args.dict, args.destdir)
+    write_json(
+        os.path.join(args.destdir, MANIFEST),
+        {
+            "format": "xlm_fairseq classification data-bin",
+            "version": 1,
+            "languages": sorted(kinds),
+            "labels": order,
+            "pair": pair,
+            "bpe": {"backend": backend, "codes_file": manifest_path(args.codes_file, args.destdir)},
+            "tokenize": {
+                "lowercase_strip_accents": bool(args.lowercase_strip_accents),
+                "tokenizers": kinds,
+                "untokenised_splits": sorted(no_tok),
+            },
+        },
+    )
 
 
 def add_arguments(parser):
@@ -276,20 +337,40 @@ def add_arguments(parser):
     parser.add_argument("--destdir", required=True, help="data-bin folder to write")
     parser.add_argument("--codes-file", required=True, help="the pretraining BPE codes (sentencepiece: .model)")
     parser.add_argument("--dict", required=True, help="the pretraining dict.txt")
-    parser.add_argument("--backend", choices=BACKENDS, default=None,
-                        help="BPE backend (default: from CODES.meta.json, else subword-nmt)")
+    parser.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        default=None,
+        help="BPE backend (default: from CODES.meta.json, else subword-nmt)",
+    )
     parser.add_argument("--langs", help="only these languages (default: all found)")
-    parser.add_argument("--input-name", default="s1",
-                        help="s1: {split}.s1.{lang} [+ .s2.] + {split}.label.{lang}; cls: DDTP's {split}.cls.{lang} "
-                             "+ {split}.cls.{lang}.label")
-    parser.add_argument("--labels", help="label order, e.g. contradiction,neutral,entailment (default: the input "
-                                         "folder's label_dict.txt, else the sorted training labels)")
-    parser.add_argument("--drop-unseen-labels", action="store_true",
-                        help="leave out valid/test examples whose label never occurs in training (default: error)")
-    parser.add_argument("--lowercase-strip-accents", action="store_true",
-                        help="lowercase and remove accents (as the pretraining data of XLM-15 / XLM_en)")
-    parser.add_argument("--no-tokenize", default="", metavar="SPLITS",
-                        help="splits that are already tokenised (only lowercased), e.g. train for MultiNLI")
+    parser.add_argument(
+        "--input-name",
+        default="s1",
+        help="s1: {split}.s1.{lang} [+ .s2.] + {split}.label.{lang}; cls: DDTP's {split}.cls.{lang} "
+        "+ {split}.cls.{lang}.label",
+    )
+    parser.add_argument(
+        "--labels",
+        help="label order, e.g. contradiction,neutral,entailment (default: the input "
+        "folder's label_dict.txt, else the sorted training labels)",
+    )
+    parser.add_argument(
+        "--drop-unseen-labels",
+        action="store_true",
+        help="leave out valid/test examples whose label never occurs in training (default: error)",
+    )
+    parser.add_argument(
+        "--lowercase-strip-accents",
+        action="store_true",
+        help="lowercase and remove accents (as the pretraining data of XLM-15 / XLM_en)",
+    )
+    parser.add_argument(
+        "--no-tokenize",
+        default="",
+        metavar="SPLITS",
+        help="splits that are already tokenised (only lowercased), e.g. train for MultiNLI",
+    )
     parser.add_argument("--tokenizer", default="auto", choices=TOKENIZER_CHOICES)
     parser.add_argument("--workers", type=int, default=1, help="processes for tokenising/BPE and fairseq-preprocess")
     parser.add_argument("--keep-work", action="store_true", help="keep the BPE'd text in DESTDIR/work")
@@ -300,17 +381,7 @@ def main(args) -> int:
     return 0
 
 
-def _cli(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m xlm_preprocess.classification_data",
-                                     description=__doc__.split("\n\n")[0])
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    try:
-        return main(args)
-    except PreprocessError as e:
-        print(f"{parser.prog}: error: {e}", file=sys.stderr)
-        return 1
-
-
 if __name__ == "__main__":
-    sys.exit(_cli())
+    from .cli import main as cli_main
+
+    sys.exit(cli_main(["classification"] + sys.argv[1:]))

@@ -1,6 +1,7 @@
 """`xlm-preprocess`: the data pipeline's command line. Each subcommand lives in a module of its own exposing
 `add_arguments(parser)` and `main(args)`; `prepare` chains tokenize -> learn-bpe -> apply-bpe -> build-dict ->
 binarize. User mistakes end with one line `xlm-preprocess CMD: error: ...` on stderr and exit status 1."""
+
 import argparse
 import importlib
 import os
@@ -10,7 +11,10 @@ from .common import PreprocessError
 
 # name -> (module, one-line help)
 COMMANDS = {
-    "tokenize": ("xlm_preprocess.tokenizer", "Moses normalisation + tokenisation (jieba/fugashi/pythainlp for zh/ja/th)"),
+    "tokenize": (
+        "xlm_preprocess.tokenizer",
+        "Moses normalisation + tokenisation (jieba/fugashi/pythainlp for zh/ja/th)",
+    ),
     "learn-bpe": ("xlm_preprocess.learn_bpe", "learn one shared BPE on an alpha-sample of each language"),
     "apply-bpe": ("xlm_preprocess.apply_bpe", "apply BPE codes (subword-nmt `@@ ` or sentencepiece `▁`)"),
     "build-dict": ("xlm_preprocess.build_dict", "one shared dict.txt (specials at ids 4..13)"),
@@ -23,7 +27,7 @@ COMMANDS = {
     "opus": ("xlm_preprocess.corpora.opus", "OPUS Moses-format pairs -> parallel train/valid/test"),
     "wmt": ("xlm_preprocess.corpora.wmt", "WMT news test sets (sacrebleu or local sgm/plain files)"),
 }
-LAZY = {"ddtp", "xnli", "classification"}  # written elsewhere: imported only when it is the command being run
+LAZY = {"ddtp", "xnli", "classification"}  # imported only when one of them is the command being run
 
 
 def _requested_command(argv):
@@ -37,11 +41,7 @@ def _import(name: str):
     module = COMMANDS[name][0]
     try:
         return importlib.import_module(module)
-    except ModuleNotFoundError as e:
-        if e.name == module:
-            return None
-        raise PreprocessError(f"{module} cannot be imported: {e}") from None
-    except ImportError as e:
+    except ImportError as e:  # e.g. an optional dependency of that subcommand
         raise PreprocessError(f"{module} cannot be imported: {e}") from None
 
 
@@ -49,15 +49,12 @@ def build_parser(argv) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="xlm-preprocess", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     wanted = _requested_command(argv)
-    for name, (module_name, help_text) in COMMANDS.items():
+    for name, (_, help_text) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
         if name in LAZY and name != wanted:
             p.set_defaults(_module=None, _name=name)
             continue
         module = _import(name)
-        if module is None:
-            p.set_defaults(_module=None, _name=name)
-            continue
         module.add_arguments(p)
         p.set_defaults(_module=module, _name=name)
     return parser
@@ -75,21 +72,19 @@ def main(argv=None) -> int:
         parser.print_help(sys.stderr)
         return 2
     name = args._name
-    if unknown and args._module is not None:
+    if unknown:
         parser.error(f"unrecognized arguments: {' '.join(unknown)}")
-    if args._module is None:
-        module = COMMANDS[name][0]
-        print(f"xlm-preprocess {name}: error: module {module} is not available in this installation "
-              f"({module.replace('.', '/')}.py is missing)", file=sys.stderr)
-        return 1
     try:
         status = args._module.main(args)
     except PreprocessError as e:
         print(f"xlm-preprocess {name}: error: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print(f"xlm-preprocess {name}: interrupted; finished files are kept, temporary ones removed "
-              f"(`prepare` resumes where it stopped)", file=sys.stderr)
+        print(
+            f"xlm-preprocess {name}: interrupted; finished files are kept, temporary ones removed "
+            f"(`prepare` resumes where it stopped)",
+            file=sys.stderr,
+        )
         return 130
     except BrokenPipeError:  # e.g. `xlm-preprocess tokenize ... | head`
         devnull = os.open(os.devnull, os.O_WRONLY)

@@ -4,6 +4,7 @@ temporary name and renamed, language codes, and an order-preserving parallel map
 Lines are split on '\\n' only (never on '\\r', U+2028 or other characters that Python's text mode would treat as
 line breaks), so line numbers and line counts agree with `wc -l` and with fairseq's binarizer once the text has
 been through `tokenize` (which turns every kind of whitespace into single spaces)."""
+
 import collections
 import contextlib
 import io
@@ -47,12 +48,6 @@ def parse_langs(text: str, flag: str = "--langs") -> List[str]:
     if dup:
         raise PreprocessError(f"{flag}: language {dup[0]} is listed twice")
     return sorted(langs)
-
-
-def pair_name(a: str, b: str) -> str:
-    """The data-bin name of a pair: languages in alphabetical order (`en-fr`, never `fr-en`)."""
-    a, b = sorted((a, b))
-    return f"{a}-{b}"
 
 
 def check_input_file(path: str, flag: str = "--input", allow_empty: bool = False) -> None:
@@ -276,8 +271,9 @@ def _chunks(lines: Iterable[str], size: int) -> Iterator[List[str]]:
         yield chunk
 
 
-def map_lines(factory, factory_args: tuple, lines: Iterable[str], workers: int = 1,
-              chunk_lines: int = 2000) -> Iterator[List[str]]:
+def map_lines(
+    factory, factory_args: tuple, lines: Iterable[str], workers: int = 1, chunk_lines: int = 2000
+) -> Iterator[List[str]]:
     """Yield `fn(line)` for every line, in input order, one list per chunk, where `fn = factory(*factory_args)` is
     built once per worker process. At most `4 * workers` chunks are in flight, so memory stays bounded on
     files of any size. `factory` must be a module-level class or function (it is sent to the workers)."""
@@ -286,8 +282,9 @@ def map_lines(factory, factory_args: tuple, lines: Iterable[str], workers: int =
         for chunk in _chunks(lines, chunk_lines):
             yield [fn(line) for line in chunk]
         return
-    with multiprocessing.get_context().Pool(workers, initializer=_init_worker,
-                                            initargs=(factory, factory_args)) as pool:
+    with multiprocessing.get_context().Pool(
+        workers, initializer=_init_worker, initargs=(factory, factory_args)
+    ) as pool:
         pending = collections.deque()
         for chunk in _chunks(lines, chunk_lines):
             pending.append(pool.apply_async(_run_chunk, (chunk,)))
@@ -297,9 +294,16 @@ def map_lines(factory, factory_args: tuple, lines: Iterable[str], workers: int =
             yield pending.popleft().get()
 
 
-def transform_file(factory, factory_args: tuple, src: str, dst: str, workers: int = 1,
-                   skip_bad_lines: bool = False, drop_lines: Optional[set] = None,
-                   chunk_lines: int = 2000) -> "TransformStats":
+def transform_file(
+    factory,
+    factory_args: tuple,
+    src: str,
+    dst: str,
+    workers: int = 1,
+    skip_bad_lines: bool = False,
+    drop_lines: Optional[set] = None,
+    chunk_lines: int = 2000,
+) -> "TransformStats":
     """Read `src` line by line, apply the per-line function built by `factory`, write `dst` atomically."""
     reader = LineReader(src, skip_bad_lines=skip_bad_lines, drop_lines=drop_lines)
     n = 0

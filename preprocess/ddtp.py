@@ -35,6 +35,7 @@ about 20 MB and a few seconds for en,fr,de.  ``--from-lists DIR`` reads such a f
 ``Translation-xx`` / ``Packages`` files) without network.  Language codes are written in lower case in file
 names (``pt_BR`` -> ``train.en-pt_br.pt_br``).
 """
+
 import argparse
 import bz2
 import collections
@@ -51,14 +52,8 @@ import tempfile
 import time
 import urllib.parse
 
-try:  # part of the ``preprocess`` package
-    from .common import PreprocessError
-    from .ddtp_text import clean, split_long_description
-except ImportError:  # pragma: no cover  (run as a script: python preprocess/ddtp.py)
-    from ddtp_text import clean, split_long_description
-
-    class PreprocessError(Exception):
-        pass
+from .common import PreprocessError
+from .ddtp_text import clean, split_long_description
 
 SPLITS = ("train", "valid", "test")
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
@@ -83,7 +78,7 @@ def read_index(path):
             try:
                 import lz4.frame
             except ImportError:
-                raise DdtpError(f"{path} is lz4-compressed: pip install lz4 (or decompress it with lz4 -d)")
+                raise DdtpError(f"{path} is lz4-compressed: pip install lz4 (or decompress it with lz4 -d)") from None
             data = lz4.frame.decompress(data)
         elif data[:2] == b"\x1f\x8b":
             data = gzip.decompress(data)
@@ -92,7 +87,7 @@ def read_index(path):
         elif data[:3] == b"BZh":
             data = bz2.decompress(data)
     except (OSError, EOFError, RuntimeError, lzma.LZMAError, ValueError) as e:
-        raise DdtpError(f"cannot decompress {path}: {e}")
+        raise DdtpError(f"cannot decompress {path}: {e}") from None
     return data.decode("utf-8", errors="replace").replace("\r\n", "\n")
 
 
@@ -246,12 +241,17 @@ def fetch_lists(lists_root, langs, suite, components, mirror, quiet=False):
     and return the folder holding the fetched lists."""
     apt_get = shutil.which("apt-get")
     if apt_get is None:
-        raise DdtpError("apt-get not found: fetch Translation-xx and Packages files on a Debian machine and "
-                        "pass their folder with --from-lists DIR")
+        raise DdtpError(
+            "apt-get not found: fetch Translation-xx and Packages files on a Debian machine and "
+            "pass their folder with --from-lists DIR"
+        )
     base = os.path.abspath(os.path.join(lists_root, suite))
     lists_dir, apt_dir = os.path.join(base, "lists"), os.path.join(base, "apt")
-    for d in (os.path.join(lists_dir, "partial"), os.path.join(apt_dir, "sources.list.d"),
-              os.path.join(apt_dir, "cache", "archives", "partial")):
+    for d in (
+        os.path.join(lists_dir, "partial"),
+        os.path.join(apt_dir, "sources.list.d"),
+        os.path.join(apt_dir, "cache", "archives", "partial"),
+    ):
         os.makedirs(d, exist_ok=True)
     options = ["target=Packages,Translations"]
     if os.path.exists(DEBIAN_KEYRING):
@@ -260,31 +260,50 @@ def fetch_lists(lists_root, langs, suite, components, mirror, quiet=False):
     with open(sources, "w") as f:
         f.write(f"deb [{' '.join(options)}] {mirror} {suite} {' '.join(components)}\n")
     codes = sorted({debian_code(l) for l in langs} | {"en"})
-    cmd = [apt_get, "update", "-q",
-           "-o", "Acquire::Languages=" + ",".join(codes),
-           "-o", "Dir::State::Lists=" + lists_dir,
-           "-o", "Dir::Cache=" + os.path.join(apt_dir, "cache"),
-           "-o", "Dir::Cache::pkgcache=", "-o", "Dir::Cache::srcpkgcache=",
-           "-o", "Dir::State::Status=/dev/null",
-           "-o", "Dir::Etc::SourceList=" + sources,
-           "-o", "Dir::Etc::SourceParts=" + os.path.join(apt_dir, "sources.list.d"),
-           "-o", "Debug::NoLocking=1",
-           "-o", "APT::Get::List-Cleanup=false",  # keep the languages fetched by earlier runs
-           "-o", "Acquire::GzipIndexes=true"]
+    cmd = [
+        apt_get,
+        "update",
+        "-q",
+        "-o",
+        "Acquire::Languages=" + ",".join(codes),
+        "-o",
+        "Dir::State::Lists=" + lists_dir,
+        "-o",
+        "Dir::Cache=" + os.path.join(apt_dir, "cache"),
+        "-o",
+        "Dir::Cache::pkgcache=",
+        "-o",
+        "Dir::Cache::srcpkgcache=",
+        "-o",
+        "Dir::State::Status=/dev/null",
+        "-o",
+        "Dir::Etc::SourceList=" + sources,
+        "-o",
+        "Dir::Etc::SourceParts=" + os.path.join(apt_dir, "sources.list.d"),
+        "-o",
+        "Debug::NoLocking=1",
+        "-o",
+        "APT::Get::List-Cleanup=false",  # keep the languages fetched by earlier runs
+        "-o",
+        "Acquire::GzipIndexes=true",
+    ]
     if os.geteuid() == 0:  # root would hand downloads to the _apt user, who may not reach the private folder
         cmd += ["-o", "APT::Sandbox::User=root"]
     if not quiet:
-        print(f"ddtp: apt-get update ({suite}, {','.join(components)}, languages {','.join(codes)}) "
-              f"into {lists_dir}", file=sys.stderr)
+        print(
+            f"ddtp: apt-get update ({suite}, {','.join(components)}, languages {','.join(codes)}) into {lists_dir}",
+            file=sys.stderr,
+        )
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     except (OSError, subprocess.TimeoutExpired) as e:
-        raise DdtpError(f"apt-get update failed ({e}); fetch the files elsewhere and use --from-lists DIR")
+        raise DdtpError(f"apt-get update failed ({e}); fetch the files elsewhere and use --from-lists DIR") from None
     errors = [ln for ln in (proc.stderr or "").splitlines() if ln.startswith(("E:", "W:", "Err:"))]
     if proc.returncode != 0:
         why = errors[0] if errors else (proc.stderr or proc.stdout or "").strip().splitlines()[-1:]
-        raise DdtpError(f"apt-get update failed (exit {proc.returncode}: {why}); "
-                        "fetch the files elsewhere and use --from-lists DIR")
+        raise DdtpError(
+            f"apt-get update failed (exit {proc.returncode}: {why}); fetch the files elsewhere and use --from-lists DIR"
+        )
     for lang in sorted(set(langs) | {"en"}):
         pattern = _index_regex(lang)
         names = [urllib.parse.unquote(n) for n in os.listdir(lists_dir)]
@@ -348,8 +367,17 @@ def _cap(items, limit, key):
     return [it for i, it in enumerate(items) if i in keep]
 
 
-def build_corpus(descs, labels, langs, valid_frac=0.02, test_frac=0.02, disjoint_mono=False,
-                 all_pairs=False, max_sentences=None, cls_text="title"):
+def build_corpus(
+    descs,
+    labels,
+    langs,
+    valid_frac=0.02,
+    test_frac=0.02,
+    disjoint_mono=False,
+    all_pairs=False,
+    max_sentences=None,
+    cls_text="title",
+):
     """Build every output in memory.
 
     ``descs``: ``{lang: {md5: Description}}`` (English included); ``labels``: ``{md5: section}``.
@@ -369,8 +397,27 @@ def build_corpus(descs, labels, langs, valid_frac=0.02, test_frac=0.02, disjoint
         for m in scope[l]:
             if m not in split:
                 split[m] = split_of(m, valid_frac, test_frac)
+    rank, mono, mono_md5s = monolingual_text(scope, split, langs, disjoint_mono)
+    pair_names = [tuple(sorted(("en", l))) for l in others]
+    if all_pairs:
+        pair_names += [tuple(sorted(p)) for i, a in enumerate(others) for p in [(a, b) for b in others[i + 1 :]]]
+    parallel, stats = {}, {"pairs": {}}
+    for a, b in pair_names:
+        parallel[(a, b)], stats["pairs"][f"{a}-{b}"] = parallel_text(scope, split, rank, a, b, max_sentences)
+    cls, unlabelled = {}, {}
+    for l in langs:
+        cls[l], unlabelled[l] = labelled_text(scope[l], split, labels, cls_text)
+    for l in langs:
+        mono[l]["train"] = _cap(mono[l]["train"], max_sentences, key=lambda s: s)
+    stats["descriptions"] = {l: len(scope[l]) for l in langs}
+    stats["mono_descriptions"] = {l: len(mono_md5s[l]) for l in langs}
+    stats["unlabelled_descriptions"] = unlabelled
+    return {"mono": mono, "parallel": parallel, "cls": cls, "mono_md5s": mono_md5s, "stats": stats}
 
-    # natural rank of every sentence: the first split among the descriptions it occurs in
+
+def monolingual_text(scope, split, langs, disjoint_mono):
+    """Each language's sentences by split, and the natural rank of every sentence: the first split among the
+    descriptions it occurs in (so a sentence seen in a held-out description never trains)."""
     rank, mono, mono_md5s = {}, {}, {}
     for l in langs:
         r, first_seen, allowed_md5s = {}, {}, set()
@@ -386,68 +433,63 @@ def build_corpus(descs, labels, langs, valid_frac=0.02, test_frac=0.02, disjoint
         mono[l] = {name: [] for name in SPLITS}
         for s in first_seen:
             mono[l][SPLITS[r[s]]].append(s)
+    return rank, mono, mono_md5s
 
-    pair_names = [tuple(sorted(("en", l))) for l in others]
-    if all_pairs:
-        pair_names += [tuple(sorted(p)) for i, a in enumerate(others) for p in [(a, b) for b in others[i + 1:]]]
-    parallel, stats = {}, {"pairs": {}}
-    for a, b in pair_names:
-        st = collections.Counter()
-        pair_rank = {}
-        for m, da in scope[a].items():
-            db = scope[b].get(m)
-            if db is None:
-                continue
-            st["descriptions"] += 1
-            for sa, sb in align_description(da, db, st):
-                st["aligned"] += 1
-                if not (_has_letter(sa) and _has_letter(sb)):
-                    st["no_letters"] += 1
-                elif sa == sb:
-                    st["identical_dropped"] += 1
-                else:
-                    pair_rank[(sa, sb)] = min(pair_rank.get((sa, sb), 3), split[m])
-        out = {name: [] for name in SPLITS}
-        for (sa, sb), k in pair_rank.items():
-            if rank[a][sa] == k and rank[b][sb] == k:
-                out[SPLITS[k]].append((sa, sb))
+
+def parallel_text(scope, split, rank, a, b, max_sentences):
+    """The aligned sentence pairs of a-b by split (a pair whose sides rank in another split is dropped), and
+    the alignment statistics."""
+    st = collections.Counter()
+    pair_rank = {}
+    for m, da in scope[a].items():
+        db = scope[b].get(m)
+        if db is None:
+            continue
+        st["descriptions"] += 1
+        for sa, sb in align_description(da, db, st):
+            st["aligned"] += 1
+            if not (_has_letter(sa) and _has_letter(sb)):
+                st["no_letters"] += 1
+            elif sa == sb:
+                st["identical_dropped"] += 1
             else:
-                st["held_out_overlap_dropped"] += 1
-        st["unique"] = len(pair_rank)
-        if not sum(len(v) for v in out.values()):
-            raise DdtpError(
-                f"pair {a}-{b}: no aligned sentence pair ({len(scope[a])} {a} and {len(scope[b])} {b} "
-                f"descriptions, {st['descriptions']} with the same md5, {st['paragraph_count_mismatch']} "
-                f"with different paragraph counts)")
-        out["train"] = _cap(out["train"], max_sentences, key=lambda p: p[0] + "\t" + p[1])
-        parallel[(a, b)] = out
-        stats["pairs"][f"{a}-{b}"] = dict(st)
+                pair_rank[(sa, sb)] = min(pair_rank.get((sa, sb), 3), split[m])
+    out = {name: [] for name in SPLITS}
+    for (sa, sb), k in pair_rank.items():
+        if rank[a][sa] == k and rank[b][sb] == k:
+            out[SPLITS[k]].append((sa, sb))
+        else:
+            st["held_out_overlap_dropped"] += 1
+    st["unique"] = len(pair_rank)
+    if not sum(len(v) for v in out.values()):
+        raise DdtpError(
+            f"pair {a}-{b}: no aligned sentence pair ({len(scope[a])} {a} and {len(scope[b])} {b} "
+            f"descriptions, {st['descriptions']} with the same md5, {st['paragraph_count_mismatch']} "
+            f"with different paragraph counts)"
+        )
+    out["train"] = _cap(out["train"], max_sentences, key=lambda p: p[0] + "\t" + p[1])
+    return out, dict(st)
 
-    cls, unlabelled = {}, {}
-    for l in langs:
-        seen, n_unlabelled = {}, 0
-        for m, d in scope[l].items():
-            label = labels.get(m)
-            if label is None:
-                n_unlabelled += 1
-                continue
-            text = d.title
-            if cls_text == "title+para" and d.paragraphs:
-                text = clean(text + " " + " ".join(d.paragraphs[0]))
-            if not _has_letter(text):
-                continue
-            if text not in seen or split[m] < seen[text][0]:
-                seen[text] = (split[m], label)
-        cls[l] = {name: [] for name in SPLITS}
-        for text, (k, label) in seen.items():
-            cls[l][SPLITS[k]].append((text, label))
-        unlabelled[l] = n_unlabelled
-    for l in langs:
-        mono[l]["train"] = _cap(mono[l]["train"], max_sentences, key=lambda s: s)
-    stats["descriptions"] = {l: len(scope[l]) for l in langs}
-    stats["mono_descriptions"] = {l: len(mono_md5s[l]) for l in langs}
-    stats["unlabelled_descriptions"] = unlabelled
-    return {"mono": mono, "parallel": parallel, "cls": cls, "mono_md5s": mono_md5s, "stats": stats}
+
+def labelled_text(descriptions, split, labels, cls_text):
+    """({split: [(text, Section)]}, number of descriptions without a Section) of one language."""
+    seen, n_unlabelled = {}, 0
+    for m, d in descriptions.items():
+        label = labels.get(m)
+        if label is None:
+            n_unlabelled += 1
+            continue
+        text = d.title
+        if cls_text == "title+para" and d.paragraphs:
+            text = clean(text + " " + " ".join(d.paragraphs[0]))
+        if not _has_letter(text):
+            continue
+        if text not in seen or split[m] < seen[text][0]:
+            seen[text] = (split[m], label)
+    out = {name: [] for name in SPLITS}
+    for text, (k, label) in seen.items():
+        out[SPLITS[k]].append((text, label))
+    return out, n_unlabelled
 
 
 # ------------------------------------------------------------------------------------------------- writing
@@ -492,14 +534,16 @@ def write_outputs(corpus, out_dir, manifest_extra):
                 put(f"{name}.cls.{lang}.label", [lab for _, lab in items])
                 label_counts[lang][name] = dict(sorted(collections.Counter(lab for _, lab in items).items()))
         manifest = dict(manifest_extra)
-        manifest.update({
-            "mono": {l: {s: len(v) for s, v in d.items()} for l, d in corpus["mono"].items()},
-            "parallel": {f"{a}-{b}": {s: len(v) for s, v in d.items()} for (a, b), d in corpus["parallel"].items()},
-            "cls": {l: {s: len(v) for s, v in d.items()} for l, d in corpus["cls"].items()},
-            "labels": label_counts,
-            "stats": corpus["stats"],
-            "files": files,
-        })
+        manifest.update(
+            {
+                "mono": {l: {s: len(v) for s, v in d.items()} for l, d in corpus["mono"].items()},
+                "parallel": {f"{a}-{b}": {s: len(v) for s, v in d.items()} for (a, b), d in corpus["parallel"].items()},
+                "cls": {l: {s: len(v) for s, v in d.items()} for l, d in corpus["cls"].items()},
+                "labels": label_counts,
+                "stats": corpus["stats"],
+                "files": files,
+            }
+        )
         with open(os.path.join(tmp, MANIFEST), "w", encoding="utf-8") as f:
             json.dump(manifest, f, indent=1, ensure_ascii=False, sort_keys=True)
             f.write("\n")
@@ -526,26 +570,47 @@ def add_arguments(parser: argparse.ArgumentParser):
     """The options of ``xlm-preprocess ddtp``."""
     parser.add_argument("--langs", required=True, help="comma-separated languages, English included: en,fr,de")
     parser.add_argument("--out", required=True, metavar="RAW_DIR", help="folder for the raw text files")
-    parser.add_argument("--lists", metavar="DIR", default=None,
-                        help=f"private apt folder to fetch the lists into (default {_default_lists()})")
-    parser.add_argument("--from-lists", metavar="DIR", default=None,
-                        help="read Translation-xx and Packages files already fetched (lz4, gz, xz, bz2 or plain; "
-                             "searched recursively, e.g. a --lists folder); no apt, no network")
+    parser.add_argument(
+        "--lists",
+        metavar="DIR",
+        default=None,
+        help=f"private apt folder to fetch the lists into (default {_default_lists()})",
+    )
+    parser.add_argument(
+        "--from-lists",
+        metavar="DIR",
+        default=None,
+        help="read Translation-xx and Packages files already fetched (lz4, gz, xz, bz2 or plain; "
+        "searched recursively, e.g. a --lists folder); no apt, no network",
+    )
     parser.add_argument("--suite", default="bookworm", help="Debian suite (default bookworm)")
     parser.add_argument("--components", default="main", help="archive areas, comma-separated (default main)")
     parser.add_argument("--mirror", default=DEFAULT_MIRROR, help=f"Debian mirror (default {DEFAULT_MIRROR})")
-    parser.add_argument("--disjoint-mono", action="store_true",
-                        help="English monolingual text and the other languages' from disjoint halves of the "
-                             "descriptions (unsupervised MT)")
-    parser.add_argument("--all-pairs", action="store_true",
-                        help="also write xx-yy pairs (translations of the same English description)")
+    parser.add_argument(
+        "--disjoint-mono",
+        action="store_true",
+        help="English monolingual text and the other languages' from disjoint halves of the "
+        "descriptions (unsupervised MT)",
+    )
+    parser.add_argument(
+        "--all-pairs", action="store_true", help="also write xx-yy pairs (translations of the same English description)"
+    )
     parser.add_argument("--valid-frac", type=float, default=0.02, help="fraction of descriptions for valid")
     parser.add_argument("--test-frac", type=float, default=0.02, help="fraction of descriptions for test")
-    parser.add_argument("--max-sentences-per-lang", type=int, default=None, metavar="N",
-                        help="at most N train sentences per monolingual language and N train pairs per pair "
-                             "(chosen by a hash, deterministic)")
-    parser.add_argument("--cls-text", choices=("title", "title+para"), default="title",
-                        help="classification text: the description's title (default) or title + first paragraph")
+    parser.add_argument(
+        "--max-sentences-per-lang",
+        type=int,
+        default=None,
+        metavar="N",
+        help="at most N train sentences per monolingual language and N train pairs per pair "
+        "(chosen by a hash, deterministic)",
+    )
+    parser.add_argument(
+        "--cls-text",
+        choices=("title", "title+para"),
+        default="title",
+        help="classification text: the description's title (default) or title + first paragraph",
+    )
     return parser
 
 
@@ -596,21 +661,46 @@ def run(args):
     for path in packages:
         parse_packages(read_index(path), by_md5, by_package)
     labels = description_labels(by_md5, by_package, descs["en"])
-    corpus = build_corpus(descs, labels, langs, args.valid_frac, args.test_frac, args.disjoint_mono,
-                          args.all_pairs, args.max_sentences_per_lang, args.cls_text)
-    manifest = write_outputs(corpus, args.out, {
-        "format": "xlm_fairseq-ddtp-1",
-        "suite": args.suite, "components": components, "langs": langs,
-        "options": {"disjoint_mono": args.disjoint_mono, "all_pairs": args.all_pairs,
-                    "valid_frac": args.valid_frac, "test_frac": args.test_frac,
-                    "max_sentences_per_lang": args.max_sentences_per_lang, "cls_text": args.cls_text},
-        "sources": {"translations": {l: [os.path.abspath(p) for p in ps] for l, ps in translations.items()},
-                    "packages": [os.path.abspath(p) for p in packages]},
-    })
+    corpus = build_corpus(
+        descs,
+        labels,
+        langs,
+        args.valid_frac,
+        args.test_frac,
+        args.disjoint_mono,
+        args.all_pairs,
+        args.max_sentences_per_lang,
+        args.cls_text,
+    )
+    manifest = write_outputs(
+        corpus,
+        args.out,
+        {
+            "format": "xlm_fairseq-ddtp-1",
+            "suite": args.suite,
+            "components": components,
+            "langs": langs,
+            "options": {
+                "disjoint_mono": args.disjoint_mono,
+                "all_pairs": args.all_pairs,
+                "valid_frac": args.valid_frac,
+                "test_frac": args.test_frac,
+                "max_sentences_per_lang": args.max_sentences_per_lang,
+                "cls_text": args.cls_text,
+            },
+            "sources": {
+                "translations": {l: [os.path.abspath(p) for p in ps] for l, ps in translations.items()},
+                "packages": [os.path.abspath(p) for p in packages],
+            },
+        },
+    )
     pairs = ", ".join(f"{p} {sum(v.values())}" for p, v in manifest["parallel"].items())
     mono = ", ".join(f"{l} {sum(v.values())}" for l, v in manifest["mono"].items())
-    print(f"ddtp: wrote {args.out}: pairs {pairs}; monolingual {mono}; "
-          f"fetch {t_fetch - t0:.1f}s, build {time.time() - t_fetch:.1f}s", file=sys.stderr)
+    print(
+        f"ddtp: wrote {args.out}: pairs {pairs}; monolingual {mono}; "
+        f"fetch {t_fetch - t0:.1f}s, build {time.time() - t_fetch:.1f}s",
+        file=sys.stderr,
+    )
     return manifest
 
 
@@ -621,9 +711,7 @@ def main(args) -> int:
     return 0
 
 
-if __name__ == "__main__":  # python preprocess/ddtp.py --langs en,fr --out DIR
-    try:
-        sys.exit(main(add_arguments(argparse.ArgumentParser(prog="ddtp")).parse_args()))
-    except DdtpError as e:
-        print(f"ddtp: error: {e}", file=sys.stderr)
-        sys.exit(1)
+if __name__ == "__main__":
+    from .cli import main as cli_main
+
+    sys.exit(cli_main(["ddtp"] + sys.argv[1:]))

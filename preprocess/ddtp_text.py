@@ -30,6 +30,7 @@ Upper-case dotted abbreviations (``A.D.``, ``U.S.``) end a sentence when a capit
 split.  Text is cleaned: NFC, every run of white space (including no-break spaces, and ``⋅`` U+22C5, which
 French translations use as a visible no-break space) becomes one space.
 """
+
 import re
 import unicodedata
 
@@ -51,8 +52,10 @@ ABBREVIATIONS = frozenset(
 _OPENERS = "\"'“‘«„‚([{¿¡"
 _CLOSERS = "\"'”’»)]}"
 _CJK_END = "。！？"
-_BOUNDARY = re.compile(r"[.!?…]+[" + re.escape(_CLOSERS) + r"]*\s+"
-                       r"|[" + _CJK_END + r"]+[」』）" + re.escape(_CLOSERS) + r"]*\s*")
+_BOUNDARY = re.compile(
+    r"[.!?…]+[" + re.escape(_CLOSERS) + r"]*\s+"
+    r"|[" + _CJK_END + r"]+[」』）" + re.escape(_CLOSERS) + r"]*\s*"
+)
 _WORD_BEFORE = re.compile(r"(\S*)$")
 _DOTTED_LOWER = re.compile(r"(?:\w\.)+\w")
 _BULLET_ANY = re.compile(r"([*+\-•·–—−])\s+(?=\S)")
@@ -69,7 +72,7 @@ def _is_boundary(text, match):
     """Whether the punctuation run of ``match`` (inside ``text``) ends a sentence; see the module doc."""
     if match.group(0)[0] in _CJK_END:
         return True
-    rest = text[match.end():].lstrip(_OPENERS + " ")
+    rest = text[match.end() :].lstrip(_OPENERS + " ")
     if not rest or not rest[0].isupper():
         return False
     punct = match.group(0).rstrip().rstrip(_CLOSERS)
@@ -94,7 +97,7 @@ def split_sentences(text):
     sentences, start = [], 0
     for match in _BOUNDARY.finditer(text):
         if match.end() < len(text) and _is_boundary(text, match):
-            sentences.append(text[start:match.end()].strip())
+            sentences.append(text[start : match.end()].strip())
             start = match.end()
     sentences.append(text[start:].strip())
     return [s for s in sentences if s]

@@ -1,10 +1,11 @@
-"""File names of a corpus folder (raw, tokenised or BPE'd text) and of a data-bin (design.md §4):
+"""File names of a corpus folder (raw, tokenised or BPE'd text) and of a data-bin (README.md, "Data"):
 
     {split}.{lang}            monolingual text of `lang`
     {split}.{a}-{b}.{lang}    one side of the pair a-b (lang is a or b); data-bin names always have a < b
 
 Splits are train, valid and test. `discover` finds the languages and pairs of a folder and checks that both
 sides of every pair are there, with the same number of lines."""
+
 import os
 import re
 from typing import Dict, List, Optional, Tuple
@@ -52,16 +53,28 @@ class Corpus:
         """The training text of `lang` for BPE learning: its monolingual file, else its sides of the pairs."""
         if "train" in self.mono.get(lang, {}):
             return [self.mono[lang]["train"]]
-        return [sides[lang] for (a, b), splits in sorted(self.pairs.items()) if lang in (a, b)
-                for split, sides in splits.items() if split == "train"]
+        return [
+            sides[lang]
+            for (a, b), splits in sorted(self.pairs.items())
+            if lang in (a, b)
+            for split, sides in splits.items()
+            if split == "train"
+        ]
 
     def relocated(self, folder: str) -> "Corpus":
         """The same files under another folder (tokenised or BPE'd copies keep the raw file names)."""
         moved = Corpus(folder)
-        moved.mono = {lang: {s: os.path.join(folder, os.path.basename(p)) for s, p in splits.items()}
-                      for lang, splits in self.mono.items()}
-        moved.pairs = {pair: {s: {lang: os.path.join(folder, os.path.basename(p)) for lang, p in sides.items()}
-                              for s, sides in splits.items()} for pair, splits in self.pairs.items()}
+        moved.mono = {
+            lang: {s: os.path.join(folder, os.path.basename(p)) for s, p in splits.items()}
+            for lang, splits in self.mono.items()
+        }
+        moved.pairs = {
+            pair: {
+                s: {lang: os.path.join(folder, os.path.basename(p)) for lang, p in sides.items()}
+                for s, sides in splits.items()
+            }
+            for pair, splits in self.pairs.items()
+        }
         return moved
 
     def all_train_files(self) -> List[str]:
@@ -93,8 +106,10 @@ def discover(folder: str, langs: Optional[List[str]] = None, flag: str = "input 
                 continue
             key = (split, *sorted((x, y)))
             if orientation.setdefault(key, f"{x}-{y}") != f"{x}-{y}":
-                raise PreprocessError(f"{folder} holds both {split}.{orientation[key]}.* and {split}.{x}-{y}.*: "
-                                      f"keep one orientation of each pair")
+                raise PreprocessError(
+                    f"{folder} holds both {split}.{orientation[key]}.* and {split}.{x}-{y}.*: "
+                    f"keep one orientation of each pair"
+                )
             corpus.pairs.setdefault(tuple(sorted((x, y))), {}).setdefault(split, {})[lang] = path
             continue
         m = _MONO_RE.match(name)
@@ -112,16 +127,21 @@ def discover(folder: str, langs: Optional[List[str]] = None, flag: str = "input 
                 have = next(iter(sides))
                 other = b if have == a else a
                 x_y = orientation[(split, a, b)]
-                raise PreprocessError(f"{os.path.join(folder, f'{split}.{x_y}.{other}')} is missing "
-                                      f"(its other side {os.path.basename(sides[have])} is there)")
+                raise PreprocessError(
+                    f"{os.path.join(folder, f'{split}.{x_y}.{other}')} is missing "
+                    f"(its other side {os.path.basename(sides[have])} is there)"
+                )
     if langs is not None:
         for lang in langs:
             if lang not in corpus.languages:
-                raise PreprocessError(f"no text for language '{lang}' in {folder} "
-                                      f"(expected files like train.{lang} or train.{lang}-xx.{lang})")
+                raise PreprocessError(
+                    f"no text for language '{lang}' in {folder} "
+                    f"(expected files like train.{lang} or train.{lang}-xx.{lang})"
+                )
     if not corpus.mono and not corpus.pairs:
-        raise PreprocessError(f"{folder} has no {{split}}.{{lang}} or {{split}}.{{a}}-{{b}}.{{lang}} files "
-                              f"(split = {', '.join(SPLITS)})")
+        raise PreprocessError(
+            f"{folder} has no {{split}}.{{lang}} or {{split}}.{{a}}-{{b}}.{{lang}} files (split = {', '.join(SPLITS)})"
+        )
     return corpus
 
 
@@ -132,8 +152,9 @@ def check_pair_lengths(corpus: Corpus) -> Dict[Tuple[str, str, str], int]:
         for split, sides in sorted(splits.items()):
             na, nb = count_lines(sides[a]), count_lines(sides[b])
             if na != nb:
-                raise PreprocessError(f"the two sides of {split} {a}-{b} differ in length: {sides[a]} has {na} "
-                                      f"lines, {sides[b]} has {nb}")
+                raise PreprocessError(
+                    f"the two sides of {split} {a}-{b} differ in length: {sides[a]} has {na} lines, {sides[b]} has {nb}"
+                )
             lengths[(split, a, b)] = na
     return lengths
 

@@ -8,6 +8,7 @@ Backends: subword-nmt (merge operations; `--codes N` merges, continuation marker
 PCG64 seeded by `--seed` and the language code, so it is the same on every run and does not change for one
 language when another is added. A JSON file `CODES.meta.json` records the settings (binarize puts them in
 manifest.json)."""
+
 import io
 import os
 import sys
@@ -17,8 +18,8 @@ from glob import glob
 from typing import Dict, Iterator, List
 
 from .common import (
-    PreprocessError,
     LineReader,
+    PreprocessError,
     atomic_output,
     check_input_file,
     check_lang,
@@ -70,7 +71,7 @@ def lang_files(input_dir: str, split: str, lang: str) -> List[str]:
         return [mono]
     found = []
     for path in sorted(glob(os.path.join(input_dir, f"{split}.*-*.{lang}"))):
-        pair = os.path.basename(path)[len(split) + 1: -len(lang) - 1]
+        pair = os.path.basename(path)[len(split) + 1 : -len(lang) - 1]
         if lang in pair.split("-") and len(pair.split("-")) == 2:
             found.append(path)
     return found
@@ -83,8 +84,14 @@ def _line_multiplicity(n: int, k: int, rng):
     return base, sorted(int(i) for i in chosen)
 
 
-def iter_sample(files: Dict[str, List[str]], counts: Dict[str, int], line_counts: Dict[str, int], seed: int,
-                skip_bad_lines: bool = False, skipped: Dict[str, List[str]] = None) -> Iterator[str]:
+def iter_sample(
+    files: Dict[str, List[str]],
+    counts: Dict[str, int],
+    line_counts: Dict[str, int],
+    seed: int,
+    skip_bad_lines: bool = False,
+    skipped: Dict[str, List[str]] = None,
+) -> Iterator[str]:
     """Yield the sampled lines, language after language (sorted), each in corpus order."""
     import numpy as np
 
@@ -129,8 +136,9 @@ def _learn_subword_nmt(sentences: Iterator[str], out_path: str, n_codes: int, mi
         return sum(1 for line in f if not line.startswith("#version"))
 
 
-def _learn_sentencepiece(sentences: Iterator[str], out_path: str, n_codes: int, seed: int, workers: int,
-                         character_coverage: float) -> int:
+def _learn_sentencepiece(
+    sentences: Iterator[str], out_path: str, n_codes: int, seed: int, workers: int, character_coverage: float
+) -> int:
     import sentencepiece as spm
 
     prefix = temp_name(out_path)
@@ -146,11 +154,22 @@ def _learn_sentencepiece(sentences: Iterator[str], out_path: str, n_codes: int, 
 
     try:
         spm.SentencePieceTrainer.train(
-            sentence_iterator=guarded(), model_prefix=prefix, vocab_size=n_codes, model_type="bpe",
-            character_coverage=character_coverage, normalization_rule_name="identity",
-            input_sentence_size=0, shuffle_input_sentence=False, max_sentence_length=1 << 16,
-            hard_vocab_limit=False, bos_id=-1, eos_id=-1, pad_id=-1, unk_id=0,
-            num_threads=workers, minloglevel=2,
+            sentence_iterator=guarded(),
+            model_prefix=prefix,
+            vocab_size=n_codes,
+            model_type="bpe",
+            character_coverage=character_coverage,
+            normalization_rule_name="identity",
+            input_sentence_size=0,
+            shuffle_input_sentence=False,
+            max_sentence_length=1 << 16,
+            hard_vocab_limit=False,
+            bos_id=-1,
+            eos_id=-1,
+            pad_id=-1,
+            unk_id=0,
+            num_threads=workers,
+            minloglevel=2,
         )
     except (RuntimeError, OSError) as e:
         for ext in (".model", ".vocab"):
@@ -158,17 +177,30 @@ def _learn_sentencepiece(sentences: Iterator[str], out_path: str, n_codes: int, 
                 os.remove(prefix + ext)
         if failure:
             raise failure[0] from None
-        raise PreprocessError(f"sentencepiece could not learn --codes {n_codes}: {str(e).strip().splitlines()[-1]}") from None
+        raise PreprocessError(
+            f"sentencepiece could not learn --codes {n_codes}: {str(e).strip().splitlines()[-1]}"
+        ) from None
     os.replace(prefix + ".vocab", out_path + ".vocab")
     os.replace(prefix + ".model", out_path)
     processor = spm.SentencePieceProcessor(model_file=out_path)
     return processor.get_piece_size()
 
 
-def learn(files: Dict[str, List[str]], out_path: str, n_codes: int, alpha: float = 0.5,
-          backend: str = "subword-nmt", sample_size: int = None, seed: int = 0, workers: int = 1,
-          min_frequency: int = 2, character_coverage: float = 1.0, sample_output: str = None,
-          skip_bad_lines: bool = False, out=None) -> dict:
+def learn(
+    files: Dict[str, List[str]],
+    out_path: str,
+    n_codes: int,
+    alpha: float = 0.5,
+    backend: str = "subword-nmt",
+    sample_size: int = None,
+    seed: int = 0,
+    workers: int = 1,
+    min_frequency: int = 2,
+    character_coverage: float = 1.0,
+    sample_output: str = None,
+    skip_bad_lines: bool = False,
+    out=None,
+) -> dict:
     """Learn the shared BPE on an α-sample of `files` ({lang: [paths]}) and write `out_path` and its meta file.
     Prints the per-language table to `out` (stdout). Returns the meta dict."""
     out = out or sys.stdout
@@ -194,8 +226,10 @@ def learn(files: Dict[str, List[str]], out_path: str, n_codes: int, alpha: float
     print(f"learn-bpe: {backend}, {n_codes} codes, alpha={alpha}, sample of {sample_size} sentences", file=out)
     print(f"{'lang':<8}{'lines':>12}{'p':>9}{'q':>9}{'sampled':>12}", file=out)
     for lang in sorted(files):
-        print(f"{lang:<8}{line_counts[lang]:>12}{line_counts[lang] / total:>9.4f}{q[lang]:>9.4f}{counts[lang]:>12}",
-              file=out)
+        print(
+            f"{lang:<8}{line_counts[lang]:>12}{line_counts[lang] / total:>9.4f}{q[lang]:>9.4f}{counts[lang]:>12}",
+            file=out,
+        )
     out.flush()
 
     skipped: Dict[str, List[str]] = {}
@@ -244,15 +278,27 @@ def add_arguments(parser):
     parser.add_argument("--langs", required=True, help="comma-separated languages sharing the BPE, e.g. en,fr")
     parser.add_argument("--input-dir", help="folder of tokenised text: {split}.{lang} or {split}.{a}-{b}.{lang}")
     parser.add_argument("--split", default="train", help="which split to learn on (default: train)")
-    parser.add_argument("--input", action="append", metavar="LANG=PATH",
-                        help="text of one language (repeatable; overrides --input-dir for that language)")
+    parser.add_argument(
+        "--input",
+        action="append",
+        metavar="LANG=PATH",
+        help="text of one language (repeatable; overrides --input-dir for that language)",
+    )
     parser.add_argument("-o", "--output", required=True, help="codes file to write (sentencepiece: the .model)")
-    parser.add_argument("--codes", type=int, default=30000,
-                        help="subword-nmt: merge operations; sentencepiece: vocabulary size (default 30000)")
+    parser.add_argument(
+        "--codes",
+        type=int,
+        default=30000,
+        help="subword-nmt: merge operations; sentencepiece: vocabulary size (default 30000)",
+    )
     parser.add_argument("--alpha", type=float, default=0.5, help="sampling exponent, q_i ∝ p_i^alpha (paper: 0.5)")
     parser.add_argument("--backend", default="subword-nmt", choices=BACKENDS)
-    parser.add_argument("--sample-size", type=int, default=None,
-                        help=f"total sentences sampled (default: all lines, at most {DEFAULT_SAMPLE_CAP})")
+    parser.add_argument(
+        "--sample-size",
+        type=int,
+        default=None,
+        help=f"total sentences sampled (default: all lines, at most {DEFAULT_SAMPLE_CAP})",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=1, help="sentencepiece training threads")
     parser.add_argument("--min-frequency", type=int, default=2, help="subword-nmt: stop below this pair count")
@@ -283,5 +329,17 @@ def main(args) -> None:
                 )
         else:
             raise PreprocessError(f"no text for '{lang}': give --input-dir or --input {lang}=PATH")
-    learn(files, args.output, args.codes, args.alpha, args.backend, args.sample_size, args.seed, args.workers,
-          args.min_frequency, args.character_coverage, args.sample_output, args.skip_bad_lines)
+    learn(
+        files,
+        args.output,
+        args.codes,
+        args.alpha,
+        args.backend,
+        args.sample_size,
+        args.seed,
+        args.workers,
+        args.min_frequency,
+        args.character_coverage,
+        args.sample_output,
+        args.skip_bad_lines,
+    )

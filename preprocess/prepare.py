@@ -13,9 +13,11 @@ Every output is written under a temporary name and renamed when complete. A stam
 the settings, the inputs' sizes and modification times and the outputs' sizes and modification times; a rerun
 reuses an output only when its stamp matches all of them, so an interrupted run resumes where it stopped and a
 changed input or setting redoes what depends on it (`--force` redoes everything)."""
+
 import os
 import sys
 import time
+from dataclasses import dataclass
 from typing import Dict, List
 
 from .apply_bpe import apply_file, check_codes
@@ -72,49 +74,108 @@ class Stamps:
 
     def record(self, key: str, params: dict, inputs: List[str], outputs: List[str]) -> None:
         os.makedirs(self.folder, exist_ok=True)
-        write_json(self._path(key), {"params": params, "inputs": self._fingerprint(inputs),
-                                     "outputs": self._fingerprint(outputs)})
+        write_json(
+            self._path(key),
+            {"params": params, "inputs": self._fingerprint(inputs), "outputs": self._fingerprint(outputs)},
+        )
 
 
 def _say(msg: str) -> None:
     print(msg, flush=True)
 
 
-def prepare(raw_dir: str, data_bin: str, langs: List[str], codes: int = 30000, backend: str = "subword-nmt",
-            alpha: float = 0.5, sample_size: int = None, seed: int = 0, max_vocab: int = None, min_count: int = 1,
-            lowercase: bool = False, tokenizer: str = "auto", workers: int = 1, work_dir: str = None,
-            skip_bad_lines: bool = False, force: bool = False) -> dict:
+@dataclass
+class Workspace:
+    """The folders and files of one `prepare` run, and the stamps that say which are up to date."""
+
+    work: str
+    data_bin: str
+    stamps: Stamps
+    tok_dir: str
+    bpe_dir: str
+    codes: str
+    dictionary: str
+
+    @classmethod
+    def create(cls, work: str, data_bin: str, force: bool) -> "Workspace":
+        tok_dir, bpe_dir = os.path.join(work, "tok"), os.path.join(work, "bpe")
+        for folder in (work, tok_dir, bpe_dir, os.path.join(work, "stamps"), data_bin):
+            os.makedirs(folder, exist_ok=True)
+            remove_stale_temps(folder)
+        return cls(
+            work,
+            data_bin,
+            Stamps(os.path.join(work, "stamps"), work, force),
+            tok_dir,
+            bpe_dir,
+            os.path.join(work, "codes"),
+            os.path.join(work, "dict.txt"),
+        )
+
+
+def prepare(
+    raw_dir: str,
+    data_bin: str,
+    langs: List[str],
+    codes: int = 30000,
+    backend: str = "subword-nmt",
+    alpha: float = 0.5,
+    sample_size: int = None,
+    seed: int = 0,
+    max_vocab: int = None,
+    min_count: int = 1,
+    lowercase: bool = False,
+    tokenizer: str = "auto",
+    workers: int = 1,
+    work_dir: str = None,
+    skip_bad_lines: bool = False,
+    force: bool = False,
+) -> dict:
     check_positive(workers, "--workers")
     check_positive(codes, "--codes")
     if backend not in BACKENDS:
         raise PreprocessError(f"--backend: unknown BPE backend '{backend}' (choose from {', '.join(BACKENDS)})")
+    raw, kinds = check_raw_corpus(raw_dir, langs, tokenizer)
+    ws = Workspace.create(work_dir or os.path.join(data_bin, "work"), data_bin, force)
+    tok, bpe = raw.relocated(ws.tok_dir), raw.relocated(ws.bpe_dir)
+    tokenized = tokenize_stage(ws, raw, tok, kinds, lowercase, workers, skip_bad_lines)
+    learn_bpe_stage(
+        ws, {lang: tok.train_files(lang) for lang in langs}, backend, codes, alpha, sample_size, seed, workers
+    )
+    apply_bpe_stage(ws, tokenized, backend, workers)
+    build_dict_stage(ws, bpe.all_train_files(), max_vocab, min_count)
+    return binarize_stage(ws, bpe, raw_dir, langs, kinds, lowercase, workers)
+
+
+def check_raw_corpus(raw_dir: str, langs: List[str], tokenizer: str):
+    """The corpus of RAW_DIR and each language's tokeniser, or a PreprocessError before any work is done."""
     kinds = {lang: resolve_tokenizer(lang, tokenizer) for lang in langs}
     for lang, kind in kinds.items():
         require_tokenizer(lang, kind)
     raw = discover(raw_dir, langs, "RAW_DIR")
     if raw.ignored:
-        _say(f"ignoring {len(raw.ignored)} file(s) in {raw_dir}: {', '.join(raw.ignored[:6])}"
-             f"{' ...' if len(raw.ignored) > 6 else ''}")
+        _say(
+            f"ignoring {len(raw.ignored)} file(s) in {raw_dir}: {', '.join(raw.ignored[:6])}"
+            f"{' ...' if len(raw.ignored) > 6 else ''}"
+        )
     check_not_empty(raw)
     check_pair_lengths(raw)
     for lang in langs:
         if not raw.train_files(lang):
-            raise PreprocessError(f"no training text for '{lang}' in {raw_dir} "
-                                  f"(expected train.{lang} or train.{lang}-xx.{lang}): BPE and dictionary need it")
+            raise PreprocessError(
+                f"no training text for '{lang}' in {raw_dir} "
+                f"(expected train.{lang} or train.{lang}-xx.{lang}): BPE and dictionary need it"
+            )
     for lang, kind in kinds.items():
         if kind == "moses" and not moses_has_rules(lang):
             _say(f"note: Moses has no rules for '{lang}'; using its generic (English) non-breaking prefixes")
+    return raw, kinds
 
-    work = work_dir or os.path.join(data_bin, "work")
-    tok_dir, bpe_dir = os.path.join(work, "tok"), os.path.join(work, "bpe")
-    for folder in (work, tok_dir, bpe_dir, os.path.join(work, "stamps"), data_bin):
-        os.makedirs(folder, exist_ok=True)
-        remove_stale_temps(folder)
-    stamps = Stamps(os.path.join(work, "stamps"), work, force)
-    tok, bpe = raw.relocated(tok_dir), raw.relocated(bpe_dir)
-    codes_path, dict_path = os.path.join(work, "codes"), os.path.join(work, "dict.txt")
 
-    # 1. tokenize -------------------------------------------------------------------------------------------
+def tokenize_stage(
+    ws: Workspace, raw, tok, kinds: Dict[str, str], lowercase: bool, workers: int, skip_bad_lines: bool
+) -> List[str]:
+    """1. Every raw file -> work/tok; returns the tokenised files."""
     jobs = []  # (raw path, tok path, lang, paths whose bad lines are dropped together)
     for lang, splits in sorted(raw.mono.items()):
         for split, path in sorted(splits.items()):
@@ -125,11 +186,15 @@ def prepare(raw_dir: str, data_bin: str, langs: List[str], codes: int = 30000, b
                 jobs.append((sides[lang], tok.pairs[pair][split][lang], lang, [sides[a] for a in pair]))
     _say(f"[1/5] tokenize: {len(jobs)} file(s)" + (" (lowercase, accents removed)" if lowercase else ""))
     for src, dst, lang, group in jobs:
-        params = {"lang": lang, "tokenizer": kinds[lang], "lowercase_strip_accents": lowercase,
-                  "skip_bad_lines": skip_bad_lines}
+        params = {
+            "lang": lang,
+            "tokenizer": kinds[lang],
+            "lowercase_strip_accents": lowercase,
+            "skip_bad_lines": skip_bad_lines,
+        }
         name = os.path.basename(dst)
         inputs = group if skip_bad_lines else [src]
-        if stamps.fresh(f"tok.{name}", params, inputs, [dst]):
+        if ws.stamps.fresh(f"tok.{name}", params, inputs, [dst]):
             _say(f"  {name}: reused")
             continue
         start = time.time()
@@ -143,65 +208,97 @@ def prepare(raw_dir: str, data_bin: str, langs: List[str], codes: int = 30000, b
         elif stats.dropped:
             note = f"; dropped {stats.dropped} line(s) that are not valid UTF-8 on one side of the pair"
         _say(f"  {name}: {stats.lines} lines ({time.time() - start:.1f} s){note}")
-        stamps.record(f"tok.{name}", params, inputs, [dst])
+        ws.stamps.record(f"tok.{name}", params, inputs, [dst])
+    return [dst for _, dst, _, _ in jobs]
 
-    # 2. learn-bpe ------------------------------------------------------------------------------------------
-    files = {lang: tok.train_files(lang) for lang in langs}
-    params = {"backend": backend, "codes": codes, "alpha": alpha, "sample_size": sample_size, "seed": seed,
-              "files": {lang: [os.path.basename(p) for p in paths] for lang, paths in files.items()}}
+
+def learn_bpe_stage(
+    ws: Workspace,
+    files: Dict[str, List[str]],
+    backend: str,
+    codes: int,
+    alpha: float,
+    sample_size,
+    seed: int,
+    workers: int,
+) -> None:
+    """2. One BPE learned on an alpha-sample of every language's tokenised train split -> work/codes."""
+    params = {
+        "backend": backend,
+        "codes": codes,
+        "alpha": alpha,
+        "sample_size": sample_size,
+        "seed": seed,
+        "files": {lang: [os.path.basename(p) for p in paths] for lang, paths in files.items()},
+    }
     inputs = [p for paths in files.values() for p in paths]
+    outputs = [ws.codes, meta_path(ws.codes)]
     _say(f"[2/5] learn-bpe: {backend}, {codes} codes, alpha {alpha}, on train")
-    if stamps.fresh("learn-bpe", params, inputs, [codes_path, meta_path(codes_path)]):
-        _say(f"  reused {codes_path}")
+    if ws.stamps.fresh("learn-bpe", params, inputs, outputs):
+        _say(f"  reused {ws.codes}")
     else:
         start = time.time()
-        learn(files, codes_path, codes, alpha, backend, sample_size, seed, workers, out=_Indented(sys.stdout))
+        learn(files, ws.codes, codes, alpha, backend, sample_size, seed, workers, out=_Indented(sys.stdout))
         _say(f"  ({time.time() - start:.1f} s)")
-        stamps.record("learn-bpe", params, inputs, [codes_path, meta_path(codes_path)])
-    check_codes(codes_path, backend)
+        ws.stamps.record("learn-bpe", params, inputs, outputs)
+    check_codes(ws.codes, backend)
 
-    # 3. apply-bpe ------------------------------------------------------------------------------------------
-    bpe_jobs = [(dst, os.path.join(bpe_dir, os.path.basename(dst))) for _, dst, _, _ in jobs]
-    _say(f"[3/5] apply-bpe: {len(bpe_jobs)} file(s)")
-    for src, dst in bpe_jobs:
+
+def apply_bpe_stage(ws: Workspace, tokenized: List[str], backend: str, workers: int) -> None:
+    """3. Every tokenised file -> work/bpe."""
+    _say(f"[3/5] apply-bpe: {len(tokenized)} file(s)")
+    for src in tokenized:
+        dst = os.path.join(ws.bpe_dir, os.path.basename(src))
         name = os.path.basename(dst)
-        if stamps.fresh(f"bpe.{name}", {"backend": backend}, [src, codes_path], [dst]):
+        if ws.stamps.fresh(f"bpe.{name}", {"backend": backend}, [src, ws.codes], [dst]):
             _say(f"  {name}: reused")
             continue
         start = time.time()
-        stats = apply_file(src, dst, codes_path, backend, workers)
+        stats = apply_file(src, dst, ws.codes, backend, workers)
         _say(f"  {name}: {stats.lines} lines ({time.time() - start:.1f} s)")
-        stamps.record(f"bpe.{name}", {"backend": backend}, [src, codes_path], [dst])
+        ws.stamps.record(f"bpe.{name}", {"backend": backend}, [src, ws.codes], [dst])
 
-    # 4. build-dict -----------------------------------------------------------------------------------------
-    train = bpe.all_train_files()
+
+def build_dict_stage(ws: Workspace, train: List[str], max_vocab, min_count: int) -> None:
+    """4. The shared dictionary of the BPE'd train split -> work/dict.txt."""
     params = {"max_vocab": max_vocab, "min_count": min_count}
     _say(f"[4/5] build-dict: from {len(train)} train file(s)")
-    if stamps.fresh("build-dict", params, train, [dict_path]):
-        _say(f"  reused {dict_path}")
-    else:
-        summary = build_dictionary(train, dict_path, max_vocab, min_count)
-        _say(f"  {dict_path}: {summary['size']} entries (14 fixed + {summary['words']} words, "
-             f"{summary['types']} types seen)")
-        stamps.record("build-dict", params, train, [dict_path])
+    if ws.stamps.fresh("build-dict", params, train, [ws.dictionary]):
+        _say(f"  reused {ws.dictionary}")
+        return
+    summary = build_dictionary(train, ws.dictionary, max_vocab, min_count)
+    _say(
+        f"  {ws.dictionary}: {summary['size']} entries (14 fixed + {summary['words']} words, "
+        f"{summary['types']} types seen)"
+    )
+    ws.stamps.record("build-dict", params, train, [ws.dictionary])
 
-    # 5. binarize -------------------------------------------------------------------------------------------
-    outputs = output_files(bpe, data_bin)
-    inputs = bpe.files() + [dict_path, meta_path(codes_path)]
-    extra = {"tokenize": {"lowercase_strip_accents": lowercase, "tokenizers": kinds},
-             "raw_dir": os.path.abspath(raw_dir)}
-    _say(f"[5/5] binarize: fairseq-preprocess -> {data_bin}")
-    if stamps.fresh("binarize", {"langs": langs, "extra": extra}, inputs, outputs):
+
+def binarize_stage(
+    ws: Workspace, bpe, raw_dir: str, langs: List[str], kinds: Dict[str, str], lowercase: bool, workers: int
+) -> dict:
+    """5. fairseq-preprocess of every BPE'd file -> DATA_BIN, with dict.txt and manifest.json."""
+    outputs = output_files(bpe, ws.data_bin)
+    inputs = bpe.files() + [ws.dictionary, meta_path(ws.codes)]
+    extra = {
+        "tokenize": {"lowercase_strip_accents": lowercase, "tokenizers": kinds},
+        "raw_dir": os.path.abspath(raw_dir),
+    }
+    _say(f"[5/5] binarize: fairseq-preprocess -> {ws.data_bin}")
+    if ws.stamps.fresh("binarize", {"langs": langs, "extra": extra}, inputs, outputs):
         _say("  reused")
-        manifest = read_json(os.path.join(data_bin, "manifest.json"))
+        manifest = read_json(os.path.join(ws.data_bin, "manifest.json"))
     else:
-        meta = read_json(meta_path(codes_path)) or {}
+        meta = read_json(meta_path(ws.codes)) or {}
         bpe_meta = {k: meta.get(k) for k in ("backend", "codes", "learned", "alpha", "sample_size", "seed")}
-        bpe_meta["codes_file"] = manifest_path(codes_path, data_bin)
-        manifest = binarize_corpus(bpe, dict_path, data_bin, workers, bpe_meta, extra, out=sys.stdout)
-        stamps.record("binarize", {"langs": langs, "extra": extra}, inputs, outputs)
-    _say(f"done: {data_bin} (languages {','.join(manifest['languages'])}"
-         + (f"; pairs {','.join(manifest['pairs'])}" if manifest["pairs"] else "") + ")")
+        bpe_meta["codes_file"] = manifest_path(ws.codes, ws.data_bin)
+        manifest = binarize_corpus(bpe, ws.dictionary, ws.data_bin, workers, bpe_meta, extra, out=sys.stdout)
+        ws.stamps.record("binarize", {"langs": langs, "extra": extra}, inputs, outputs)
+    _say(
+        f"done: {ws.data_bin} (languages {','.join(manifest['languages'])}"
+        + (f"; pairs {','.join(manifest['pairs'])}" if manifest["pairs"] else "")
+        + ")"
+    )
     return manifest
 
 
@@ -222,8 +319,12 @@ def add_arguments(parser):
     parser.add_argument("raw_dir", metavar="RAW_DIR", help="raw text: {split}.{lang} and {split}.{a}-{b}.{lang}")
     parser.add_argument("data_bin", metavar="DATA_BIN", help="data-bin folder to write")
     parser.add_argument("--langs", required=True, help="comma-separated languages, e.g. en,fr")
-    parser.add_argument("--codes", type=int, default=30000,
-                        help="subword-nmt: merge operations; sentencepiece: vocabulary size (default 30000)")
+    parser.add_argument(
+        "--codes",
+        type=int,
+        default=30000,
+        help="subword-nmt: merge operations; sentencepiece: vocabulary size (default 30000)",
+    )
     parser.add_argument("--backend", default="subword-nmt", choices=BACKENDS)
     parser.add_argument("--alpha", type=float, default=0.5, help="BPE sampling exponent (paper: 0.5)")
     parser.add_argument("--sample-size", type=int, default=None, help="sentences sampled for BPE learning")
@@ -234,13 +335,31 @@ def add_arguments(parser):
     parser.add_argument("--tokenizer", default="auto", choices=TOKENIZER_CHOICES)
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--work-dir", help="folder for intermediate files (default: DATA_BIN/work)")
-    parser.add_argument("--skip-bad-lines", action="store_true",
-                        help="drop lines that are not valid UTF-8 (from both sides of a pair) instead of failing")
+    parser.add_argument(
+        "--skip-bad-lines",
+        action="store_true",
+        help="drop lines that are not valid UTF-8 (from both sides of a pair) instead of failing",
+    )
     parser.add_argument("--force", action="store_true", help="redo every step")
 
 
 def main(args) -> None:
     langs = parse_langs(args.langs)
-    prepare(args.raw_dir, args.data_bin, langs, args.codes, args.backend, args.alpha, args.sample_size, args.seed,
-            args.max_vocab, args.min_count, args.lowercase_strip_accents, args.tokenizer, args.workers,
-            args.work_dir, args.skip_bad_lines, args.force)
+    prepare(
+        args.raw_dir,
+        args.data_bin,
+        langs,
+        args.codes,
+        args.backend,
+        args.alpha,
+        args.sample_size,
+        args.seed,
+        args.max_vocab,
+        args.min_count,
+        args.lowercase_strip_accents,
+        args.tokenizer,
+        args.workers,
+        args.work_dir,
+        args.skip_bad_lines,
+        args.force,
+    )

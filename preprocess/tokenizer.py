@@ -1,10 +1,11 @@
-"""`xlm-preprocess tokenize`: XLM's tools/tokenize.sh in Python (reference/xlm-original.md §4.1).
+"""`xlm-preprocess tokenize`: XLM's tools/tokenize.sh in Python (facebookresearch/XLM `tools/tokenize.sh`).
 
 Every language: Moses replace-unicode-punctuation | normalize-punctuation -l LANG | remove-non-printing-char,
 then Moses `tokenizer.perl -no-escape -l LANG` (sacremoses, escape=False, no aggressive hyphen splitting).
 Chinese is segmented with jieba before the normalisation chain (XLM: Stanford segmenter), Thai with PyThaiNLP
 and Japanese with fugashi/UniDic (XLM: KyTea) after it; these are optional extras. `--lowercase-strip-accents`
 is XLM's lowercase_and_remove_accent.py. Output lines hold tokens separated by single spaces."""
+
 import importlib
 import sys
 import unicodedata
@@ -49,7 +50,8 @@ def resolve_tokenizer(lang: str, name: str = "auto") -> str:
     for code, (tok, _, _) in SPECIAL_TOKENIZERS.items():
         if tok == name and code != lang:
             raise PreprocessError(
-                f"--tokenizer {name} tokenises '{code}' only, not '{lang}'; use --tokenizer moses (or auto) for '{lang}'"
+                f"--tokenizer {name} tokenises '{code}' only, not '{lang}'; "
+                f"use --tokenizer moses (or auto) for '{lang}'"
             )
     return name
 
@@ -128,27 +130,54 @@ class Tokenizer:
         return " ".join(text.split())
 
 
-def tokenize_file(src: str, dst: str, lang: str, lowercase: bool = False, tokenizer: str = "auto",
-                  workers: int = 1, skip_bad_lines: bool = False, drop_lines=None, chunk_lines: int = 2000):
+def tokenize_file(
+    src: str,
+    dst: str,
+    lang: str,
+    lowercase: bool = False,
+    tokenizer: str = "auto",
+    workers: int = 1,
+    skip_bad_lines: bool = False,
+    drop_lines=None,
+    chunk_lines: int = 2000,
+):
     """Tokenise `src` into `dst` ('-' = stdin/stdout). Returns common.TransformStats."""
     kind = resolve_tokenizer(lang, tokenizer)
     require_tokenizer(lang, kind)
     Tokenizer(lang, lowercase, kind)  # fail here, not in a worker's initializer (which a Pool would restart forever)
-    return transform_file(Tokenizer, (lang, lowercase, kind), src, dst, workers=workers,
-                          skip_bad_lines=skip_bad_lines, drop_lines=drop_lines, chunk_lines=chunk_lines)
+    return transform_file(
+        Tokenizer,
+        (lang, lowercase, kind),
+        src,
+        dst,
+        workers=workers,
+        skip_bad_lines=skip_bad_lines,
+        drop_lines=drop_lines,
+        chunk_lines=chunk_lines,
+    )
 
 
 def add_arguments(parser):
     parser.add_argument("--lang", required=True, help="language code (Moses rules, or zh/ja/th segmenters)")
     parser.add_argument("-i", "--input", default=STDIO, help="text file to read (default: stdin)")
     parser.add_argument("-o", "--output", default=STDIO, help="file to write (default: stdout)")
-    parser.add_argument("--lowercase-strip-accents", action="store_true",
-                        help="lowercase and remove accents (XLM_en, XNLI-15 models; not the MT models)")
-    parser.add_argument("--tokenizer", default="auto", choices=TOKENIZER_CHOICES,
-                        help="auto: jieba for zh, fugashi for ja, pythainlp for th, Moses for the rest")
+    parser.add_argument(
+        "--lowercase-strip-accents",
+        action="store_true",
+        help="lowercase and remove accents (XLM_en, XNLI-15 models; not the MT models)",
+    )
+    parser.add_argument(
+        "--tokenizer",
+        default="auto",
+        choices=TOKENIZER_CHOICES,
+        help="auto: jieba for zh, fugashi for ja, pythainlp for th, Moses for the rest",
+    )
     parser.add_argument("--workers", type=int, default=1, help="processes (line chunks, order kept)")
-    parser.add_argument("--skip-bad-lines", action="store_true",
-                        help="drop lines that are not valid UTF-8 (and report how many) instead of failing")
+    parser.add_argument(
+        "--skip-bad-lines",
+        action="store_true",
+        help="drop lines that are not valid UTF-8 (and report how many) instead of failing",
+    )
     parser.add_argument("--chunk-lines", type=int, default=2000, help="lines per chunk sent to a worker")
 
 
@@ -162,8 +191,16 @@ def main(args) -> None:
     kind = resolve_tokenizer(lang, args.tokenizer)
     if kind == "moses" and not moses_has_rules(lang):
         log(f"note: Moses has no rules for '{lang}'; using its generic (English) non-breaking prefixes")
-    stats = tokenize_file(args.input, args.output, lang, args.lowercase_strip_accents, kind, args.workers,
-                          args.skip_bad_lines, chunk_lines=args.chunk_lines)
+    stats = tokenize_file(
+        args.input,
+        args.output,
+        lang,
+        args.lowercase_strip_accents,
+        kind,
+        args.workers,
+        args.skip_bad_lines,
+        chunk_lines=args.chunk_lines,
+    )
     if stats.skipped:
         log(describe_skipped(args.input, stats.skipped))
     if args.output != STDIO:

@@ -2,6 +2,7 @@
 ten specials, so ids are `<s>`=0 `<pad>`=1 `</s>`=2 `<unk>`=3 `<special0..9>`=4..13 and words from 14. That
 equals XLM's numbering (facebookresearch/XLM `xlm/data/dictionary.py`) except that pad and eos are swapped
 (XLM: `</s>`=1, `<pad>`=2). xlm_fairseq.dictionary loads such a file as a fairseq Dictionary."""
+
 import os
 from typing import Iterable, List, Tuple
 
@@ -37,7 +38,7 @@ def write_dictionary(word_counts: Iterable[Tuple[str, int]], path: str) -> int:
 
 def check_symbols(symbols: List[str], path: str = "dict.txt") -> None:
     """`symbols` in id order (fairseq's four first) must have the specials at ids 4..13."""
-    found = symbols[len(FAIRSEQ_SYMBOLS): FIRST_WORD_ID]
+    found = symbols[len(FAIRSEQ_SYMBOLS) : FIRST_WORD_ID]
     if found != SPECIALS:
         raise DictionaryError(
             f"{path}: ids 4..13 must be {SPECIALS[0]}..{SPECIALS[-1]} (XLM's specials; {MASK_WORD} is the "

@@ -1,5 +1,5 @@
 """`xlm-preprocess xnli`: the XNLI benchmark as raw labelled text for `xlm-preprocess classification`
-(XLM's get-data-xnli.sh / prepare-xnli.sh, spec §5.4).
+(XLM's get-data-xnli.sh / prepare-xnli.sh).
 
 Reads the files as distributed (no download here):
   XNLI-1.0/xnli.dev.tsv, xnli.test.tsv   columns found by header name: language, gold_label, sentence1, sentence2
@@ -12,7 +12,7 @@ and writes into --out:
   entailment 2, the original's ids).
 The text is left raw: `classification` tokenises it (XLM tokenises dev/test with Moses and only lowercases the
 already tokenised train file: `--no-tokenize train --lowercase-strip-accents` for the XLM-15 models)."""
-import argparse
+
 import os
 import sys
 from typing import Dict, List, Tuple
@@ -30,8 +30,10 @@ def _columns(path: str, header: str, wanted: Tuple[str, ...]) -> Dict[str, int]:
     names = [h.strip() for h in header.split("\t")]
     missing = [w for w in wanted if w not in names]
     if missing:
-        raise PreprocessError(f"{path}: the header has no column {', '.join(missing)} (found: "
-                              f"{', '.join(names[:12])}); is it an XNLI / XNLI-MT file?")
+        raise PreprocessError(
+            f"{path}: the header has no column {', '.join(missing)} (found: "
+            f"{', '.join(names[:12])}); is it an XNLI / XNLI-MT file?"
+        )
     return {w: names.index(w) for w in wanted}
 
 
@@ -59,12 +61,19 @@ def read_xnli(path: str, langs: List[str], skip_bad_lines: bool = False) -> Tupl
             if skip_bad_lines:
                 bad += 1
                 continue
-            raise PreprocessError(f"{path}:{lineno}: {len(fields)} tab-separated fields, the header needs "
-                                  f"{width} (pass --skip-bad-lines to leave such lines out)")
+            raise PreprocessError(
+                f"{path}:{lineno}: {len(fields)} tab-separated fields, the header needs "
+                f"{width} (pass --skip-bad-lines to leave such lines out)"
+            )
         lang = fields[cols["language"]].strip()
         if lang in out:
-            out[lang].append((fields[cols["sentence1"]].strip(), fields[cols["sentence2"]].strip(),
-                              _label(path, lineno, fields[cols["gold_label"]])))
+            out[lang].append(
+                (
+                    fields[cols["sentence1"]].strip(),
+                    fields[cols["sentence2"]].strip(),
+                    _label(path, lineno, fields[cols["gold_label"]]),
+                )
+            )
     if cols is None:
         raise PreprocessError(f"{path} is empty")
     return out, bad
@@ -85,10 +94,13 @@ def read_mnli_train(path: str, skip_bad_lines: bool = False) -> Tuple[List[Examp
             if skip_bad_lines:
                 bad += 1
                 continue
-            raise PreprocessError(f"{path}:{lineno}: {len(fields)} tab-separated field(s), the header has {width} "
-                                  "(pass --skip-bad-lines to leave such lines out)")
-        out.append((fields[cols["premise"]].strip(), fields[cols["hypo"]].strip(),
-                    _label(path, lineno, fields[cols["label"]])))
+            raise PreprocessError(
+                f"{path}:{lineno}: {len(fields)} tab-separated field(s), the header has {width} "
+                "(pass --skip-bad-lines to leave such lines out)"
+            )
+        out.append(
+            (fields[cols["premise"]].strip(), fields[cols["hypo"]].strip(), _label(path, lineno, fields[cols["label"]]))
+        )
     if cols is None:
         raise PreprocessError(f"{path} is empty")
     return out, bad
@@ -99,8 +111,10 @@ def _train_file(mt_dir: str, lang: str) -> str:
         path = os.path.join(folder, f"multinli.train.{lang}.tsv")
         if os.path.isfile(path):
             return path
-    raise PreprocessError(f"no training file for '{lang}': {os.path.join(mt_dir, 'multinli', f'multinli.train.{lang}.tsv')}"
-                          " not found (XNLI-MT-1.0)")
+    raise PreprocessError(
+        f"no training file for '{lang}': {os.path.join(mt_dir, 'multinli', f'multinli.train.{lang}.tsv')}"
+        " not found (XNLI-MT-1.0)"
+    )
 
 
 def write_examples(out_dir: str, split: str, lang: str, examples: List[Example]) -> None:
@@ -125,8 +139,9 @@ def prepare_xnli(args) -> Dict[str, Dict[str, int]]:
         by_lang, bad = read_xnli(path, langs, args.skip_bad_lines)
         empty = [l for l, ex in by_lang.items() if not ex]
         if empty:
-            raise PreprocessError(f"{path} has no examples for language(s) {', '.join(empty)} (XNLI's languages: "
-                                  f"{', '.join(XNLI_LANGS)})")
+            raise PreprocessError(
+                f"{path} has no examples for language(s) {', '.join(empty)} (XNLI's languages: {', '.join(XNLI_LANGS)})"
+            )
         for lang, examples in by_lang.items():
             write_examples(args.out, split, lang, examples)
             counts.setdefault(split, {})[lang] = len(examples)
@@ -145,8 +160,10 @@ def prepare_xnli(args) -> Dict[str, Dict[str, int]]:
         f.writelines(f"{label} {i}\n" for i, label in enumerate(LABELS))
     for split, by_lang in counts.items():
         print(f"{split}: " + ", ".join(f"{l} {n}" for l, n in sorted(by_lang.items())))
-    print(f"wrote {args.out}: {{split}}.s1/.s2/.label.{{lang}} and label_dict.txt; next: xlm-preprocess "
-          "classification --input-dir ... --codes-file CODES --dict dict.txt")
+    print(
+        f"wrote {args.out}: {{split}}.s1/.s2/.label.{{lang}} and label_dict.txt; next: xlm-preprocess "
+        "classification --input-dir ... --codes-file CODES --dict dict.txt"
+    )
     return counts
 
 
@@ -155,10 +172,16 @@ def add_arguments(parser):
     parser.add_argument("--mt-dir", help="XNLI-MT-1.0 folder (multinli/multinli.train.{lang}.tsv)")
     parser.add_argument("--out", required=True, help="folder for the raw {split}.s1/.s2/.label.{lang} files")
     parser.add_argument("--langs", help=f"valid/test languages (default: all 15: {','.join(XNLI_LANGS)})")
-    parser.add_argument("--train-langs", default="en",
-                        help="training sets to write: en = MultiNLI (zero-shot), more = translate-train; '' = none")
-    parser.add_argument("--skip-bad-lines", action="store_true",
-                        help="leave out lines with too few fields (and report how many) instead of failing")
+    parser.add_argument(
+        "--train-langs",
+        default="en",
+        help="training sets to write: en = MultiNLI (zero-shot), more = translate-train; '' = none",
+    )
+    parser.add_argument(
+        "--skip-bad-lines",
+        action="store_true",
+        help="leave out lines with too few fields (and report how many) instead of failing",
+    )
 
 
 def main(args) -> int:
@@ -166,16 +189,7 @@ def main(args) -> int:
     return 0
 
 
-def _cli(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m xlm_preprocess.xnli", description=__doc__.split("\n\n")[0])
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    try:
-        return main(args)
-    except PreprocessError as e:
-        print(f"{parser.prog}: error: {e}", file=sys.stderr)
-        return 1
-
-
 if __name__ == "__main__":
-    sys.exit(_cli())
+    from .cli import main as cli_main
+
+    sys.exit(cli_main(["xnli"] + sys.argv[1:]))

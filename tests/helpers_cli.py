@@ -1,4 +1,5 @@
 """Running the real fairseq command lines (this virtualenv's console scripts) in tests."""
+
 import os
 import re
 import socket
@@ -12,22 +13,82 @@ USER_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__
 ENV = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONWARNINGS="ignore")
 
 
-def cli(name, *args, check=True, timeout=600):
-    cmd = [os.path.join(BIN, name)] + [str(a) for a in args]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=ENV, timeout=timeout)
+def run(cmd, check=True, timeout=600, input=None, env=None, cwd=None):
+    """The one way tests run a process: its output captured, a timeout, and its output in the failure."""
+    cmd = [str(c) for c in cmd]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env or ENV, timeout=timeout, input=input, cwd=cwd)
     if check and proc.returncode != 0:
-        raise AssertionError(f"{name} failed ({proc.returncode}): {' '.join(cmd[1:])}\n"
-                             f"{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
+        raise AssertionError(
+            f"{os.path.basename(cmd[0])} failed ({proc.returncode}): {' '.join(cmd[1:])}\n"
+            f"{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
+        )
     return proc
 
 
-def lm_train_args(data, save_dir, *extra, task="xlm_tlm", steps="en,fr,en-fr", max_update=20, epoch_size=80,
-                  langs="en,fr"):
-    return [data, "--user-dir", USER_DIR, "--task", task, "--langs", langs, "--mlm-steps", steps,
-            "--arch", "xlm_tiny", "--criterion", "xlm_lm_loss", "--tokens-per-sample", 32, "--batch-size", 4,
-            "--max-tokens", 400, "--optimizer", "adam", "--lr", "1e-3", "--max-update", max_update,
-            "--epoch-size", epoch_size, "--save-dir", save_dir, "--log-format", "simple", "--log-interval", 1,
-            "--num-workers", 0, "--seed", 1, "--no-progress-bar", "--cpu", *extra]
+def cli(name, *args, **kw):
+    """A console script of this virtualenv (fairseq-train, xlm-preprocess, ...)."""
+    return run([os.path.join(BIN, name), *args], **kw)
+
+
+def python_module(module, *args, **kw):
+    """`python -m module ...` with this virtualenv's Python."""
+    return run([sys.executable, "-m", module, *args], **kw)
+
+
+def user_error(proc, prefix="error: "):
+    """The one line a failed command printed for a user mistake (no traceback)."""
+    assert proc.returncode != 0, proc.stdout[-2000:]
+    assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    lines = [line for line in proc.stderr.splitlines() if prefix in line]
+    assert len(lines) == 1, proc.stderr[-3000:]
+    return lines[0]
+
+
+def lm_train_args(
+    data, save_dir, *extra, task="xlm_tlm", steps="en,fr,en-fr", max_update=20, epoch_size=80, langs="en,fr"
+):
+    return [
+        data,
+        "--user-dir",
+        USER_DIR,
+        "--task",
+        task,
+        "--langs",
+        langs,
+        "--mlm-steps",
+        steps,
+        "--arch",
+        "xlm_tiny",
+        "--criterion",
+        "xlm_lm_loss",
+        "--tokens-per-sample",
+        32,
+        "--batch-size",
+        4,
+        "--max-tokens",
+        400,
+        "--optimizer",
+        "adam",
+        "--lr",
+        "1e-3",
+        "--max-update",
+        max_update,
+        "--epoch-size",
+        epoch_size,
+        "--save-dir",
+        save_dir,
+        "--log-format",
+        "simple",
+        "--log-interval",
+        1,
+        "--num-workers",
+        0,
+        "--seed",
+        1,
+        "--no-progress-bar",
+        "--cpu",
+        *extra,
+    ]
 
 
 def free_port():
@@ -36,20 +97,42 @@ def free_port():
         return s.getsockname()[1]
 
 
+def run_together(commands, timeout=600):
+    """{name: [console script, args...]} started at once (their output merged), {name: output}; fails the test
+    with a failed command's output."""
+    procs = {
+        name: subprocess.Popen(
+            [os.path.join(BIN, cmd[0])] + [str(a) for a in cmd[1:]],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=ENV,
+        )
+        for name, cmd in commands.items()
+    }
+    outs = {name: p.communicate(timeout=timeout)[0] for name, p in procs.items()}
+    for name, p in procs.items():
+        if p.returncode != 0:
+            raise AssertionError(f"{commands[name][0]} ({name}) failed:\n{outs[name][-6000:]}")
+    return outs
+
+
 def train_two_ranks(args, timeout=600):
     """fairseq-train with 2 CPU processes (gloo). fairseq only spawns one process per GPU, so on CPU
-    each rank is launched explicitly with --distributed-no-spawn."""
-    dist = ["--distributed-world-size", 2, "--distributed-backend", "gloo", "--distributed-init-method",
-            f"tcp://127.0.0.1:{free_port()}", "--distributed-no-spawn", "--ddp-backend", "legacy_ddp"]
-    procs = []
-    for rank in (1, 0):
-        cmd = [os.path.join(BIN, "fairseq-train")] + [str(a) for a in args + dist + ["--distributed-rank", rank]]
-        procs.append(subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=ENV))
-    outs = [p.communicate(timeout=timeout)[0] for p in procs]
-    for p, out in zip(procs, outs):
-        if p.returncode != 0:
-            raise AssertionError(f"2-rank fairseq-train failed:\n{out[-6000:]}")
-    return outs[1]  # rank 0's log
+    each rank is launched explicitly with --distributed-no-spawn. Returns rank 0's log."""
+    dist = [
+        "--distributed-world-size",
+        2,
+        "--distributed-backend",
+        "gloo",
+        "--distributed-init-method",
+        f"tcp://127.0.0.1:{free_port()}",
+        "--distributed-no-spawn",
+        "--ddp-backend",
+        "legacy_ddp",
+    ]
+    outs = run_together({rank: ["fairseq-train", *args, *dist, "--distributed-rank", rank] for rank in (1, 0)}, timeout)
+    return outs[0]
 
 
 def valid_metrics(log: str):
@@ -58,8 +141,14 @@ def valid_metrics(log: str):
     for line in log.splitlines():
         if "| valid on '" in line:
             fields = line.split("|")
-            rows.append({m.group(1): float(m.group(2))
-                         for f in fields for m in [re.match(r"\s*(\S+) (-?[\d.]+(?:e[-+]?\d+)?|nan|inf)\s*$", f)] if m})
+            rows.append(
+                {
+                    m.group(1): float(m.group(2))
+                    for f in fields
+                    for m in [re.match(r"\s*(\S+) (-?[\d.]+(?:e[-+]?\d+)?|nan|inf)\s*$", f)]
+                    if m
+                }
+            )
     return rows
 
 

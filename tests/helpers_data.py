@@ -1,11 +1,13 @@
 """Tiny real data-bins for integration tests, binarised by the real `fairseq-preprocess`."""
+
 import os
 import random
-import subprocess
 import sys
 from collections import Counter
 
 from xlm_fairseq.dictionary import write_dictionary
+
+from .helpers_cli import cli
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures", "tiny")
 BIN = os.path.dirname(sys.executable)
@@ -16,28 +18,40 @@ def read_fixture(lang):
         return [l.strip() for l in f if l.strip()]
 
 
-def run(cmd, **kw):
-    """Run a console script of this virtualenv; fail the test with its output on error."""
-    exe = os.path.join(BIN, cmd[0])
-    proc = subprocess.run([exe] + [str(c) for c in cmd[1:]], capture_output=True, text=True, **kw)
-    if proc.returncode != 0:
-        raise AssertionError(f"{' '.join(map(str, cmd))} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n"
-                             f"{proc.stderr[-6000:]}")
-    return proc
-
-
 def fairseq_binarize(text_prefix, dest_prefix_dir, dict_path, lang, splits, workers=1):
     """fairseq-preprocess --only-source, then rename train.{lang}-None.{lang} -> train.{lang}."""
-    args = ["fairseq-preprocess", "--only-source", "--srcdict", dict_path, "--destdir", dest_prefix_dir,
-            "--source-lang", lang, "--workers", workers, "--dataset-impl", "mmap"]
+    args = [
+        "fairseq-preprocess",
+        "--only-source",
+        "--srcdict",
+        dict_path,
+        "--destdir",
+        dest_prefix_dir,
+        "--source-lang",
+        lang,
+        "--workers",
+        workers,
+        "--dataset-impl",
+        "mmap",
+    ]
     for split in splits:
-        args += [f"--{'trainpref' if split == 'train' else 'validpref' if split == 'valid' else 'testpref'}",
-                 f"{text_prefix[split]}"]
-    run(args)
+        args += [
+            f"--{'trainpref' if split == 'train' else 'validpref' if split == 'valid' else 'testpref'}",
+            f"{text_prefix[split]}",
+        ]
+    cli(*args)
 
 
-def make_data_bin(root, langs=("en", "fr"), pairs=(("en", "fr"),), train_copies=8, n_valid=8, seed=0,
-                  rename_mono=True, valid_seen_in_train=False):
+def make_data_bin(
+    root,
+    langs=("en", "fr"),
+    pairs=(("en", "fr"),),
+    train_copies=8,
+    n_valid=8,
+    seed=0,
+    rename_mono=True,
+    valid_seen_in_train=False,
+):
     """Raw text -> dict.txt -> data-bin with mono {split}.{lang} and pairs {split}.{a}-{b}.{x}.
     valid_seen_in_train: the valid sentences are also trained on (40 sentences cannot teach a model anything
     that transfers; tests of the training loop then see valid perplexity fall)."""
@@ -77,10 +91,28 @@ def make_data_bin(root, langs=("en", "fr"), pairs=(("en", "fr"),), train_copies=
                     os.replace(os.path.join(data, f"{s}.{l}-None.{l}.{ext}"), os.path.join(data, f"{s}.{l}.{ext}"))
     for a, b in pairs:
         a, b = sorted((a, b))
-        args = ["fairseq-preprocess", "--source-lang", a, "--target-lang", b, "--srcdict", dict_path,
-                "--tgtdict", dict_path, "--destdir", data, "--workers", 1, "--dataset-impl", "mmap",
-                "--trainpref", os.path.join(raw, "train"), "--validpref", os.path.join(raw, "valid")]
-        run(args)
+        args = [
+            "fairseq-preprocess",
+            "--source-lang",
+            a,
+            "--target-lang",
+            b,
+            "--srcdict",
+            dict_path,
+            "--tgtdict",
+            dict_path,
+            "--destdir",
+            data,
+            "--workers",
+            1,
+            "--dataset-impl",
+            "mmap",
+            "--trainpref",
+            os.path.join(raw, "train"),
+            "--validpref",
+            os.path.join(raw, "valid"),
+        ]
+        cli(*args)
     for f in os.listdir(data):
         if f.startswith("dict.") and f != "dict.txt":
             os.remove(os.path.join(data, f))
@@ -112,5 +144,5 @@ def prepare_data_bin(root, langs=("en", "fr"), pairs=(("en", "fr"),), train_copi
                 with open(os.path.join(raw, f"{split}.{a}-{b}.{l}"), "w", encoding="utf-8") as f:
                     f.writelines(sents[l][i] + "\n" for i in idx)
     data = os.path.join(root, "data-bin")
-    run(["xlm-preprocess", "prepare", raw, data, "--langs", ",".join(sorted(langs)), "--codes", codes])
+    cli(*["xlm-preprocess", "prepare", raw, data, "--langs", ",".join(sorted(langs)), "--codes", codes])
     return data

@@ -1,10 +1,12 @@
-"""An independent reference for the converter tests: the ORIGINAL XLM TransformerModel (spec §2), written
+"""An independent reference for the converter tests: the ORIGINAL XLM TransformerModel (facebookresearch/XLM
+`xlm/model/transformer.py`), written
 from the specification in the original's style — time-major tensors (slen, bs), lengths-based masks, the
 decoder's layer_norm15 / encoder_attn block, `fwd` and `predict` — with the original parameter names, so an
 original checkpoint's state dict loads into it as is (XLM's token ids: </s>=1, <pad>=2).
 
 Only what the tests need: no cache, no product-key memory, no adaptive softmax, eval-mode numerics.
 """
+
 import math
 from types import SimpleNamespace
 
@@ -17,7 +19,7 @@ N_MAX_POSITIONS = 512
 
 def Embedding(num_embeddings, embedding_dim, padding_idx=None):
     m = nn.Embedding(num_embeddings, embedding_dim, padding_idx=padding_idx)
-    nn.init.normal_(m.weight, mean=0, std=embedding_dim ** -0.5)
+    nn.init.normal_(m.weight, mean=0, std=embedding_dim**-0.5)
     if padding_idx is not None:
         nn.init.constant_(m.weight[padding_idx], 0)
     return m
@@ -147,8 +149,11 @@ class TransformerModel(nn.Module):
             if self.is_decoder:
                 self.layer_norm15.append(nn.LayerNorm(self.dim, eps=1e-12))
                 self.encoder_attn.append(MultiHeadAttention(self.n_heads, self.dim, dropout=self.attention_dropout))
-            self.ffns.append(TransformerFFN(self.dim, self.hidden_dim, self.dim, dropout=self.dropout,
-                                            gelu_activation=params.gelu_activation))
+            self.ffns.append(
+                TransformerFFN(
+                    self.dim, self.hidden_dim, self.dim, dropout=self.dropout, gelu_activation=params.gelu_activation
+                )
+            )
             self.layer_norm2.append(nn.LayerNorm(self.dim, eps=1e-12))
 
         if self.with_output:
@@ -161,7 +166,7 @@ class TransformerModel(nn.Module):
             return self.fwd(**kwargs)
         if mode == "predict":
             return self.predict(**kwargs)
-        raise Exception("Unknown mode: %s" % mode)
+        raise Exception(f"Unknown mode: {mode}")
 
     def fwd(self, x, lengths, causal, src_enc=None, src_len=None, positions=None, langs=None):
         """x (slen, bs) token ids; lengths (bs,); positions / langs (slen, bs) or None; src_enc
@@ -220,6 +225,16 @@ class TransformerModel(nn.Module):
 
 def make_params(n_words, emb_dim, n_layers, n_heads, n_langs, use_lang_emb=True, gelu_activation=True):
     return SimpleNamespace(
-        n_words=n_words, eos_index=1, pad_index=2, n_langs=n_langs, use_lang_emb=use_lang_emb, emb_dim=emb_dim,
-        n_heads=n_heads, n_layers=n_layers, dropout=0.0, attention_dropout=0.0, gelu_activation=gelu_activation,
-        share_inout_emb=True)
+        n_words=n_words,
+        eos_index=1,
+        pad_index=2,
+        n_langs=n_langs,
+        use_lang_emb=use_lang_emb,
+        emb_dim=emb_dim,
+        n_heads=n_heads,
+        n_layers=n_layers,
+        dropout=0.0,
+        attention_dropout=0.0,
+        gelu_activation=gelu_activation,
+        share_inout_emb=True,
+    )

@@ -1,4 +1,5 @@
 """The DDTP corpus builder (preprocess/ddtp.py) on real Debian bookworm snippets (tests/fixtures/ddtp/)."""
+
 import argparse
 import collections
 import gzip
@@ -25,9 +26,11 @@ SPLITS = ("train", "valid", "test")
 
 @pytest.fixture(scope="module")
 def descs():
-    return {"en": ddtp.parse_translation(ddtp.read_index(EN), "en"),
-            "fr": ddtp.parse_translation(ddtp.read_index(FR), "fr"),
-            "de": ddtp.parse_translation(ddtp.read_index(DE), "de")}
+    return {
+        "en": ddtp.parse_translation(ddtp.read_index(EN), "en"),
+        "fr": ddtp.parse_translation(ddtp.read_index(FR), "fr"),
+        "de": ddtp.parse_translation(ddtp.read_index(DE), "de"),
+    }
 
 
 @pytest.fixture(scope="module")
@@ -42,8 +45,21 @@ def by_package(table, name):
 
 def run_main(tmp_path, *extra, out="raw"):
     parser = ddtp.add_arguments(argparse.ArgumentParser())
-    args = parser.parse_args(["--langs", "en,fr,de", "--out", str(tmp_path / out), "--from-lists", FIXTURE,
-                              "--valid-frac", "0.2", "--test-frac", "0.2", *extra])
+    args = parser.parse_args(
+        [
+            "--langs",
+            "en,fr,de",
+            "--out",
+            str(tmp_path / out),
+            "--from-lists",
+            FIXTURE,
+            "--valid-frac",
+            "0.2",
+            "--test-frac",
+            "0.2",
+            *extra,
+        ]
+    )
     return ddtp.main(args), tmp_path / out
 
 
@@ -60,6 +76,7 @@ def test_read_index_every_compression(tmp_path):
     assert text.startswith("Package: 0ad\nDescription-md5: " + MD5_0AD)
     import bz2
     import lzma
+
     (tmp_path / "a.xz").write_bytes(lzma.compress(text.encode()))
     (tmp_path / "a.bz2").write_bytes(bz2.compress(text.encode()))
     (tmp_path / "a.gz").write_bytes(gzip.compress(text.encode()))
@@ -105,27 +122,52 @@ def test_sentences_of_real_descriptions(descs):
 
 def test_sentence_rules():
     assert split_sentences("It supports e.g. PNG. Version 1.2 is out... More soon! Really? Yes.") == [
-        "It supports e.g. PNG.", "Version 1.2 is out...", "More soon!", "Really?", "Yes."]
+        "It supports e.g. PNG.",
+        "Version 1.2 is out...",
+        "More soon!",
+        "Really?",
+        "Yes.",
+    ]
     assert split_sentences("Das ist z. B. gut, d.h. sehr gut. Am 1. Januar kommt es. Ende usw. Neu.") == [
-        "Das ist z. B. gut, d.h. sehr gut.", "Am 1. Januar kommt es.", "Ende usw.", "Neu."]
+        "Das ist z. B. gut, d.h. sehr gut.",
+        "Am 1. Januar kommt es.",
+        "Ende usw.",
+        "Neu.",
+    ]
     assert split_sentences("C’est « génial ». Vraiment ! Oui ? Non… Peut-être.") == [
-        "C’est « génial ».", "Vraiment !", "Oui ?", "Non…", "Peut-être."]
+        "C’est « génial ».",
+        "Vraiment !",
+        "Oui ?",
+        "Non…",
+        "Peut-être.",
+    ]
     assert split_sentences("Written in C. It is fast (see www.example.org.) Done") == [
-        "Written in C.", "It is fast (see www.example.org.)", "Done"]
+        "Written in C.",
+        "It is fast (see www.example.org.)",
+        "Done",
+    ]
     assert split_sentences("这是一个库。它提供了功能。") == ["这是一个库。", "它提供了功能。"]
     assert clean(" a\u00a0 b\u22c5:\t c ") == "a b : c"
 
 
 def test_list_items_are_units_without_markers(descs):
     en, fr = (by_package(descs[l], "aa3d").paragraphs for l in ("en", "fr"))
-    assert en[1] == ["Features:", "High quality ASCII art stereogram rendering", "Highly configurable",
-                     "User friendly command line interface (including full online help)"]
+    assert en[1] == [
+        "Features:",
+        "High quality ASCII art stereogram rendering",
+        "Highly configurable",
+        "User friendly command line interface (including full online help)",
+    ]
     assert fr[1][1] == "rendu de haute qualité d'art ASCII de stéréogramme ;"  # "  – " marker dropped
     bib = by_package(descs["en"], "bibtex2html").paragraphs
-    assert bib[1] == ["aux2bib extracts a BibTeX database consisting of only the entries that are refereed "
-                      "by an aux file."]  # the deeper-indented line continues the item
+    assert bib[1] == [
+        "aux2bib extracts a BibTeX database consisting of only the entries that are refereed by an aux file."
+    ]  # the deeper-indented line continues the item
     assert paragraph_units(["  o first", "  o second", "o is a letter here"]) == [
-        "first", "second", "o is a letter here"]
+        "first",
+        "second",
+        "o is a letter here",
+    ]
     assert split_long_description(["One.", ".", "  ", ".", "Two. Three."]) == [["One."], ["Two.", "Three."]]
 
 
@@ -137,9 +179,11 @@ def test_alignment_filters_by_paragraph_and_sentence_counts(descs):
     stats = collections.Counter()
     pairs = ddtp.align_description(en, fr, stats)
     assert pairs[0] == (en.title, fr.title) and len(pairs) == 1 + 3 + 1
-    assert pairs[-1] == ("This package contains the main data files required by 0 A.D.",
-                         "Ce paquet fournit les principaux fichiers de données nécessaires à 0 A.D.")
-    fewer = ddtp.Description("x", MD5_0AD_DATA, fr.title, fr.lines[:fr.lines.index(".")])
+    assert pairs[-1] == (
+        "This package contains the main data files required by 0 A.D.",
+        "Ce paquet fournit les principaux fichiers de données nécessaires à 0 A.D.",
+    )
+    fewer = ddtp.Description("x", MD5_0AD_DATA, fr.title, fr.lines[: fr.lines.index(".")])
     assert ddtp.align_description(en, fewer, stats) == [(en.title, fr.title)]
     assert stats["paragraph_count_mismatch"] == 1
     # a paragraph whose sentence counts differ gives nothing; the others still do
@@ -232,13 +276,16 @@ def test_labels_from_section(descs, labels):
     assert labels[MD5_0AD] == "games"
     assert labels[by_package(descs["en"], "python3-pyinotify").md5] == "python"
     from collections import Counter
+
     tie = {"m": Counter({"utils": 2, "admin": 2, "net": 1})}
     assert ddtp.description_labels(tie, {}, {"m": descs["en"][MD5_0AD]}) == {"m": "admin"}
     assert ddtp.description_labels({}, {"0ad": "games"}, {"z": descs["en"][MD5_0AD]}) == {"z": "games"}
     corpus = ddtp.build_corpus(descs, labels, ["en", "fr"], 0.2, 0.2, cls_text="title+para")
     items = [it for s in SPLITS for it in corpus["cls"]["fr"][s]]
-    assert any(t.startswith("jeu de stratégie en temps réel de guerres anciennes 0 A.D (prononcez") and l == "games"
-               for t, l in items)
+    assert any(
+        t.startswith("jeu de stratégie en temps réel de guerres anciennes 0 A.D (prononcez") and l == "games"
+        for t, l in items
+    )
 
 
 # ------------------------------------------------------------------------------------------ end to end
@@ -322,6 +369,7 @@ def test_errors_name_what_is_wrong(tmp_path):
 
 def test_through_the_xlm_preprocess_cli(tmp_path, capsys):
     from xlm_preprocess import cli
+
     argv = ["ddtp", "--langs", "en,fr", "--out", str(tmp_path / "raw"), "--from-lists", FIXTURE]
     assert cli.main(argv) == 0 and (tmp_path / "raw" / "train.en-fr.fr").exists()
     capsys.readouterr()
@@ -334,6 +382,7 @@ def test_language_codes_are_lower_case_file_names(tmp_path):
     lists = tmp_path / "lists"
     shutil.copytree(FIXTURE, lists)
     import lz4.frame
+
     text = ddtp.read_index(str(lists / os.path.basename(FR)))
     os.remove(lists / os.path.basename(FR))
     with open(lists / (PREFIX + "i18n_Translation-pt%5fBR.lz4"), "wb") as f:  # apt's spelling of pt_BR
@@ -352,8 +401,11 @@ def test_from_lists_picks_the_suite(tmp_path):
     assert translations["fr"] == [str(lists / os.path.basename(FR))] and len(packages) == 1
     parser = ddtp.add_arguments(argparse.ArgumentParser())
     with pytest.raises(ddtp.DdtpError, match="no Translation-en .*suite trixie.*lists for suite.s. bookworm, trixie"):
-        ddtp.main(parser.parse_args(["--langs", "en,fr", "--out", str(tmp_path / "o"), "--from-lists", str(lists),
-                                     "--suite", "trixie"]))
+        ddtp.main(
+            parser.parse_args(
+                ["--langs", "en,fr", "--out", str(tmp_path / "o"), "--from-lists", str(lists), "--suite", "trixie"]
+            )
+        )
 
 
 def test_interrupted_write_leaves_nothing(tmp_path, monkeypatch, descs, labels):
@@ -394,8 +446,9 @@ def test_fetch_runs_a_private_apt_update(tmp_path, monkeypatch):
     sources = next(c.split("=", 1)[1] for c in cmd if c.startswith("Dir::Etc::SourceList="))
     assert open(sources).read().strip().endswith("http://deb.debian.org/debian bookworm main")
 
-    monkeypatch.setattr(ddtp.subprocess, "run",
-                        lambda cmd, **kw: subprocess.CompletedProcess(cmd, 100, "", "E: Failed to fetch x\n"))
+    monkeypatch.setattr(
+        ddtp.subprocess, "run", lambda cmd, **kw: subprocess.CompletedProcess(cmd, 100, "", "E: Failed to fetch x\n")
+    )
     with pytest.raises(ddtp.DdtpError, match="apt-get update failed .*--from-lists"):
         ddtp.fetch_lists(str(tmp_path / "c2"), ["en"], "bookworm", ["main"], ddtp.DEFAULT_MIRROR, quiet=True)
     monkeypatch.setattr(ddtp.shutil, "which", lambda name: None)

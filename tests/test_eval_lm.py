@@ -1,12 +1,12 @@
-"""`xlm-eval-lm` (paper Table 4, spec §5.2): CLM perplexity of one language, equal to fairseq-train's
+"""`xlm-eval-lm` (paper Table 4, facebookresearch/XLM `evaluate_clm`): CLM perplexity of one language, equal to
+fairseq-train's
 valid log and to fairseq-validate for the same checkpoint, and to a direct computation from the binarised
 stream; a language trained alone and with a second language; one-line errors."""
+
 import json
 import math
 import os
 import shutil
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -14,38 +14,64 @@ import torch
 
 from xlm_fairseq.eval_lm import CLMEvaluator, main
 
-from .helpers_cli import ENV, USER_DIR, cli, valid_metrics
+from .helpers_cli import USER_DIR, cli, run_together, valid_metrics
 from .helpers_data import make_data_bin
 
 BPTT = 24
 
 
 def eval_lm(*args, check=True):
-    cmd = [sys.executable, "-m", "xlm_fairseq.eval_lm"] + [str(a) for a in args]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=ENV, timeout=300)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"xlm-eval-lm failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr[-4000:]}")
-    return proc
+    return cli("xlm-eval-lm", *args, check=check)
 
 
 def train_args(data, save_dir, steps, max_update=12):
-    return [data, "--user-dir", USER_DIR, "--task", "xlm_cross_lingual_lm", "--langs", "en,fr",
-            "--clm-steps", steps, "--arch", "xlm_tiny", "--criterion", "xlm_lm_loss", "--tokens-per-sample", BPTT,
-            "--batch-size", 4, "--optimizer", "adam", "--lr", "2e-3", "--max-update", max_update,
-            "--epoch-size", 24, "--save-dir", save_dir, "--best-checkpoint-metric", "en_clm_ppl",
-            "--no-epoch-checkpoints", "--log-format", "simple", "--log-interval", 1, "--num-workers", 0,
-            "--seed", 1, "--no-progress-bar", "--cpu"]
+    return [
+        data,
+        "--user-dir",
+        USER_DIR,
+        "--task",
+        "xlm_cross_lingual_lm",
+        "--langs",
+        "en,fr",
+        "--clm-steps",
+        steps,
+        "--arch",
+        "xlm_tiny",
+        "--criterion",
+        "xlm_lm_loss",
+        "--tokens-per-sample",
+        BPTT,
+        "--batch-size",
+        4,
+        "--optimizer",
+        "adam",
+        "--lr",
+        "2e-3",
+        "--max-update",
+        max_update,
+        "--epoch-size",
+        24,
+        "--save-dir",
+        save_dir,
+        "--best-checkpoint-metric",
+        "en_clm_ppl",
+        "--no-epoch-checkpoints",
+        "--log-format",
+        "simple",
+        "--log-interval",
+        1,
+        "--num-workers",
+        0,
+        "--seed",
+        1,
+        "--no-progress-bar",
+        "--cpu",
+    ]
 
 
 def train_in_parallel(runs):
     """fairseq-train for each {name: args} at once (2 cores); {name: [valid rows]}."""
-    exe = os.path.join(os.path.dirname(sys.executable), "fairseq-train")
-    procs = {name: subprocess.Popen([exe] + [str(a) for a in args], stdout=subprocess.PIPE,
-                                    stderr=subprocess.STDOUT, text=True, env=ENV) for name, args in runs.items()}
-    logs = {name: p.communicate(timeout=600)[0] for name, p in procs.items()}
-    for name, p in procs.items():
-        if p.returncode != 0:
-            raise AssertionError(f"fairseq-train {name} failed:\n{logs[name][-5000:]}")
+    logs = run_together({name: ["fairseq-train", *args] for name, args in runs.items()})
     return {name: valid_metrics(log) for name, log in logs.items()}
 
 
@@ -69,8 +95,11 @@ def test_eval_lm_equals_the_training_log_with_and_without_a_second_language(trai
             out = json.loads(eval_lm(run["ckpt"], data, "--lang", "en", "--split", "valid", "--json").stdout)
         else:  # the Python API
             ev = CLMEvaluator(run["ckpt"], data, "en", cpu=True)
-            out = {"splits": {"valid": ev.evaluate("valid")}, "num_updates": ev.num_updates,
-                   "tokens_per_sample": ev.tokens_per_sample}
+            out = {
+                "splits": {"valid": ev.evaluate("valid")},
+                "num_updates": ev.num_updates,
+                "tokens_per_sample": ev.tokens_per_sample,
+            }
         r = out["splits"]["valid"]
         logged = run["valid"][-1]  # checkpoint_last.pt holds the model of the last validation
         assert len(run["valid"]) == 2  # validated after epochs 1 and 2
@@ -87,19 +116,25 @@ def test_eval_lm_equals_the_training_log_with_and_without_a_second_language(trai
 
 
 def _reference_clm_ppl(model, tokens, bptt, lang_id, eos):
-    """Spec §5.2 from scratch: the flat corpus right-aligned in n_windows*bptt tokens of </s>, one more </s>
+    """The original's evaluate_clm streams from scratch: the flat corpus right-aligned in n_windows*bptt tokens of
+    </s>, one more </s>
     in front, windows of bptt; each window predicts its tokens 1..bptt-1 from its own prefix."""
     n_windows = math.ceil(len(tokens) / bptt)
     data = np.full(n_windows * bptt + 1, eos, dtype=np.int64)
-    data[len(data) - len(tokens):] = tokens
+    data[len(data) - len(tokens) :] = tokens
     total, count = 0.0, 0
     with torch.no_grad():
         for i in range(n_windows):
-            x = torch.from_numpy(data[i * bptt:(i + 1) * bptt])[None]
+            x = torch.from_numpy(data[i * bptt : (i + 1) * bptt])[None]
             mask = torch.zeros_like(x, dtype=torch.bool)
             mask[0, :-1] = True
-            logits = model(src_tokens=x, src_lengths=torch.tensor([bptt]), langs=torch.tensor([lang_id]),
-                           causal=True, pred_mask=mask)
+            logits = model(
+                src_tokens=x,
+                src_lengths=torch.tensor([bptt]),
+                langs=torch.tensor([lang_id]),
+                causal=True,
+                pred_mask=mask,
+            )
             total += torch.nn.functional.cross_entropy(logits.float(), x[0, 1:], reduction="sum").item()
             count += bptt - 1
     return math.exp(total / count), n_windows
@@ -126,9 +161,27 @@ def test_fairseq_validate_gives_the_same_test_perplexity(trained):
     table = eval_lm(ckpt, data, "--lang", "en").stdout  # the default: valid and test
     rows = {line.split()[0]: line.split() for line in table.splitlines()[2:]}
     assert set(rows) == {"valid", "test"}
-    proc = cli("fairseq-validate", data, "--user-dir", USER_DIR, "--task", "xlm_cross_lingual_lm",
-               "--langs", "en,fr", "--clm-steps", "en", "--path", ckpt, "--valid-subset", "test",
-               "--batch-size", 1, "--cpu", "--num-workers", 0)
+    proc = cli(
+        "fairseq-validate",
+        data,
+        "--user-dir",
+        USER_DIR,
+        "--task",
+        "xlm_cross_lingual_lm",
+        "--langs",
+        "en,fr",
+        "--clm-steps",
+        "en",
+        "--path",
+        ckpt,
+        "--valid-subset",
+        "test",
+        "--batch-size",
+        1,
+        "--cpu",
+        "--num-workers",
+        0,
+    )
     logged = valid_metrics(proc.stdout + proc.stderr)[-1]
     assert float(rows["test"][1]) == pytest.approx(logged["en_clm_ppl"], rel=1e-5)
     assert float(rows["valid"][1]) == pytest.approx(runs["en"]["valid"][-1]["en_clm_ppl"], rel=1e-5)

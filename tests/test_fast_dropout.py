@@ -1,6 +1,7 @@
 """The CPU dropout used in training (xlm_fairseq/modules/fast_dropout.py) and the attention path with
 dropout: same expectation and drop rate as torch's dropout, exact gradients, reproducible from the seed,
 and the manual attention equals torch's fused attention when nothing is dropped."""
+
 import torch
 
 from xlm_fairseq.modules.fast_dropout import dropout

@@ -1,6 +1,10 @@
 """On a CUDA GPU: the real command lines with fairseq's --fp16 and --amp (they assert CUDA, so the CPU-only
-tests cannot reach them; this fairseq's --bf16 means a TPU), and the model's GPU paths (fused SDPA with dropout, half precision) against its CPU
+tests cannot reach them; this fairseq's --bf16 means a TPU), and the model's GPU paths (fused SDPA with dropout,
+half precision) against its CPU
 fp32 logits. Skipped, and reported as skipped, where torch sees no GPU."""
+
+import math
+
 import pytest
 import torch
 
@@ -19,50 +23,131 @@ def on_gpu(args):
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
-    return make_data_bin(str(tmp_path_factory.mktemp("gpu")), langs=("en", "fr"), pairs=(("en", "fr"),),
-                         valid_seen_in_train=True)
+    return make_data_bin(
+        str(tmp_path_factory.mktemp("gpu")), langs=("en", "fr"), pairs=(("en", "fr"),), valid_seen_in_train=True
+    )
 
 
 @pytest.mark.parametrize("precision", ["fp16", "amp"])
 def test_mlm_tlm_pretraining_in_half_precision(data, tmp_path, precision):
     save = tmp_path / "ckpt"
-    proc = cli("fairseq-train", *on_gpu(lm_train_args(data, save, *HALF[precision], "--best-checkpoint-metric",
-                                                      "mlm_ppl", max_update=120, epoch_size=80)))
+    proc = cli(
+        "fairseq-train",
+        *on_gpu(
+            lm_train_args(
+                data, save, *HALF[precision], "--best-checkpoint-metric", "mlm_ppl", max_update=120, epoch_size=80
+            )
+        ),
+    )
     log = proc.stdout + proc.stderr
     rows = valid_metrics(log)
     assert len(rows) >= 4 and "loss_scale" in log  # fairseq's fp16 optimizer / AMP grad scaler ran
-    assert all(r["mlm_ppl"] == r["mlm_ppl"] and r["en_fr_mlm_ppl"] < 1e6 for r in rows)  # finite, no NaN
+    assert all(math.isfinite(r["mlm_ppl"]) and math.isfinite(r["en_fr_mlm_ppl"]) for r in rows)
     assert rows[-1]["mlm_ppl"] < 0.7 * rows[0]["mlm_ppl"]
     state = load_model_state(save / "checkpoint_best.pt")
     assert all(torch.isfinite(v.float()).all() for v in state.values())
 
 
 def mt_args(data, save, *extra):
-    return [data, "--user-dir", USER_DIR, "--task", "xlm_unsupervised_mt", "--langs", "en,fr", "--arch", "xlm_tiny",
-            "--criterion", "xlm_mt_loss", "--max-tokens", 300, "--batch-size", 8, "--optimizer", "adam", "--lr",
-            "1e-3", "--max-update", 40, "--epoch-size", 64, "--save-dir", save, "--log-format", "simple",
-            "--log-interval", 1, "--num-workers", 0, "--seed", 1, "--no-progress-bar", *extra]
+    return [
+        data,
+        "--user-dir",
+        USER_DIR,
+        "--task",
+        "xlm_unsupervised_mt",
+        "--langs",
+        "en,fr",
+        "--arch",
+        "xlm_tiny",
+        "--criterion",
+        "xlm_mt_loss",
+        "--max-tokens",
+        300,
+        "--batch-size",
+        8,
+        "--optimizer",
+        "adam",
+        "--lr",
+        "1e-3",
+        "--max-update",
+        40,
+        "--epoch-size",
+        64,
+        "--save-dir",
+        save,
+        "--log-format",
+        "simple",
+        "--log-interval",
+        1,
+        "--num-workers",
+        0,
+        "--seed",
+        1,
+        "--no-progress-bar",
+        *extra,
+    ]
 
 
 @pytest.mark.parametrize("precision", ["fp16", "amp"])
 def test_unmt_with_back_translation_in_half_precision_then_generate_in_fp16(data, tmp_path, precision):
     mlm = tmp_path / "mlm"
-    cli("fairseq-train", *on_gpu(lm_train_args(data, mlm, *HALF[precision], "--disable-validation",
-                                               max_update=30)))
+    cli("fairseq-train", *on_gpu(lm_train_args(data, mlm, *HALF[precision], "--disable-validation", max_update=30)))
     ckpt = mlm / "checkpoint_last.pt"
-    proc = cli("fairseq-train", *mt_args(data, tmp_path / "u", *HALF[precision], "--ae-steps", "en,fr", "--bt-steps",
-                                         "en-fr-en,fr-en-fr", "--mt-steps", "en-fr", "--word-shuffle", 3,
-                                         "--word-dropout", 0.1, "--word-blank", 0.1, "--reload-model",
-                                         f"{ckpt},{ckpt}", "--eval-bleu"))
+    proc = cli(
+        "fairseq-train",
+        *mt_args(
+            data,
+            tmp_path / "u",
+            *HALF[precision],
+            "--ae-steps",
+            "en,fr",
+            "--bt-steps",
+            "en-fr-en,fr-en-fr",
+            "--mt-steps",
+            "en-fr",
+            "--word-shuffle",
+            3,
+            "--word-dropout",
+            0.1,
+            "--word-blank",
+            0.1,
+            "--reload-model",
+            f"{ckpt},{ckpt}",
+            "--eval-bleu",
+        ),
+    )
     log = proc.stdout + proc.stderr
     row = valid_metrics(log)[-1]
     assert {"fr-en_mt_ppl", "fr-en_mt_bleu", "en-fr_mt_ppl"} <= row.keys()
     assert row["fr-en_mt_ppl"] == row["fr-en_mt_ppl"]
     assert "en-fr-en_bt_ppl" in log and "en_ae_ppl" in log
-    gen = cli("fairseq-generate", data, "--user-dir", USER_DIR, "--task", "xlm_unsupervised_mt", "--langs", "en,fr",
-              "--source-lang", "fr", "--target-lang", "en", "--path", tmp_path / "u" / "checkpoint_last.pt",
-              "--gen-subset", "valid", "--beam", 2, "--max-len-a", 1.5, "--max-len-b", 10, "--batch-size", 4,
-              "--fp16")
+    gen = cli(
+        "fairseq-generate",
+        data,
+        "--user-dir",
+        USER_DIR,
+        "--task",
+        "xlm_unsupervised_mt",
+        "--langs",
+        "en,fr",
+        "--source-lang",
+        "fr",
+        "--target-lang",
+        "en",
+        "--path",
+        tmp_path / "u" / "checkpoint_last.pt",
+        "--gen-subset",
+        "valid",
+        "--beam",
+        2,
+        "--max-len-a",
+        1.5,
+        "--max-len-b",
+        10,
+        "--batch-size",
+        4,
+        "--fp16",
+    )
     out = gen.stdout + gen.stderr
     assert "BLEU" in out and out.count("\nH-") == 8
 
@@ -71,8 +156,9 @@ def _encoder():
     from xlm_fairseq.modules.encoder_decoder import XLMEncoder
 
     torch.manual_seed(0)
-    enc = XLMEncoder(toy_dictionary(60), emb_dim=64, n_layers=2, n_heads=4, dropout=0.1, attention_dropout=0.1,
-                     n_langs=2).eval()
+    enc = XLMEncoder(
+        toy_dictionary(60), emb_dim=64, n_layers=2, n_heads=4, dropout=0.1, attention_dropout=0.1, n_langs=2
+    ).eval()
     with torch.no_grad():
         for p in enc.parameters():
             p.add_(torch.randn_like(p) * 0.02)

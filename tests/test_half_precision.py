@@ -1,6 +1,7 @@
 """fp16/bf16 code paths on CPU, for correctness only (fairseq's --fp16/--bf16 need a GPU in this build):
 the model's forward/backward in half precision tracks fp32, and XLM's fp16 rounding of the number of
 predictions to a multiple of 8 holds over many batches."""
+
 import numpy as np
 import pytest
 import torch
@@ -17,8 +18,9 @@ def test_half_precision_mlm_step_tracks_fp32(dtype):
     d = toy_dictionary(100)
     enc = XLMEncoder(d, emb_dim=32, n_layers=2, n_heads=4, n_langs=2).train()
     x = torch.randint(14, 100, (4, 24))
-    x, pred_mask, target = mlm_train_mask(x, torch.full((4,), 24), MaskingConfig(n_words=100, round_to_8=True),
-                                          np.random.RandomState(0))
+    x, pred_mask, target = mlm_train_mask(
+        x, torch.full((4,), 24), MaskingConfig(n_words=100, round_to_8=True), np.random.RandomState(0)
+    )
     langs = torch.tensor([0, 1, 0, 1])
 
     def loss_and_grads(model):
@@ -51,7 +53,9 @@ def test_half_precision_decoder_runs_incrementally():
     enc = XLMEncoder(d, emb_dim=32, n_layers=2, n_heads=4, n_langs=2).eval().to(torch.bfloat16)
     dec = XLMDecoder(d, emb_dim=32, n_layers=2, n_heads=4, n_langs=2).eval().to(torch.bfloat16)
     src = torch.randint(14, 60, (2, 7))
-    out = enc(src, torch.tensor([7, 7]), src_langs=torch.zeros(2, dtype=torch.long), tgt_langs=torch.ones(2, dtype=torch.long))
+    out = enc(
+        src, torch.tensor([7, 7]), src_langs=torch.zeros(2, dtype=torch.long), tgt_langs=torch.ones(2, dtype=torch.long)
+    )
     state = {}
     prev = torch.full((2, 1), 2)
     logits, _ = dec(prev, encoder_out=out, incremental_state=state)

@@ -3,24 +3,23 @@ real fairseq-train / xlm-convert, fairseq-interactive with XLM's preprocessing, 
 and the README section run as written. Equivalences: encode == xlm-preprocess prepare + fairseq-preprocess,
 extract_features / fill_mask == transformers' XLM, translate == fairseq-generate == fairseq-interactive ==
 the plugin's greedy decoding, score == xlm-eval-lm, predict == fairseq-train's validation accuracy."""
+
 import argparse
 import os
 import re
 import shutil
-import subprocess
 import sys
 
 import pytest
 import torch
-
 from fairseq.data import Dictionary, data_utils
 
 from xlm_fairseq.errors import InputError
 from xlm_fairseq.generation import greedy_generate
 from xlm_fairseq.models.xlm_transformer import XLMTransformerModel
 
-from .helpers_cli import BIN, ENV, USER_DIR, cli, lm_train_args, valid_metrics
-from .helpers_data import fairseq_binarize, prepare_data_bin, run
+from .helpers_cli import BIN, ENV, USER_DIR, cli, lm_train_args, run, valid_metrics
+from .helpers_data import fairseq_binarize, prepare_data_bin
 from .helpers_model import hf_xlm, original_state_dict
 from .test_classification import LANGS, SPLITS
 from .test_convert import convert, reference_decoder, save_original, write_vocab
@@ -46,8 +45,18 @@ def demo(tmp_path_factory):
     root = tmp_path_factory.mktemp("hub") / "demo-out"
     root.mkdir()
     data = prepare_data_bin(str(root), langs=LANGS, pairs=(("en", "fr"), ("de", "en")))
-    cli("fairseq-train", *lm_train_args(data, root / "pretrain", "--best-checkpoint-metric", "mlm_ppl",
-                                        steps="en,fr,de,en-fr,de-en", langs="de,en,fr", max_update=12))
+    cli(
+        "fairseq-train",
+        *lm_train_args(
+            data,
+            root / "pretrain",
+            "--best-checkpoint-metric",
+            "mlm_ppl",
+            steps="en,fr,de,en-fr,de-en",
+            langs="de,en,fr",
+            max_update=12,
+        ),
+    )
     best = root / "pretrain" / "checkpoint_best.pt"
     labelled = root / "cls-raw"
     labelled.mkdir()
@@ -56,20 +65,94 @@ def demo(tmp_path_factory):
         for split, (a, b) in SPLITS.items():
             (labelled / f"{split}.cls.{lang}").write_text("".join(s + "\n" for _, s in rows[a:b]), encoding="utf-8")
             (labelled / f"{split}.cls.{lang}.label").write_text("".join(l + "\n" for l, _ in rows[a:b]))
-    run(["xlm-preprocess", "classification", "--input-dir", labelled, "--input-name", "cls", "--destdir",
-         root / "cls-bin", "--codes-file", os.path.join(data, "work", "codes"), "--dict",
-         os.path.join(data, "dict.txt")])
-    classify = cli("fairseq-train", root / "cls-bin", "--user-dir", USER_DIR, "--task", "xlm_classification",
-                   "--langs", "de,en,fr", "--train-langs", "en", "--arch", "xlm_tiny", "--criterion",
-                   "xlm_classification_loss", "--finetune-from-model", best, "--batch-size", 8, "--optimizer", "adam",
-                   "--lr", "1e-3", "--max-epoch", 3, "--valid-subset", "valid", "--best-checkpoint-metric", "acc",
-                   "--maximize-best-checkpoint-metric", "--save-dir", root / "classify-pretrained", "--log-format",
-                   "simple", "--num-workers", 0, "--seed", 1, "--no-progress-bar", "--cpu", "--no-epoch-checkpoints")
-    cli("fairseq-train", *mt_args(data, root / "unmt-pretrained", "--langs", "de,en,fr", *UNMT, "--reload-model",
-                                  f"{best},{best}", "--disable-validation", "--no-epoch-checkpoints", max_update=6))
-    cli("fairseq-train", *lm_train_args(data, root / "clm", "--clm-steps", "en,fr", "--disable-validation",
-                                        "--no-epoch-checkpoints", task="xlm_cross_lingual_lm", steps="",
-                                        langs="de,en,fr", max_update=6))
+    cli(
+        *[
+            "xlm-preprocess",
+            "classification",
+            "--input-dir",
+            labelled,
+            "--input-name",
+            "cls",
+            "--destdir",
+            root / "cls-bin",
+            "--codes-file",
+            os.path.join(data, "work", "codes"),
+            "--dict",
+            os.path.join(data, "dict.txt"),
+        ]
+    )
+    classify = cli(
+        "fairseq-train",
+        root / "cls-bin",
+        "--user-dir",
+        USER_DIR,
+        "--task",
+        "xlm_classification",
+        "--langs",
+        "de,en,fr",
+        "--train-langs",
+        "en",
+        "--arch",
+        "xlm_tiny",
+        "--criterion",
+        "xlm_classification_loss",
+        "--finetune-from-model",
+        best,
+        "--batch-size",
+        8,
+        "--optimizer",
+        "adam",
+        "--lr",
+        "1e-3",
+        "--max-epoch",
+        3,
+        "--valid-subset",
+        "valid",
+        "--best-checkpoint-metric",
+        "acc",
+        "--maximize-best-checkpoint-metric",
+        "--save-dir",
+        root / "classify-pretrained",
+        "--log-format",
+        "simple",
+        "--num-workers",
+        0,
+        "--seed",
+        1,
+        "--no-progress-bar",
+        "--cpu",
+        "--no-epoch-checkpoints",
+    )
+    cli(
+        "fairseq-train",
+        *mt_args(
+            data,
+            root / "unmt-pretrained",
+            "--langs",
+            "de,en,fr",
+            *UNMT,
+            "--reload-model",
+            f"{best},{best}",
+            "--disable-validation",
+            "--no-epoch-checkpoints",
+            max_update=6,
+        ),
+    )
+    cli(
+        "fairseq-train",
+        *lm_train_args(
+            data,
+            root / "clm",
+            "--clm-steps",
+            "en,fr",
+            "--disable-validation",
+            "--no-epoch-checkpoints",
+            task="xlm_cross_lingual_lm",
+            steps="",
+            langs="de,en,fr",
+            max_update=6,
+        ),
+    )
     return root, data, classify.stdout + classify.stderr
 
 
@@ -122,8 +205,9 @@ def test_score_equals_xlm_eval_lm_on_the_same_sentence(demo, tmp_path):
     for ext in ("bin", "idx"):
         os.replace(one / f"valid.en-None.en.{ext}", one / f"valid.en.{ext}")
     n = len(out["log_probs"])
-    ref = evaluate_clm(str(root / "clm" / "checkpoint_last.pt"), str(one), "en", splits=("valid",),
-                       tokens_per_sample=n)["valid"]
+    ref = evaluate_clm(
+        str(root / "clm" / "checkpoint_last.pt"), str(one), "en", splits=("valid",), tokens_per_sample=n
+    )["valid"]
     assert ref["predicted"] == n - 1 and ref["windows"] == 1
     assert ref["loss"] == pytest.approx(-float(out["log_probs"][:-1].mean()), rel=1e-5)
     assert out["ppl"] == pytest.approx(float(torch.exp(-out["log_probs"].mean())), rel=1e-6)
@@ -155,10 +239,27 @@ def test_sentencepiece_and_lowercased_training_data(tmp_path):
     for name in ("train.en", "train.fr", "valid.en", "valid.fr"):
         shutil.copy(os.path.join(os.path.dirname(__file__), "fixtures", "text", name), raw / name)
     data = tmp_path / "bin"
-    run(["xlm-preprocess", "prepare", raw, data, "--langs", "en,fr", "--codes", 300, "--backend", "sentencepiece",
-         "--lowercase-strip-accents"])
-    cli("fairseq-train", *lm_train_args(str(data), tmp_path / "lm", "--disable-validation", task="xlm_cross_lingual_lm",
-                                        steps="en,fr", max_update=2))
+    cli(
+        *[
+            "xlm-preprocess",
+            "prepare",
+            raw,
+            data,
+            "--langs",
+            "en,fr",
+            "--codes",
+            300,
+            "--backend",
+            "sentencepiece",
+            "--lowercase-strip-accents",
+        ]
+    )
+    cli(
+        "fairseq-train",
+        *lm_train_args(
+            str(data), tmp_path / "lm", "--disable-validation", task="xlm_cross_lingual_lm", steps="en,fr", max_update=2
+        ),
+    )
     assert "sentencepiece.bpe.model" in os.listdir(tmp_path / "lm")
     xlm = load(tmp_path / "lm", "checkpoint_last.pt")
     assert xlm.settings.lowercase and xlm.settings.bpe_backend == "sentencepiece"
@@ -185,7 +286,7 @@ def test_readme_python_snippet_runs_on_demo_checkpoints(demo):
     root, _, _ = demo
     code = _readme_block("python").replace('"demo-out/', f'"{root}/')
     assert f'"{root}/pretrain"' in code  # the snippet really points at the demo's folders
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV, timeout=300)
+    proc = run([sys.executable, "-c", code], check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = proc.stdout.splitlines()
     assert re.fullmatch(r"torch\.Size\(\[1, \d+, 64\]\)", out[1])  # xlm_tiny: 64 dims
@@ -202,8 +303,7 @@ def test_readme_command_lines_translate_raw_text_and_write_sentence_embeddings(d
     (tmp_path / "input.en").write_text("".join(s + "\n" for s in sentences), encoding="utf-8")
     script = _readme_block("sh").replace("demo-out/", f"{root}/").replace("input.en", str(tmp_path / "input.en"))
     env = dict(ENV, PATH=BIN + os.pathsep + ENV.get("PATH", ""))
-    proc = subprocess.run(["bash", "-eo", "pipefail", "-c", script], capture_output=True, text=True, env=env,
-                          cwd=ROOT, timeout=300)
+    proc = run(["bash", "-eo", "pipefail", "-c", script], check=False, env=env, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = proc.stdout.splitlines()
     expected = load(root / "unmt-pretrained", "checkpoint_last.pt").translate(sentences, "en", "fr")
@@ -229,8 +329,19 @@ def converted(demo):
     enc = original_state_dict(hf_xlm(n_words=len(d), dim=32, n_layers=2, n_heads=4, n_langs=3, seed=41))
     dec = reference_decoder(len(d), 32, 2, 4, 3, seed=42).state_dict()
     save_original(out / "mt.pth", {"encoder": enc, "decoder": dec}, words, list(LANGS), n_heads=4, counts=counts)
-    assert convert("from-original", out / "mt.pth", "--vocab", out / "vocab", "--codes",
-                   os.path.join(data, "work", "codes"), "--out", out / "mt") == 0
+    assert (
+        convert(
+            "from-original",
+            out / "mt.pth",
+            "--vocab",
+            out / "vocab",
+            "--codes",
+            os.path.join(data, "work", "codes"),
+            "--out",
+            out / "mt",
+        )
+        == 0
+    )
     hf = hf_xlm(n_words=len(d), dim=32, n_layers=2, n_heads=4, n_langs=3, seed=43)
     hf.save_pretrained(str(out / "hf"))
     shutil.copy(os.path.join(data, "dict.txt"), out / "hf" / "dict.txt")
@@ -265,8 +376,9 @@ def test_extract_features_and_fill_mask_equal_transformers(converted, demo):
         masked = " ".join(words[:2] + ["<mask>"] + words[3:])
         top = xlm.fill_mask(masked, lang, topk=1)[0]
         left, right = " ".join(words[:2]), " ".join(words[3:])
-        text = " ".join(p for p in (xlm.bpe_text(left, lang), "<special1>", xlm.bpe_text(right, lang) if right else "")
-                        if p)
+        text = " ".join(
+            p for p in (xlm.bpe_text(left, lang), "<special1>", xlm.bpe_text(right, lang) if right else "") if p
+        )
         ids = torch.tensor([2] + xlm.dictionary.encode_line(text, add_if_not_exist=False).tolist())
         position = int((ids == xlm.dictionary.index("<special1>")).nonzero()[0])
         with torch.no_grad():
@@ -279,8 +391,20 @@ def test_converted_models_record_lowercasing(converted, demo, tmp_path, capsys):
     """from-original --lowercase-strip-accents (the released en / XNLI-15 models) reaches the hub interface and,
     through to-transformers, XLMTokenizer."""
     out, _ = converted
-    assert convert("from-original", out / "mt.pth", "--vocab", out / "vocab", "--codes",
-                   out / "mt" / "codes", "--lowercase-strip-accents", "--out", tmp_path / "lower") == 0
+    assert (
+        convert(
+            "from-original",
+            out / "mt.pth",
+            "--vocab",
+            out / "vocab",
+            "--codes",
+            out / "mt" / "codes",
+            "--lowercase-strip-accents",
+            "--out",
+            tmp_path / "lower",
+        )
+        == 0
+    )
     xlm = load(tmp_path / "lower", "model.pt")
     assert xlm.settings.lowercase and not load(out / "mt", "model.pt").settings.lowercase
     assert torch.equal(xlm.encode("Le CHAT été", "fr"), xlm.encode("le chat ete", "fr"))
@@ -300,15 +424,40 @@ def test_interactive_generate_hub_and_greedy_decoding_agree_with_language_embedd
     out, _ = converted
     root, data, _ = demo
     mt = out / "mt"
-    flags = ["--user-dir", USER_DIR, "--task", "xlm_unsupervised_mt", "--langs", "de,en,fr", "--source-lang", "en",
-             "--target-lang", "fr", "--path", mt / "model.pt", "--beam", 1, "--max-len-a", 0, "--max-len-b", 6,
-             "--batch-size", 4, "--tokenizer", "xlm_moses", "--bpe", "subword_nmt", "--bpe-codes",
-             mt / "codes.subword-nmt", "--cpu"]
+    flags = [
+        "--user-dir",
+        USER_DIR,
+        "--task",
+        "xlm_unsupervised_mt",
+        "--langs",
+        "de,en,fr",
+        "--source-lang",
+        "en",
+        "--target-lang",
+        "fr",
+        "--path",
+        mt / "model.pt",
+        "--beam",
+        1,
+        "--max-len-a",
+        0,
+        "--max-len-b",
+        6,
+        "--batch-size",
+        4,
+        "--tokenizer",
+        "xlm_moses",
+        "--bpe",
+        "subword_nmt",
+        "--bpe-codes",
+        mt / "codes.subword-nmt",
+        "--cpu",
+    ]
     gen = cli("fairseq-generate", data, *flags, "--gen-subset", "valid", "--num-workers", 0).stdout
     sources = lines_of(root / "raw-text" / "valid.en-fr.en")
-    proc = subprocess.run([os.path.join(BIN, "fairseq-interactive"), str(mt)] + [str(f) for f in flags]
-                          + ["--buffer-size", "8"], input="".join(s + "\n" for s in sources), capture_output=True,
-                          text=True, env=ENV, timeout=300)
+    proc = cli(
+        "fairseq-interactive", mt, *flags, "--buffer-size", 8, input="".join(s + "\n" for s in sources), check=False
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     inter = proc.stdout
     assert len(_lines_by_id(gen, "D")) == len(sources) == 8
@@ -327,7 +476,7 @@ def test_interactive_generate_hub_and_greedy_decoding_agree_with_language_embedd
     ids, out_lengths = greedy_generate(hub.model, batch, lengths, torch.full((8,), 1), torch.full((8,), 2), 8)
     compared = 0
     for i in range(len(sources)):
-        tokens = ids[i, 1: int(out_lengths[i]) - 1]
+        tokens = ids[i, 1 : int(out_lengths[i]) - 1]
         if len(tokens) == 0 or hub.dictionary.pad() in tokens.tolist():
             continue
         assert hub.dictionary.string(tokens) == _lines_by_id(inter, "H")[i], i
@@ -367,14 +516,26 @@ def test_bad_input_stops_with_one_line_naming_the_argument(demo, converted, tmp_
         load(bare)
     assert torch.equal(load(bare, bpe_codes=bare / "bpecodes").encode("The cat.", "en"), xlm.encode("The cat.", "en"))
     # an uncaught mistake in a script: one line, no traceback (the plugin's excepthook)
-    code = f"from xlm_fairseq.models.xlm_transformer import XLMTransformerModel as M\n" \
-           f"M.from_pretrained({str(root / 'pretrain')!r}).translate('The cat.', 'en', 'fr')\n"
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV, timeout=300)
+    code = (
+        f"from xlm_fairseq.models.xlm_transformer import XLMTransformerModel as M\n"
+        f"M.from_pretrained({str(root / 'pretrain')!r}).translate('The cat.', 'en', 'fr')\n"
+    )
+    proc = run([sys.executable, "-c", code], check=False)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert [l for l in proc.stderr.splitlines() if l.startswith("error: ")] == [
-        l for l in proc.stderr.splitlines() if "translate" in l]
-    proc = subprocess.run([os.path.join(BIN, "xlm-embeddings"), "sentences", str(root / "pretrain"), "--lang", "it",
-                           "--out", str(tmp_path / "x.npy")], input="The cat.\n", capture_output=True, text=True,
-                          env=ENV, timeout=300)
+        l for l in proc.stderr.splitlines() if "translate" in l
+    ]
+    proc = cli(
+        "xlm-embeddings",
+        "sentences",
+        root / "pretrain",
+        "--lang",
+        "it",
+        "--out",
+        tmp_path / "x.npy",
+        input="The cat.\n",
+        check=False,
+    )
     assert proc.returncode == 2 and proc.stderr.strip().splitlines() == [
-        f"error: --lang it: {root / 'pretrain'} was trained with de,en,fr; choose one of them"]
+        f"error: --lang it: {root / 'pretrain'} was trained with de,en,fr; choose one of them"
+    ]

@@ -1,5 +1,8 @@
-"""Exact semantics of the LM data path (spec §1.3-1.8, §5.1): stream layout, TLM/classification layouts,
+"""Exact semantics of the LM data path (facebookresearch/XLM `xlm/data/dataset.py`,
+`xlm/trainer.py: mask_out`, `xlm/utils.py: concat_batches`, `xlm/evaluation/evaluator.py`): stream layout,
+TLM/classification layouts,
 masking statistics, evaluation masking, CLM targets, language sampling (the schedule: test_training_schedule.py)."""
+
 import math
 
 import numpy as np
@@ -7,7 +10,11 @@ import pytest
 import torch
 
 from xlm_fairseq.data.lm_objectives import (
-    MaskingConfig, clm_mask, mask_scores, mlm_eval_mask, mlm_train_mask,
+    MaskingConfig,
+    clm_mask,
+    mask_scores,
+    mlm_eval_mask,
+    mlm_train_mask,
 )
 from xlm_fairseq.data.pair_concat_dataset import PairConcatDataset
 from xlm_fairseq.data.stream_dataset import StreamDataset
@@ -40,7 +47,7 @@ def test_stream_covers_corpus_in_order_with_bs1():
     # one leading </s>, the front padding, then the corpus minus its last token
     pad = ds.pad_front
     assert flat[: 1 + pad] == [EOS] * (1 + pad)
-    assert flat[1 + pad:] == corpus[:-1].tolist()
+    assert flat[1 + pad :] == corpus[:-1].tolist()
 
 
 class _Sents:
@@ -160,15 +167,14 @@ def test_language_sampling_frequencies_match_power_law():
     counts = {"en": 100000, "fr": 10000, "sw": 1000}
     q = sampling_probs(counts, 0.7)
     p = np.array([100000, 10000, 1000]) / 111000
-    expected = p ** 0.7 / (p ** 0.7).sum()
+    expected = p**0.7 / (p**0.7).sum()
     assert np.allclose([q["en"], q["fr"], q["sw"]], expected)
     assert sampling_probs(counts, -1) == {k: 1 / 3 for k in counts}
 
 
-
 def test_lambda_schedules():
     s = LambdaSchedule("lambda-ae", "0:1,100:0.1,300:0")
-    assert s(0) == 1 and abs(s(50) - 0.55) < 1e-9 and abs(s(200) - 0.05) < 1e-9 and s(300) == 0 and s(10 ** 6) == 0
+    assert s(0) == 1 and abs(s(50) - 0.55) < 1e-9 and abs(s(200) - 0.05) < 1e-9 and s(300) == 0 and s(10**6) == 0
     assert LambdaSchedule("lambda-mlm", "0.5")(123) == 0.5
     for bad in ("1:1,5:0", "0:1,0:2", "0:a", "x"):
         with pytest.raises(ConfigError, match="--lambda-ae"):

@@ -1,5 +1,6 @@
 """Our XLM stack gives transformers' XLMWithLMHeadModel logits with the same weights (fp32, atol 1e-5),
 on plain inputs, padded inputs and TLM-layout inputs (position reset, language switch)."""
+
 import pytest
 import torch
 
@@ -11,8 +12,15 @@ from .helpers_model import hf_xlm, original_state_dict, toy_dictionary
 def our_encoder(hf_model, n_langs, use_lang_emb):
     cfg = hf_model.config
     enc = XLMEncoder(
-        toy_dictionary(cfg.vocab_size), emb_dim=cfg.emb_dim, n_layers=cfg.n_layers, n_heads=cfg.n_heads,
-        dropout=0.0, attention_dropout=0.0, gelu_activation=True, n_langs=n_langs, use_lang_emb=use_lang_emb,
+        toy_dictionary(cfg.vocab_size),
+        emb_dim=cfg.emb_dim,
+        n_layers=cfg.n_layers,
+        n_heads=cfg.n_heads,
+        dropout=0.0,
+        attention_dropout=0.0,
+        gelu_activation=True,
+        n_langs=n_langs,
+        use_lang_emb=use_lang_emb,
     ).eval()
     missing, unexpected = enc.load_state_dict(original_state_dict(hf_model), strict=False)
     assert not missing and not unexpected, (missing, unexpected)
@@ -42,8 +50,9 @@ def test_logits_match_transformers_on_tlm_layout(use_lang_emb):
     tokens, lengths, positions, langs = tlm_batch()
     with torch.no_grad():
         ref = hf(input_ids=tokens, lengths=lengths, position_ids=positions, langs=langs).logits
-        h = ours.fwd(tokens, padding_mask=padding_mask_from_lengths(tokens, lengths, 2), positions=positions,
-                     langs=langs)
+        h = ours.fwd(
+            tokens, padding_mask=padding_mask_from_lengths(tokens, lengths, 2), positions=positions, langs=langs
+        )
         out = ours.predict(h)
     valid = torch.arange(tokens.size(1))[None] < lengths[:, None]
     torch.testing.assert_close(out[valid], ref[valid], atol=1e-5, rtol=0)

@@ -1,5 +1,7 @@
-"""Exact semantics of the translation pieces: DAE noise (spec §1.11), incremental decoding, greedy
-generation (§1.13), initialisation from a pretrained LM (§2.5)."""
+"""Exact semantics of the translation pieces: DAE noise (facebookresearch/XLM `xlm/trainer.py: add_noise`),
+incremental decoding, greedy
+generation (`TransformerModel.generate`), initialisation from a pretrained LM (`xlm/model/__init__.py: build_model`)."""
+
 import numpy as np
 import pytest
 import torch
@@ -34,7 +36,7 @@ def test_word_shuffle_moves_tokens_less_than_k_and_keeps_delimiters():
             assert y[i, 0] == EOS and y[i, l - 1] == EOS
             assert sorted(y[i, :l].tolist()) == sorted(x[i, :l].tolist())
             src = x[i, :l].tolist()
-            for new_pos, tok in enumerate(y[i, 1: l - 1].tolist(), start=1):
+            for new_pos, tok in enumerate(y[i, 1 : l - 1].tolist(), start=1):
                 assert abs(src.index(tok) - new_pos) < 3
 
 
@@ -47,7 +49,7 @@ def test_word_dropout_rate_and_never_empty():
         for i in range(4):
             row = y[i, : l2[i]].tolist()
             assert row[0] == EOS and row[-1] == EOS and len(row) >= 3
-            assert set(row[1:-1]) <= set(x[i, 1: lengths[i] - 1].tolist())
+            assert set(row[1:-1]) <= set(x[i, 1 : lengths[i] - 1].tolist())
         kept += int((l2 - 2).sum())
         total += int((lengths - 2).sum())
         assert (y[torch.arange(y.size(1))[None] >= l2[:, None]] == PAD).all()
@@ -71,7 +73,7 @@ def test_word_blank_replaces_words_with_mask_only():
         assert (y[changed] == MASK).all()
         assert not changed[:, 0].any()
         for i, l in enumerate(lengths.tolist()):
-            assert not changed[i, l - 1:].any()
+            assert not changed[i, l - 1 :].any()
         blanked += int(changed.sum())
         total += int((lengths - 2).sum())
     assert abs(blanked / total - 0.1) < 0.02
@@ -131,8 +133,14 @@ def test_decoder_from_lm_fills_only_cross_attention():
     lm_state = {f"encoder.{k}": v for k, v in lm_enc.state_dict().items()}
     _, dec = tiny_encdec(seed=8)
     fresh_cross = {k: v.clone() for k, v in dec.state_dict().items() if k.startswith(("encoder_attn", "layer_norm15"))}
-    load_side(dec, side_state({"model": lm_state}, "decoder", "--reload-decoder", "lm.pt"), "decoder",
-              "--reload-decoder", "lm.pt", 60)
+    load_side(
+        dec,
+        side_state({"model": lm_state}, "decoder", "--reload-decoder", "lm.pt"),
+        "decoder",
+        "--reload-decoder",
+        "lm.pt",
+        60,
+    )
     for k, v in dec.state_dict().items():
         if k in fresh_cross:
             assert torch.equal(v, fresh_cross[k])
@@ -145,13 +153,15 @@ def test_reload_errors_name_the_mismatch():
     state = {"model": {f"encoder.{k}": v for k, v in lm_enc.state_dict().items()}}
     enc, _ = tiny_encdec(n_words=60)
     with pytest.raises(ConfigError, match="vocabulary has 70 entries, dict.txt has 60"):
-        load_side(enc, side_state(state, "encoder", "--reload-encoder", "x.pt"), "encoder", "--reload-encoder",
-                  "x.pt", 60)
+        load_side(
+            enc, side_state(state, "encoder", "--reload-encoder", "x.pt"), "encoder", "--reload-encoder", "x.pt", 60
+        )
     torch.manual_seed(0)
     three_langs = XLMEncoder(toy_dictionary(60), emb_dim=32, n_layers=2, n_heads=4, n_langs=3)
     state = {"model": {f"encoder.{k}": v for k, v in three_langs.state_dict().items()}}
     with pytest.raises(ConfigError, match="3 language embeddings, this model 2"):
-        load_side(enc, side_state(state, "encoder", "--reload-encoder", "x.pt"), "encoder", "--reload-encoder",
-                  "x.pt", 60)
+        load_side(
+            enc, side_state(state, "encoder", "--reload-encoder", "x.pt"), "encoder", "--reload-encoder", "x.pt", 60
+        )
     with pytest.raises(ConfigError, match="no XLM encoder"):
         side_state({"model": {"foo.bar": torch.zeros(1)}}, "encoder", "--reload-encoder", "x.pt")

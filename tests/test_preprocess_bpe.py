@@ -1,5 +1,6 @@
 """learn-bpe / apply-bpe: alpha sampling against the formula, determinism, round trips through fairseq's
 post-processing for both backends, codes/backend mismatches."""
+
 import json
 import os
 
@@ -45,9 +46,25 @@ def test_learn_bpe_sample_follows_counts_and_is_deterministic(tmp_path, capsys):
     runs = []
     for seed, name in ((1, "a"), (1, "b"), (2, "c")):
         sample = tmp_path / f"sample.{name}"
-        args = ["learn-bpe", "--langs", "fr,en", "--input-dir", str(tmp_path), "-o", str(tmp_path / f"codes.{name}"),
-                "--codes", "50", "--alpha", "0.5", "--sample-size", "100", "--seed", str(seed),
-                "--sample-output", str(sample)]
+        args = [
+            "learn-bpe",
+            "--langs",
+            "fr,en",
+            "--input-dir",
+            str(tmp_path),
+            "-o",
+            str(tmp_path / f"codes.{name}"),
+            "--codes",
+            "50",
+            "--alpha",
+            "0.5",
+            "--sample-size",
+            "100",
+            "--seed",
+            str(seed),
+            "--sample-output",
+            str(sample),
+        ]
         assert cli.main(args) == 0
         runs.append((sample.read_text(encoding="utf-8").splitlines(), (tmp_path / f"codes.{name}").read_bytes()))
     out = capsys.readouterr().out
@@ -76,17 +93,48 @@ def tokenised(tmp_path_factory):
     return folder
 
 
-@pytest.mark.parametrize("backend,codes,symbol", [("subword-nmt", 150, "subword_nmt"),
-                                                  ("subword-nmt", 150, "@@ "),
-                                                  ("sentencepiece", 250, "sentencepiece")])
+@pytest.mark.parametrize(
+    "backend,codes,symbol",
+    [("subword-nmt", 150, "subword_nmt"), ("subword-nmt", 150, "@@ "), ("sentencepiece", 250, "sentencepiece")],
+)
 def test_round_trip_through_fairseq_post_process(tokenised, tmp_path, capsys, backend, codes, symbol):
     codes_file = tmp_path / "codes"
-    assert cli.main(["learn-bpe", "--langs", "en,fr,de", "--input-dir", str(tokenised), "-o", str(codes_file),
-                     "--codes", str(codes), "--backend", backend]) == 0
+    assert (
+        cli.main(
+            [
+                "learn-bpe",
+                "--langs",
+                "en,fr,de",
+                "--input-dir",
+                str(tokenised),
+                "-o",
+                str(codes_file),
+                "--codes",
+                str(codes),
+                "--backend",
+                backend,
+            ]
+        )
+        == 0
+    )
     for lang in ("en", "fr", "de"):
         out = tmp_path / f"bpe.{lang}"
-        assert cli.main(["apply-bpe", "--codes-file", str(codes_file), "--backend", backend,
-                         "-i", str(tokenised / f"train.{lang}"), "-o", str(out)]) == 0
+        assert (
+            cli.main(
+                [
+                    "apply-bpe",
+                    "--codes-file",
+                    str(codes_file),
+                    "--backend",
+                    backend,
+                    "-i",
+                    str(tokenised / f"train.{lang}"),
+                    "-o",
+                    str(out),
+                ]
+            )
+            == 0
+        )
         original = (tokenised / f"train.{lang}").read_text(encoding="utf-8").splitlines()
         pieces = out.read_text(encoding="utf-8").splitlines()
         assert len(pieces) == len(original) == 40
@@ -98,13 +146,31 @@ def test_round_trip_through_fairseq_post_process(tokenised, tmp_path, capsys, ba
 
 def test_apply_bpe_workers_same_output(tokenised, tmp_path, capsys):
     codes_file = tmp_path / "codes"
-    assert cli.main(["learn-bpe", "--langs", "en", "--input-dir", str(tokenised), "-o", str(codes_file),
-                     "--codes", "100"]) == 0
+    assert (
+        cli.main(["learn-bpe", "--langs", "en", "--input-dir", str(tokenised), "-o", str(codes_file), "--codes", "100"])
+        == 0
+    )
     outs = []
     for workers in ("1", "2"):
         out = tmp_path / f"out{workers}"
-        assert cli.main(["apply-bpe", "--codes-file", str(codes_file), "-i", str(tokenised / "train.en"),
-                         "-o", str(out), "--workers", workers, "--chunk-lines", "7"]) == 0
+        assert (
+            cli.main(
+                [
+                    "apply-bpe",
+                    "--codes-file",
+                    str(codes_file),
+                    "-i",
+                    str(tokenised / "train.en"),
+                    "-o",
+                    str(out),
+                    "--workers",
+                    workers,
+                    "--chunk-lines",
+                    "7",
+                ]
+            )
+            == 0
+        )
         outs.append(out.read_text(encoding="utf-8"))
     assert outs[0] == outs[1] and outs[0].count("\n") == 40
 
@@ -113,24 +179,65 @@ def test_apply_bpe_workers_same_output(tokenised, tmp_path, capsys):
 def both_codes(tokenised, tmp_path_factory):
     folder = tmp_path_factory.mktemp("codes")
     for backend, n in (("subword-nmt", 80), ("sentencepiece", 200)):
-        assert cli.main(["learn-bpe", "--langs", "en", "--input-dir", str(tokenised), "-o",
-                         str(folder / backend), "--codes", str(n), "--backend", backend]) == 0
+        assert (
+            cli.main(
+                [
+                    "learn-bpe",
+                    "--langs",
+                    "en",
+                    "--input-dir",
+                    str(tokenised),
+                    "-o",
+                    str(folder / backend),
+                    "--codes",
+                    str(n),
+                    "--backend",
+                    backend,
+                ]
+            )
+            == 0
+        )
     return folder
 
 
-@pytest.mark.parametrize("codes,backend,message", [
-    ("sentencepiece", "subword-nmt", "is a sentencepiece model, not subword-nmt codes: use --backend sentencepiece"),
-    ("subword-nmt", "sentencepiece", "is a subword-nmt codes file, not a sentencepiece model: use --backend subword-nmt"),
-    ("text", "subword-nmt", "is not a subword-nmt codes file (line 1 is not two symbols separated by a space)"),
-    ("text", "sentencepiece", "is not a sentencepiece model"),
-    ("missing", "subword-nmt", "no such file"),
-])
+@pytest.mark.parametrize(
+    "codes,backend,message",
+    [
+        (
+            "sentencepiece",
+            "subword-nmt",
+            "is a sentencepiece model, not subword-nmt codes: use --backend sentencepiece",
+        ),
+        (
+            "subword-nmt",
+            "sentencepiece",
+            "is a subword-nmt codes file, not a sentencepiece model: use --backend subword-nmt",
+        ),
+        ("text", "subword-nmt", "is not a subword-nmt codes file (line 1 is not two symbols separated by a space)"),
+        ("text", "sentencepiece", "is not a sentencepiece model"),
+        ("missing", "subword-nmt", "no such file"),
+    ],
+)
 def test_codes_not_matching_backend(tokenised, both_codes, tmp_path, capsys, codes, backend, message):
     paths = {"text": str(tokenised / "train.en"), "missing": str(tmp_path / "nope")}
     codes_path = paths.get(codes, str(both_codes / codes))
     out = tmp_path / "out"
-    assert cli.main(["apply-bpe", "--codes-file", codes_path, "--backend", backend,
-                     "-i", str(tokenised / "train.en"), "-o", str(out)]) == 1
+    assert (
+        cli.main(
+            [
+                "apply-bpe",
+                "--codes-file",
+                codes_path,
+                "--backend",
+                backend,
+                "-i",
+                str(tokenised / "train.en"),
+                "-o",
+                str(out),
+            ]
+        )
+        == 1
+    )
     err = capsys.readouterr().err
     assert message in err and err.strip().count("\n") == 0
     assert not out.exists()
@@ -151,8 +258,19 @@ def test_learn_bpe_errors(tmp_path, capsys):
 @pytest.mark.parametrize("backend", ["subword-nmt", "sentencepiece"])
 def test_learn_bpe_invalid_utf8(tmp_path, capsys, backend):
     (tmp_path / "train.en").write_bytes(b"hello world\nbad \xff line\nmore words here\n")
-    args = ["learn-bpe", "--langs", "en", "--input-dir", str(tmp_path), "-o", str(tmp_path / "codes"),
-            "--codes", "30", "--backend", backend]
+    args = [
+        "learn-bpe",
+        "--langs",
+        "en",
+        "--input-dir",
+        str(tmp_path),
+        "-o",
+        str(tmp_path / "codes"),
+        "--codes",
+        "30",
+        "--backend",
+        backend,
+    ]
     assert cli.main(args) == 1
     err = capsys.readouterr().err
     assert "train.en:2: not valid UTF-8" in err and err.count("\n") == 1

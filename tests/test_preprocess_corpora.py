@@ -1,13 +1,14 @@
 """Corpus getters on local files: a tiny Wikipedia dump (.xml.bz2), OPUS Moses zips/files, WMT sgm sets."""
+
 import bz2
 import os
 import shutil
-import subprocess
-import sys
 import zipfile
 
 from xlm_preprocess import cli
 from xlm_preprocess.corpora.wikipedia import clean_wikitext
+
+from .helpers_cli import python_module
 
 # as in real dumps, the wiki source inside <text> is XML-escaped (&lt;ref&gt;, &amp;amp;)
 DUMP = """<mediawiki xmlns="http://www.mediawiki.org/xml/export-0.10/" version="0.10" xml:lang="en">
@@ -63,8 +64,28 @@ def test_wikipedia_dump_to_raw_dir(tmp_path, capsys):
     dump.write_bytes(bz2.compress(DUMP.encode("utf-8")))
     raw = tmp_path / "raw"
     extracted = tmp_path / "extracted.txt"
-    assert cli.main(["wikipedia", "--lang", "en", "--dump", str(dump), "--output", str(raw), "--valid-size", "2",
-                     "--test-size", "1", "--seed", "3", "--extracted-output", str(extracted)]) == 0
+    assert (
+        cli.main(
+            [
+                "wikipedia",
+                "--lang",
+                "en",
+                "--dump",
+                str(dump),
+                "--output",
+                str(raw),
+                "--valid-size",
+                "2",
+                "--test-size",
+                "1",
+                "--seed",
+                "3",
+                "--extracted-output",
+                str(extracted),
+            ]
+        )
+        == 0
+    )
     parts = {s: (raw / f"{s}.en").read_text(encoding="utf-8").splitlines() for s in ("train", "valid", "test")}
     assert (len(parts["train"]), len(parts["valid"]), len(parts["test"])) == (7, 2, 1)
     assert sorted(parts["train"] + parts["valid"] + parts["test"]) == sorted(EXPECTED)
@@ -74,8 +95,26 @@ def test_wikipedia_dump_to_raw_dir(tmp_path, capsys):
     assert doc.count("</doc>") == 2 and "Category:Cities" not in extracted.read_text(encoding="utf-8")
     # the extracted file reads back as WikiExtractor output and gives the same split
     raw2 = tmp_path / "raw2"
-    assert cli.main(["wikipedia", "--lang", "en", "--extracted", str(extracted), "--output", str(raw2),
-                     "--valid-size", "2", "--test-size", "1", "--seed", "3"]) == 0
+    assert (
+        cli.main(
+            [
+                "wikipedia",
+                "--lang",
+                "en",
+                "--extracted",
+                str(extracted),
+                "--output",
+                str(raw2),
+                "--valid-size",
+                "2",
+                "--test-size",
+                "1",
+                "--seed",
+                "3",
+            ]
+        )
+        == 0
+    )
     for split in ("train", "valid", "test"):
         assert (raw2 / f"{split}.en").read_bytes() == (raw / f"{split}.en").read_bytes()
 
@@ -93,8 +132,19 @@ def test_wikipedia_errors(tmp_path, capsys):
 
 
 def test_wikipedia_download_command(tmp_path, capsys):
-    code = cli.main(["wikipedia", "--lang", "fr", "--download", "--dry-run", "--dump-dir", str(tmp_path),
-                     "--output", str(tmp_path / "raw")])
+    code = cli.main(
+        [
+            "wikipedia",
+            "--lang",
+            "fr",
+            "--download",
+            "--dry-run",
+            "--dump-dir",
+            str(tmp_path),
+            "--output",
+            str(tmp_path / "raw"),
+        ]
+    )
     captured = capsys.readouterr()
     if shutil.which("wget") or shutil.which("curl"):
         assert code == 0
@@ -120,8 +170,26 @@ def test_opus_zip_and_moses_files(tmp_path, capsys):
     (tmp_path / "Euro.en-fr.en").write_text("\n".join(en2) + "\n", encoding="utf-8")
     (tmp_path / "Euro.en-fr.fr").write_text("\n".join(fr2) + "\n", encoding="utf-8")
     raw = tmp_path / "raw"
-    assert cli.main(["opus", "--pair", "fr-en", "--zip", str(zpath), "--moses", str(tmp_path / "Euro.en-fr"),
-                     "--output", str(raw), "--valid-size", "3", "--test-size", "2"]) == 0
+    assert (
+        cli.main(
+            [
+                "opus",
+                "--pair",
+                "fr-en",
+                "--zip",
+                str(zpath),
+                "--moses",
+                str(tmp_path / "Euro.en-fr"),
+                "--output",
+                str(raw),
+                "--valid-size",
+                "3",
+                "--test-size",
+                "2",
+            ]
+        )
+        == 0
+    )
     err = capsys.readouterr().err
     assert "12 pairs, 1 with a blank side dropped" in err
     total = 0
@@ -132,14 +200,17 @@ def test_opus_zip_and_moses_files(tmp_path, capsys):
         assert [x.split()[-1] for x in a] == [y.split()[-1] for y in b]  # still aligned
         total += n
     assert total == 18 and sorted(os.listdir(raw)) == sorted(
-        f"{s}.en-fr.{lang}" for s in ("train", "valid", "test") for lang in ("en", "fr"))
+        f"{s}.en-fr.{lang}" for s in ("train", "valid", "test") for lang in ("en", "fr")
+    )
 
 
 def test_opus_length_mismatch(tmp_path, capsys):
     (tmp_path / "C.en-fr.en").write_text("a\nb\nc\n", encoding="utf-8")
     (tmp_path / "C.en-fr.fr").write_text("x\ny\n", encoding="utf-8")
-    assert cli.main(["opus", "--pair", "en-fr", "--moses", str(tmp_path / "C.en-fr"),
-                     "--output", str(tmp_path / "raw")]) == 1
+    assert (
+        cli.main(["opus", "--pair", "en-fr", "--moses", str(tmp_path / "C.en-fr"), "--output", str(tmp_path / "raw")])
+        == 1
+    )
     err = capsys.readouterr().err
     assert "C.en-fr.en has 3 lines" in err and "C.en-fr.fr has 2" in err
     assert os.listdir(tmp_path / "raw") == []
@@ -165,8 +236,25 @@ def test_wmt_sgm(tmp_path, capsys):
     (tmp_path / "src.fr.sgm").write_text(SGM_SRC, encoding="utf-8")
     (tmp_path / "ref.en.sgm").write_text(SGM_REF, encoding="utf-8")
     raw = tmp_path / "raw"
-    assert cli.main(["wmt", "--direction", "fr-en", "--src", str(tmp_path / "src.fr.sgm"), "--ref",
-                     str(tmp_path / "ref.en.sgm"), "--split", "valid", "--output", str(raw), "--also-mono"]) == 0
+    assert (
+        cli.main(
+            [
+                "wmt",
+                "--direction",
+                "fr-en",
+                "--src",
+                str(tmp_path / "src.fr.sgm"),
+                "--ref",
+                str(tmp_path / "ref.en.sgm"),
+                "--split",
+                "valid",
+                "--output",
+                str(raw),
+                "--also-mono",
+            ]
+        )
+        == 0
+    )
     assert (raw / "valid.en-fr.fr").read_text(encoding="utf-8") == "Le chat dort.\nIl pleut &amp; il vente.\n"
     assert (raw / "valid.en-fr.en").read_text(encoding="utf-8") == "The cat sleeps.\nIt rains &amp; it blows.\n"
     assert (raw / "valid.en").read_bytes() == (raw / "valid.en-fr.en").read_bytes()
@@ -176,11 +264,27 @@ def test_wmt_sgm(tmp_path, capsys):
 def test_wmt_plain_mismatch_and_sacrebleu_command(tmp_path, capsys):
     (tmp_path / "a.en").write_text("one\ntwo\n", encoding="utf-8")
     (tmp_path / "b.fr").write_text("un\n", encoding="utf-8")
-    assert cli.main(["wmt", "--direction", "en-fr", "--src", str(tmp_path / "a.en"), "--ref", str(tmp_path / "b.fr"),
-                     "--output", str(tmp_path / "raw")]) == 1
+    assert (
+        cli.main(
+            [
+                "wmt",
+                "--direction",
+                "en-fr",
+                "--src",
+                str(tmp_path / "a.en"),
+                "--ref",
+                str(tmp_path / "b.fr"),
+                "--output",
+                str(tmp_path / "raw"),
+            ]
+        )
+        == 1
+    )
     assert "a.en has 2 sentences, " in capsys.readouterr().err
-    assert cli.main(["wmt", "--direction", "en-fr", "--testset", "wmt14", "--dry-run", "--output",
-                     str(tmp_path / "raw")]) == 0
+    assert (
+        cli.main(["wmt", "--direction", "en-fr", "--testset", "wmt14", "--dry-run", "--output", str(tmp_path / "raw")])
+        == 0
+    )
     out = capsys.readouterr().out.splitlines()
     assert out == ["sacrebleu -t wmt14 -l en-fr --echo src", "sacrebleu -t wmt14 -l en-fr --echo ref"]
 
@@ -188,8 +292,15 @@ def test_wmt_plain_mismatch_and_sacrebleu_command(tmp_path, capsys):
 def test_module_entry_point(tmp_path):
     (tmp_path / "s.en").write_text("Hello.\n", encoding="utf-8")
     (tmp_path / "r.de").write_text("Hallo.\n", encoding="utf-8")
-    proc = subprocess.run([sys.executable, "-m", "xlm_preprocess.corpora.wmt", "--direction", "en-de", "--src",
-                           str(tmp_path / "s.en"), "--ref", str(tmp_path / "r.de"), "--output", str(tmp_path / "raw")],
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    assert proc.returncode == 0, proc.stderr
+    python_module(
+        "xlm_preprocess.corpora.wmt",
+        "--direction",
+        "en-de",
+        "--src",
+        tmp_path / "s.en",
+        "--ref",
+        tmp_path / "r.de",
+        "--output",
+        tmp_path / "raw",
+    )
     assert (tmp_path / "raw" / "test.de-en.de").read_text() == "Hallo.\n"

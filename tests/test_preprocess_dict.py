@@ -1,17 +1,19 @@
 """build-dict: the shared dict.txt convention (specials at 4..13, first word 14), counts sorted, --max-vocab
 and --min-count, loading with fairseq's Dictionary."""
+
 import pytest
 from fairseq.data import Dictionary
 
-from xlm_preprocess import cli
 from xlm_fairseq.dictionary import FIRST_WORD_ID, SPECIALS, load_dictionary, mask_index
+from xlm_preprocess import cli
 
 
 @pytest.fixture
 def texts(tmp_path):
     (tmp_path / "a.en").write_text("the cat sat on the mat .\nthe dog ran .\n", encoding="utf-8")
-    (tmp_path / "b.fr").write_text("le chat est sur le tapis .\nle chien court .\n<unk> <special3> x\n",
-                                   encoding="utf-8")
+    (tmp_path / "b.fr").write_text(
+        "le chat est sur le tapis .\nle chien court .\n<unk> <special3> x\n", encoding="utf-8"
+    )
     return tmp_path
 
 
@@ -36,8 +38,26 @@ def test_specials_ids_and_order(texts, capsys):
     assert counts == sorted(counts, reverse=True)
     # the tokens that are dictionary symbols already are not added again
     assert d.index("<unk>") == 3 and d.index("<special3>") == 7
-    assert len(d) == 14 + len({"the", "cat", "sat", "on", "mat", ".", "dog", "ran", "le", "chat", "est", "sur",
-                               "tapis", "chien", "court", "x"})
+    assert len(d) == 14 + len(
+        {
+            "the",
+            "cat",
+            "sat",
+            "on",
+            "mat",
+            ".",
+            "dog",
+            "ran",
+            "le",
+            "chat",
+            "est",
+            "sur",
+            "tapis",
+            "chien",
+            "court",
+            "x",
+        }
+    )
     loaded = load_dictionary(str(path))
     assert mask_index(loaded) == 5
     assert "build-dict:" in capsys.readouterr().out
@@ -50,10 +70,13 @@ def test_max_vocab_and_min_count(texts, capsys):
     assert [d[i] for i in range(14, len(d))] == [".", "le", "the"]
 
 
-@pytest.mark.parametrize("args,message", [
-    (["--max-vocab", "14"], "--max-vocab must be more than 14"),
-    (["--min-count", "0"], "--min-count must be at least 1"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--max-vocab", "14"], "--max-vocab must be more than 14"),
+        (["--min-count", "0"], "--min-count must be at least 1"),
+    ],
+)
 def test_bad_flags(texts, capsys, args, message):
     assert cli.main(["build-dict", "-i", str(texts / "a.en"), "-o", str(texts / "d.txt"), *args]) == 1
     assert message in capsys.readouterr().err

@@ -1,20 +1,21 @@
 """`xlm-preprocess prepare` end to end: the real console script on tiny en/fr/de text with an en-fr pair gives a
 data-bin fairseq loads; reruns reuse finished steps only; interrupted runs resume; bad input fails early."""
+
 import json
 import os
 import shutil
-import subprocess
-import sys
 
 import pytest
 from fairseq.data import data_utils
 
-from xlm_preprocess import cli, prepare as prepare_module
-from xlm_preprocess.tokenizer import Tokenizer
 from xlm_fairseq.dictionary import load_dictionary
+from xlm_preprocess import cli
+from xlm_preprocess import prepare as prepare_module
+from xlm_preprocess.tokenizer import Tokenizer
+
+from . import helpers_cli
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures", "text")
-SCRIPT = os.path.join(os.path.dirname(sys.executable), "xlm-preprocess")
 
 
 def lines_of(path):
@@ -23,8 +24,7 @@ def lines_of(path):
 
 
 def run_script(*args):
-    assert os.path.isfile(SCRIPT), "the console script xlm-preprocess is not installed (pip install -e .)"
-    return subprocess.run([SCRIPT, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return helpers_cli.cli("xlm-preprocess", *args, check=False)
 
 
 @pytest.fixture(scope="module")
@@ -45,8 +45,14 @@ def test_data_bin_loads_in_fairseq(prepared):
         assert step in out
     assert "ignoring 1 file(s)" in out and "README" in out
     d = load_dictionary(str(data_bin / "dict.txt"))
-    expected = {"train.en": "train.en", "valid.de": "valid.de", "train.fr": "train.fr", "train.de": "train.de",
-                "valid.en": "valid.en", "valid.fr": "valid.fr"}
+    expected = {
+        "train.en": "train.en",
+        "valid.de": "valid.de",
+        "train.fr": "train.fr",
+        "train.de": "train.de",
+        "valid.en": "valid.en",
+        "valid.fr": "valid.fr",
+    }
     for split in ("train", "valid", "test"):
         for lang in ("en", "fr"):
             expected[f"{split}.en-fr.{lang}"] = f"{split}.en-fr.{lang}"
@@ -102,8 +108,19 @@ def test_changed_setting_redoes_dependent_steps(prepared, tmp_path, capsys):
     original = prepare_module.binarize_corpus
     prepare_module.binarize_corpus = lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt())
     try:
-        code = cli.main(["prepare", str(raw), str(tmp_path / "bin"), "--langs", "en,fr,de", "--codes", "120",
-                         "--work-dir", str(work)])
+        code = cli.main(
+            [
+                "prepare",
+                str(raw),
+                str(tmp_path / "bin"),
+                "--langs",
+                "en,fr,de",
+                "--codes",
+                "120",
+                "--work-dir",
+                str(work),
+            ]
+        )
     finally:
         prepare_module.binarize_corpus = original
     assert code == 130
@@ -127,7 +144,9 @@ def test_interrupted_run_resumes(tmp_path, capsys):
     def failing_apply(src, dst, *args, **kwargs):
         calls.append(dst)
         if len(calls) == 2:  # Ctrl-C while the second file is half written
-            with open(prepare_module.os.path.join(os.path.dirname(dst), f".{os.path.basename(dst)}.tmp-999999999"), "w") as f:
+            with open(
+                prepare_module.os.path.join(os.path.dirname(dst), f".{os.path.basename(dst)}.tmp-999999999"), "w"
+            ) as f:
                 f.write("half")
             raise KeyboardInterrupt
         return original(src, dst, *args, **kwargs)
@@ -160,8 +179,26 @@ def test_sentencepiece_backend(tmp_path, capsys):
     for name in ("train.en", "train.de"):
         shutil.copy(os.path.join(FIXTURES, name), raw / name)
     data_bin = tmp_path / "bin"
-    assert cli.main(["prepare", str(raw), str(data_bin), "--langs", "de,en", "--codes", "400",
-                     "--backend", "sentencepiece", "--alpha", "0.7", "--workers", "2"]) == 0
+    assert (
+        cli.main(
+            [
+                "prepare",
+                str(raw),
+                str(data_bin),
+                "--langs",
+                "de,en",
+                "--codes",
+                "400",
+                "--backend",
+                "sentencepiece",
+                "--alpha",
+                "0.7",
+                "--workers",
+                "2",
+            ]
+        )
+        == 0
+    )
     m = json.loads((data_bin / "manifest.json").read_text())
     assert m["bpe"]["backend"] == "sentencepiece" and m["bpe"]["alpha"] == 0.7 and m["bpe"]["codes"] == 400
     d = load_dictionary(str(data_bin / "dict.txt"))
@@ -202,17 +239,23 @@ def _raw_dir(tmp_path, files):
     return raw
 
 
-@pytest.mark.parametrize("files,langs,message", [
-    ({"train.en-fr.en": b"a\nb\nc\n", "train.en-fr.fr": b"x\ny\n"}, "en,fr",
-     "the two sides of train en-fr differ in length: RAW/train.en-fr.en has 3 lines, RAW/train.en-fr.fr has 2"),
-    ({"train.en": b"Hello.\n", "train.de": b""}, "en,de", "RAW/train.de is empty"),
-    ({"train.en": b"Hello.\n", "train.de": b"\n  \n"}, "en,de", "RAW/train.de is empty"),
-    ({"train.en": b"Hello.\n"}, "en,it", "no text for language 'it' in RAW"),
-    ({"train.en": b"Hello.\n", "valid.fr": b"Salut.\n"}, "en,fr", "no training text for 'fr'"),
-    ({"train.en-fr.en": b"Hello.\n"}, "en,fr", "RAW/train.en-fr.fr is missing (its other side train.en-fr.en"),
-    ({"train.en": b"Hello.\n"}, "en,EN", "--langs: 'EN' is not a language code"),
-    ({"train.en": b"ok\n\xc3\x28 bad\n"}, "en", "RAW/train.en:2: not valid UTF-8"),
-])
+@pytest.mark.parametrize(
+    "files,langs,message",
+    [
+        (
+            {"train.en-fr.en": b"a\nb\nc\n", "train.en-fr.fr": b"x\ny\n"},
+            "en,fr",
+            "the two sides of train en-fr differ in length: RAW/train.en-fr.en has 3 lines, RAW/train.en-fr.fr has 2",
+        ),
+        ({"train.en": b"Hello.\n", "train.de": b""}, "en,de", "RAW/train.de is empty"),
+        ({"train.en": b"Hello.\n", "train.de": b"\n  \n"}, "en,de", "RAW/train.de is empty"),
+        ({"train.en": b"Hello.\n"}, "en,it", "no text for language 'it' in RAW"),
+        ({"train.en": b"Hello.\n", "valid.fr": b"Salut.\n"}, "en,fr", "no training text for 'fr'"),
+        ({"train.en-fr.en": b"Hello.\n"}, "en,fr", "RAW/train.en-fr.fr is missing (its other side train.en-fr.en"),
+        ({"train.en": b"Hello.\n"}, "en,EN", "--langs: 'EN' is not a language code"),
+        ({"train.en": b"ok\n\xc3\x28 bad\n"}, "en", "RAW/train.en:2: not valid UTF-8"),
+    ],
+)
 def test_bad_input_fails_with_one_line(tmp_path, files, langs, message):
     raw = _raw_dir(tmp_path, files)
     data_bin = tmp_path / "bin"

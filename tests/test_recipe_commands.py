@@ -3,19 +3,20 @@ the examples' run.sh scripts build — parses with fairseq's own parser once the
 misspelt flag fails; fairseq's --help never lists task flags, so parse for real), and every training command
 of pretraining or translation keeps the original's gradient clipping (facebookresearch/XLM `train.py`:
 --clip_grad_norm 5; its XNLI fine-tuning, `xlm/evaluation/xnli.py`, clips nothing)."""
+
 import glob
 import json
 import os
 import re
 import shlex
 import stat
-import subprocess
 import sys
 
 import pytest
-
 from fairseq import options
 from fairseq.dataclass.utils import convert_namespace_to_omegaconf
+
+from .helpers_cli import run
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 USER_DIR = os.path.join(ROOT, "xlm_fairseq")
@@ -25,12 +26,19 @@ PARSERS = {
     "fairseq-validate": options.get_validation_parser,
     "fairseq-interactive": options.get_interactive_generation_parser,
 }
-DOCS = ["README.md"] + sorted(glob.glob(os.path.join(ROOT, "docs", "*.md"))) + \
-    sorted(glob.glob(os.path.join(ROOT, "examples", "*", "README.md")))
+DOCS = (
+    ["README.md"]
+    + sorted(glob.glob(os.path.join(ROOT, "docs", "*.md")))
+    + sorted(glob.glob(os.path.join(ROOT, "examples", "*", "README.md")))
+)
 SCRIPT_STAGES = {  # script -> the invocations that run fairseq (data stages download corpora: not run here)
     "examples/unmt/run.sh": [(["en", "fr", s], {}) for s in ("mlm", "unmt", "test")],
-    "examples/supervised-mt/run.sh": [(["mlm"], {}), (["mt", "ro-en"], {}), (["mt", "ro-en,en-ro"], {"BT": "1"}),
-                                      (["test"], {})],
+    "examples/supervised-mt/run.sh": [
+        (["mlm"], {}),
+        (["mt", "ro-en"], {}),
+        (["mt", "ro-en,en-ro"], {"BT": "1"}),
+        (["test"], {}),
+    ],
     "examples/xnli15/run.sh": [([s], {}) for s in ("mlm", "tlm", "xnli")],
     "examples/lowres-lm/run.sh": [([], {"DATA_BIN": "{fake_bin}"})],
 }
@@ -82,11 +90,15 @@ def script_commands(tmp_path, script, invocations):
     record.write_text("")
     for args, env in invocations:
         env = {k: v.format(fake_bin=fake_bin) for k, v in env.items()}
-        full_env = dict(os.environ, PATH=f"{bindir}:{os.path.dirname(sys.executable)}:{os.environ['PATH']}",
-                        RECORD=str(record), WORK=str(tmp_path / "work"), OUT=str(tmp_path / "out"), **env)
-        proc = subprocess.run(["bash", os.path.join(ROOT, script), *args], env=full_env, capture_output=True,
-                              text=True, cwd=tmp_path)
-        assert proc.returncode == 0, f"{script} {args}: {proc.stderr[-2000:]}"
+        full_env = dict(
+            os.environ,
+            PATH=f"{bindir}:{os.path.dirname(sys.executable)}:{os.environ['PATH']}",
+            RECORD=str(record),
+            WORK=str(tmp_path / "work"),
+            OUT=str(tmp_path / "out"),
+            **env,
+        )
+        run(["bash", os.path.join(ROOT, script), *args], env=full_env, cwd=tmp_path)
     return [json.loads(line) for line in record.read_text().splitlines()]
 
 

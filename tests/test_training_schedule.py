@@ -2,6 +2,7 @@
 `train.py: main`, `xlm/trainer.py: shuf_order`, `xlm/data/dataset.py: get_iterator`): language sampling,
 mono-then-para order, λ = 0 steps skipped where the schedule is drawn, epochs of nominal sentences, one
 batch order per step living across epochs, and the batch budget of each step kind."""
+
 import math
 from collections import OrderedDict
 
@@ -20,8 +21,9 @@ EOS = 2
 def schedule(steps, lambdas=None, epoch_size=60, batch_size=2, seed=0):
     lambdas = {g: LambdaSchedule(f"lambda-{g}", v) for g, v in (lambdas or {}).items()}
     last = max((s.points[-1][0] for s in lambdas.values()), default=0)
-    return TrainingSchedule(steps, lambda g, it: lambdas[g](it) if g in lambdas else 1.0, last, seed, epoch_size,
-                            batch_size)
+    return TrainingSchedule(
+        steps, lambda g, it: lambdas[g](it) if g in lambdas else 1.0, last, seed, epoch_size, batch_size
+    )
 
 
 class PairLike:
@@ -41,7 +43,7 @@ def test_language_sampling_frequencies_match_power_law():
     counts = {"en": 100000, "fr": 10000, "sw": 1000}
     q = sampling_probs(counts, 0.7)
     p = np.array([100000, 10000, 1000]) / 111000
-    expected = p ** 0.7 / (p ** 0.7).sum()
+    expected = p**0.7 / (p**0.7).sum()
     assert np.allclose([q["en"], q["fr"], q["sw"]], expected)
     assert sampling_probs(counts, -1) == {k: 1 / 3 for k in counts}
     steps = [Step(f"{lang}_mlm", "mlm", False, q[lang]) for lang in counts]
@@ -53,14 +55,20 @@ def test_language_sampling_frequencies_match_power_law():
 
 
 def test_iterations_run_mono_then_para_groups_in_order_and_count_nominal_sentences():
-    steps = [Step("en_clm", "clm", False, 1.0), Step("en_mlm", "mlm", False, 0.5), Step("fr_mlm", "mlm", False, 0.5),
-             Step("en_fr_mlm", "mlm", True, 1.0), Step("en_ae", "ae", False, 1.0), Step("fr_ae", "ae", False, 1.0),
-             Step("en-fr-en_bt", "bt", False, 1.0)]
+    steps = [
+        Step("en_clm", "clm", False, 1.0),
+        Step("en_mlm", "mlm", False, 0.5),
+        Step("fr_mlm", "mlm", False, 0.5),
+        Step("en_fr_mlm", "mlm", True, 1.0),
+        Step("en_ae", "ae", False, 1.0),
+        Step("fr_ae", "ae", False, 1.0),
+        Step("en-fr-en_bt", "bt", False, 1.0),
+    ]
     plan, taken = schedule(steps, epoch_size=61, batch_size=2).epoch(1)
     # ceil(61 / 2) = 31 nominal steps, reached at the end of a whole iteration of 7 steps
     assert len(plan) == 35 and not taken.any()
     for i in range(0, len(plan), 7):
-        its, ks = zip(*plan[i:i + 7])
+        its, ks = zip(*plan[i : i + 7])
         assert set(its) == {i // 7}
         names = [steps[k].name for k in ks]
         assert names[0] == "en_clm" and set(names[1:3]) <= {"en_mlm", "fr_mlm"} and names[3] == "en_fr_mlm"
@@ -99,10 +107,12 @@ def test_epochs_continue_the_iteration_count_and_replay_the_same_schedule():
 
 def multi_step(n_sentences=40, n_stream_tokens=400, epoch_size=200, seed=3):
     rng = np.random.RandomState(0)
-    datasets = OrderedDict([
-        ("en_mlm", StreamDataset(np.arange(14, 14 + n_stream_tokens), bptt=8, bs=4, eos=EOS)),
-        ("en_ae", PairLike(rng.randint(3, 30, size=n_sentences))),
-    ])
+    datasets = OrderedDict(
+        [
+            ("en_mlm", StreamDataset(np.arange(14, 14 + n_stream_tokens), bptt=8, bs=4, eos=EOS)),
+            ("en_ae", PairLike(rng.randint(3, 30, size=n_sentences))),
+        ]
+    )
     steps = [Step("en_mlm", "mlm", False, 1.0), Step("en_ae", "ae", False, 1.0)]
     return MultiStepDataset(datasets, schedule(steps, epoch_size=epoch_size, batch_size=4, seed=seed))
 
@@ -124,7 +134,7 @@ def test_each_step_reads_one_batch_order_across_epochs_without_repeats():
         per_pass = len(ms._pass(ms.names.index(name), 0, (60, None, 0)))
         assert len(got) > 2 * per_pass, "the test must cover several passes"
         for start in range(0, len(got) - per_pass + 1, per_pass):
-            one_pass = got[start:start + per_pass]
+            one_pass = got[start : start + per_pass]
             covered = sorted(i for b in one_pass for i in b)
             assert covered == sorted(set(covered)), f"{name}: a batch repeats within a pass"
             assert len(covered) == len(ms.datasets[name]), f"{name}: a pass must cover all its data"
@@ -158,8 +168,9 @@ def test_batch_budget_of_each_step_kind():
 
 
 def test_eval_batches_cover_every_step_once_interleaved():
-    datasets = OrderedDict((n, StreamDataset(np.arange(14, 14 + 40 * k), bptt=4, bs=1, eos=EOS))
-                           for k, n in ((1, "en_mlm"), (2, "fr_mlm")))
+    datasets = OrderedDict(
+        (n, StreamDataset(np.arange(14, 14 + 40 * k), bptt=4, bs=1, eos=EOS)) for k, n in ((1, "en_mlm"), (2, "fr_mlm"))
+    )
     ms = MultiStepDataset(datasets)
     batches = ms.eval_batches(max_tokens=None, max_sentences=5)
     assert sorted(i for b in batches for i in b) == list(range(len(ms)))

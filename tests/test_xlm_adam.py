@@ -1,7 +1,7 @@
 """Optimizer xlm_adam: fairseq adam's update (the original's Adam) to rounding, its state layout, and a real
 fairseq-train run that resumes exactly."""
-import torch
 
+import torch
 from fairseq.optim.adam import Adam
 
 from xlm_fairseq.optim.xlm_adam import XLMAdam
@@ -40,15 +40,31 @@ def test_same_update_as_fairseq_adam_to_rounding():
 
 def test_training_with_xlm_adam_resumes_exactly(tmp_path):
     data = make_data_bin(str(tmp_path), langs=("en", "fr"), pairs=(("en", "fr"),))
-    extra = ["--optimizer", "xlm_adam", "--adam-betas", "(0.9,0.98)", "--weight-decay", "0.01", "--clip-norm", 5,
-             "--dropout", "0.1", "--disable-validation"]
+    extra = [
+        "--optimizer",
+        "xlm_adam",
+        "--adam-betas",
+        "(0.9,0.98)",
+        "--weight-decay",
+        "0.01",
+        "--clip-norm",
+        5,
+        "--dropout",
+        "0.1",
+        "--disable-validation",
+    ]
     straight = cli("fairseq-train", *lm_train_args(data, tmp_path / "a", *extra, max_update=12))
     cli("fairseq-train", *lm_train_args(data, tmp_path / "b", *extra, max_update=6))
     resumed = cli("fairseq-train", *lm_train_args(data, tmp_path / "b", *extra, max_update=12))
     la, lb = train_losses(straight.stdout + straight.stderr), train_losses(resumed.stdout + resumed.stderr)
     assert all(la[u] == lb[u] for u in range(7, 13))
-    assert max_param_diff(load_model_state(tmp_path / "a" / "checkpoint_last.pt"),
-                          load_model_state(tmp_path / "b" / "checkpoint_last.pt")) == 0
+    assert (
+        max_param_diff(
+            load_model_state(tmp_path / "a" / "checkpoint_last.pt"),
+            load_model_state(tmp_path / "b" / "checkpoint_last.pt"),
+        )
+        == 0
+    )
 
 
 def test_loader_processes_are_left_out_when_the_model_fills_the_cpu(tmp_path, monkeypatch):

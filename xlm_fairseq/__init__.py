@@ -1,4 +1,5 @@
 """xlm_fairseq: XLM (Lample & Conneau, 2019) as a fairseq plugin (`--user-dir xlm_fairseq`)."""
+
 __version__ = "0.1.0"
 
 from . import errors, safe_loading

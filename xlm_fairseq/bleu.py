@@ -4,17 +4,16 @@
 multi-bleu.perl computes, and the paper's numbers). `sacre`: sacreBLEU 13a on detokenised text.
 Statistics (n-gram matches and totals, lengths) are summed over batches and ranks, and BLEU is computed
 once from the sums, as fairseq's translation task does."""
+
 from typing import Dict, List
 
-from sacrebleu.metrics import BLEU
-
 from fairseq.data import data_utils
+from sacrebleu.metrics import BLEU
 
 KINDS = ("tok", "sacre")
 STAT_KEYS = [f"counts_{i}" for i in range(4)] + [f"totals_{i}" for i in range(4)] + ["sys_len", "ref_len"]
 
-_scorers = {"tok": BLEU(tokenize="none", smooth_method="none"),
-            "sacre": BLEU(tokenize="13a", smooth_method="none")}
+_scorers = {"tok": BLEU(tokenize="none", smooth_method="none"), "sacre": BLEU(tokenize="13a", smooth_method="none")}
 
 
 def bleu_stats(hyps: List[str], refs: List[str], kind: str) -> Dict[str, float]:
@@ -29,8 +28,11 @@ def bleu_from_stats(stats: Dict[str, float]) -> float:
     if stats["totals_0"] == 0:
         return 0.0
     return BLEU.compute_bleu(
-        correct=[int(stats[f"counts_{i}"]) for i in range(4)], total=[int(stats[f"totals_{i}"]) for i in range(4)],
-        sys_len=int(stats["sys_len"]), ref_len=int(stats["ref_len"]), smooth_method="none",
+        correct=[int(stats[f"counts_{i}"]) for i in range(4)],
+        total=[int(stats[f"totals_{i}"]) for i in range(4)],
+        sys_len=int(stats["sys_len"]),
+        ref_len=int(stats["ref_len"]),
+        smooth_method="none",
     ).score
 
 

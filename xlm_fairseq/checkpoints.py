@@ -6,12 +6,12 @@ Language ids index the language embedding (the sorted --langs, as the original),
 `--langs de,en` loaded into one with `--langs en,fr` would give English the German row if rows were copied by
 position. Every loading path maps rows by language name instead: --reload-encoder/--reload-decoder,
 --finetune-from-model, --restore-file, fairseq-generate/-validate/-interactive and the hub interface."""
+
 import logging
 import os
 from typing import List, Optional, Sequence, Tuple
 
 import torch
-
 from fairseq import utils
 
 from .errors import ConfigError
@@ -41,9 +41,11 @@ def read_checkpoint(path: str, flag: str = "checkpoint") -> dict:
     try:
         state = checkpoint_utils.load_checkpoint_to_cpu(path)
     except Exception as e:  # a truncated, corrupt or foreign file: say which and why in one line
-        raise CheckpointError(f"{flag} {path}: not a readable checkpoint ({_describe(e)}): the file is truncated, "
-                              "corrupt or not a fairseq checkpoint (original XLM .pth files go through `xlm-convert "
-                              "from-original` first); nothing was written") from None
+        raise CheckpointError(
+            f"{flag} {path}: not a readable checkpoint ({_describe(e)}): the file is truncated, "
+            "corrupt or not a fairseq checkpoint (original XLM .pth files go through `xlm-convert "
+            "from-original` first); nothing was written"
+        ) from None
     if not isinstance(state, dict) or "model" not in state:
         raise CheckpointError(f"{flag} {path}: no model weights in this file: not a fairseq checkpoint")
     return state
@@ -120,19 +122,23 @@ def check_language_coverage(source: Sequence[str], target: Sequence[str], allow_
     """A language of `target` that the checkpoint (`source`) lacks is an error unless `allow_new`."""
     missing = [l for l in target if l not in source]
     if missing and not allow_new:
-        raise CheckpointError(f"{what}: it was trained with the languages {','.join(source)}, which lack "
-                              f"{','.join(missing)} of --langs {','.join(target)}; remove them from --langs, or "
-                              "pass --init-new-langs to give them a fresh language embedding")
+        raise CheckpointError(
+            f"{what}: it was trained with the languages {','.join(source)}, which lack "
+            f"{','.join(missing)} of --langs {','.join(target)}; remove them from --langs, or "
+            "pass --init-new-langs to give them a fresh language embedding"
+        )
 
 
-def map_language_rows(weight: torch.Tensor, source: Sequence[str], target: Sequence[str], allow_new: bool,
-                      what: str) -> torch.Tensor:
+def map_language_rows(
+    weight: torch.Tensor, source: Sequence[str], target: Sequence[str], allow_new: bool, what: str
+) -> torch.Tensor:
     """Rows of `weight` (one per language of `source`) rearranged for the languages of `target`. A target
     language the source lacks is an error unless `allow_new`; its row is then drawn as every embedding is at
     initialisation, N(0, dim^-0.5)."""
     if weight.size(0) != len(source):
-        raise CheckpointError(f"{what}: its language embedding has {weight.size(0)} rows for the languages "
-                              f"{','.join(source)}")
+        raise CheckpointError(
+            f"{what}: its language embedding has {weight.size(0)} rows for the languages {','.join(source)}"
+        )
     check_language_coverage(source, target, allow_new, what)
     missing = [l for l in target if l not in source]
     rows = []
@@ -143,6 +149,7 @@ def map_language_rows(weight: torch.Tensor, source: Sequence[str], target: Seque
             rows.append(torch.randn(weight.size(1), dtype=weight.dtype) * weight.size(1) ** -0.5)
     if list(source) != list(target):
         fresh = f"; fresh rows for {','.join(missing)}" if missing else ""
-        logger.info(f"{what}: language embedding rows mapped by name from {','.join(source)} to "
-                    f"{','.join(target)}{fresh}")
+        logger.info(
+            f"{what}: language embedding rows mapped by name from {','.join(source)} to {','.join(target)}{fresh}"
+        )
     return torch.stack(rows) if rows else weight[:0]

@@ -1,10 +1,17 @@
 """The shared vocabulary convention (xlm_preprocess/vocabulary.py, which the preprocessing uses without torch)
 as fairseq's plain Dictionary."""
+
 import os
 
 from fairseq.data import Dictionary
+
 from xlm_preprocess.vocabulary import (  # noqa: F401  (re-exported)
-    FIRST_WORD_ID, MASK_WORD, N_SPECIALS, SPECIALS, check_symbols, write_dictionary,
+    FIRST_WORD_ID,
+    MASK_WORD,
+    N_SPECIALS,
+    SPECIALS,
+    check_symbols,
+    write_dictionary,
 )
 from xlm_preprocess.vocabulary import DictionaryError as _ConventionError
 

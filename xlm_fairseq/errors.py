@@ -4,6 +4,7 @@ fairseq's command lines let exceptions reach the top level; for our own user err
 prints `error: <message>` instead of a traceback and exits with status 2. It does the same for a checkpoint
 that fairseq itself cannot read (a truncated or corrupt --restore-file, checkpoint_last.pt or --path): torch's
 own message would end with advice to unpickle the file without weights-only checks, wrong for a broken file."""
+
 import re
 import sys
 
@@ -43,12 +44,17 @@ def _unreadable_checkpoint(exc):
         tb = exc.__traceback__
         while tb is not None:
             frame = tb.tb_frame
-            if frame.f_code.co_name == "load_checkpoint_to_cpu" and \
-                    frame.f_globals.get("__name__") == "fairseq.checkpoint_utils":
+            if (
+                frame.f_code.co_name == "load_checkpoint_to_cpu"
+                and frame.f_globals.get("__name__") == "fairseq.checkpoint_utils"
+            ):
                 text = str(exc)
                 refused = re.search(r"GLOBAL (\S+) was not an allowed global", text)
-                why = f"it pickles {refused.group(1)}, which weights-only loading refuses" if refused else \
-                    f"{type(exc).__name__}: {(text.strip().splitlines() or [''])[0][:160]}"
+                why = (
+                    f"it pickles {refused.group(1)}, which weights-only loading refuses"
+                    if refused
+                    else f"{type(exc).__name__}: {(text.strip().splitlines() or [''])[0][:160]}"
+                )
                 return frame.f_locals.get("path"), why
             tb = tb.tb_next
         exc = exc.__cause__ or exc.__context__
@@ -65,9 +71,11 @@ def install_excepthook() -> None:
         unreadable = None if user_error is not None else _unreadable_checkpoint(exc)
         if unreadable is not None:
             path, why = unreadable
-            user_error = (f"{path}: not a readable checkpoint ({why}); it is truncated, corrupt or not a fairseq "
-                          "checkpoint: pass another file (--restore-file, --finetune-from-model, --path), or delete "
-                          "it to start afresh. Nothing was written")
+            user_error = (
+                f"{path}: not a readable checkpoint ({why}); it is truncated, corrupt or not a fairseq "
+                "checkpoint: pass another file (--restore-file, --finetune-from-model, --path), or delete "
+                "it to start afresh. Nothing was written"
+            )
         if user_error is not None:
             sys.stderr.write(f"error: {user_error}\n")
             sys.stderr.flush()

@@ -1,5 +1,5 @@
 """`xlm-eval-lm CHECKPOINT DATA --lang cs [--split valid,test]`: CLM perplexity of one language (paper §4.4,
-Table 4; spec §5.2).
+Table 4; facebookresearch/XLM `xlm/evaluation/evaluator.py: evaluate_clm`).
 
 The number is computed by the training task's own validation path: the checkpoint's config is reloaded with
 task `xlm_cross_lingual_lm`, its `--langs` (so language ids are unchanged), `--clm-steps LANG` and the data
@@ -13,6 +13,7 @@ what `fairseq-train` logs as `valid_{lang}_clm_ppl` for the same checkpoint and 
 
 prints as `cs_clm_ppl`.
 """
+
 import argparse
 import json
 import logging
@@ -32,8 +33,9 @@ from .errors import XLMUserError
 def _load_state(path: str) -> dict:
     state = read_checkpoint(path, "checkpoint")
     if state.get("cfg") is None:
-        raise XLMUserError(f"{path} has no saved config (cfg): it was not written by fairseq-train "
-                           "with --user-dir xlm_fairseq")
+        raise XLMUserError(
+            f"{path} has no saved config (cfg): it was not written by fairseq-train with --user-dir xlm_fairseq"
+        )
     return state
 
 
@@ -45,12 +47,13 @@ def _clm_config(saved_cfg, data: str, lang: str, tokens_per_sample: Optional[int
     saved_task = saved_cfg.get("task")
     langs_value = saved_task.get("langs") if saved_task is not None else None
     if not langs_value:
-        raise XLMUserError(f"{path}: its task ({saved_task.get('_name') if saved_task else None}) has no --langs; "
-                           "xlm-eval-lm needs a checkpoint trained with an xlm_fairseq task")
+        raise XLMUserError(
+            f"{path}: its task ({saved_task.get('_name') if saved_task else None}) has no --langs; "
+            "xlm-eval-lm needs a checkpoint trained with an xlm_fairseq task"
+        )
     langs = parse_langs(langs_value)
     if lang not in langs:
-        raise XLMUserError(f"--lang {lang}: {path} was trained with --langs {','.join(langs)}; "
-                           f"choose one of them")
+        raise XLMUserError(f"--lang {lang}: {path} was trained with --langs {','.join(langs)}; choose one of them")
     task_cfg = OmegaConf.structured(CrossLingualLMConfig)
     with open_dict(task_cfg):
         for key in ("lg_sampling_factor", "epoch_size", "max_len", "tokens_per_sample", "context_size"):
@@ -73,8 +76,9 @@ def _clm_config(saved_cfg, data: str, lang: str, tokens_per_sample: Optional[int
 class CLMEvaluator:
     """The model of CHECKPOINT inside task xlm_cross_lingual_lm --clm-steps LANG, ready to evaluate splits."""
 
-    def __init__(self, checkpoint: str, data: str, lang: str, tokens_per_sample: Optional[int] = None,
-                 cpu: bool = False):
+    def __init__(
+        self, checkpoint: str, data: str, lang: str, tokens_per_sample: Optional[int] = None, cpu: bool = False
+    ):
         from fairseq import tasks
 
         from .criterions.xlm_lm_loss import XLMLMLoss
@@ -89,8 +93,9 @@ class CLMEvaluator:
         try:
             self.model.load_state_dict(state["model"], strict=True, model_cfg=self.cfg.model)
         except RuntimeError as e:
-            raise XLMUserError(f"{checkpoint}: its weights do not fit the model of its own config "
-                               f"({str(e).splitlines()[0]})") from None
+            raise XLMUserError(
+                f"{checkpoint}: its weights do not fit the model of its own config ({str(e).splitlines()[0]})"
+            ) from None
         self.model.eval()
         self.use_cuda = torch.cuda.is_available() and not cpu
         if self.use_cuda:
@@ -108,8 +113,9 @@ class CLMEvaluator:
 
         self.task.load_dataset(split, combine=False, epoch=1)
         dataset = self.task.dataset(split)
-        itr = self.task.get_batch_iterator(dataset=dataset, max_sentences=1, seed=int(self.cfg.common.seed),
-                                           num_workers=0).next_epoch_itr(shuffle=False)
+        itr = self.task.get_batch_iterator(
+            dataset=dataset, max_sentences=1, seed=int(self.cfg.common.seed), num_workers=0
+        ).next_epoch_itr(shuffle=False)
         logs: List[dict] = []
         with torch.no_grad():
             for sample in itr:
@@ -131,9 +137,15 @@ class CLMEvaluator:
         }
 
 
-def evaluate_clm(checkpoint: str, data: str, lang: str, splits=("valid", "test"),
-                 tokens_per_sample: Optional[int] = None, cpu: bool = False) -> Dict[str, Dict[str, float]]:
-    """{split: {'ppl', 'acc', 'loss', 'predicted', 'windows'}}: CLM perplexity of `lang` (spec §5.2)."""
+def evaluate_clm(
+    checkpoint: str,
+    data: str,
+    lang: str,
+    splits=("valid", "test"),
+    tokens_per_sample: Optional[int] = None,
+    cpu: bool = False,
+) -> Dict[str, Dict[str, float]]:
+    """{split: {'ppl', 'acc', 'loss', 'predicted', 'windows'}}: CLM perplexity of `lang` (as `evaluate_clm`)."""
     return _evaluate(CLMEvaluator(checkpoint, data, lang, tokens_per_sample, cpu), splits)
 
 
@@ -145,14 +157,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="xlm-eval-lm",
         description="CLM perplexity of one language on its valid/test streams (paper Table 4), computed as "
-                    "fairseq-train's valid_{lang}_clm_ppl.")
-    p.add_argument("checkpoint", metavar="CHECKPOINT",
-                   help="a checkpoint of an xlm_fairseq task (e.g. checkpoint_best.pt)")
+        "fairseq-train's valid_{lang}_clm_ppl.",
+    )
+    p.add_argument(
+        "checkpoint", metavar="CHECKPOINT", help="a checkpoint of an xlm_fairseq task (e.g. checkpoint_best.pt)"
+    )
     p.add_argument("data", metavar="DATA", help="data-bin folder with dict.txt and {split}.{lang}")
     p.add_argument("--lang", required=True, help="language to evaluate (one of the checkpoint's --langs)")
     p.add_argument("--split", default="valid,test", help="comma-separated splits (default valid,test)")
-    p.add_argument("--tokens-per-sample", type=int, default=None,
-                   help="stream window (XLM's --bptt); default: the checkpoint's")
+    p.add_argument(
+        "--tokens-per-sample", type=int, default=None, help="stream window (XLM's --bptt); default: the checkpoint's"
+    )
     p.add_argument("--cpu", action="store_true", help="do not use a GPU even if there is one")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     p.add_argument("-v", "--verbose", action="store_true", help="show fairseq's log")
@@ -161,8 +176,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(format="%(asctime)s | %(levelname)s | %(name)s | %(message)s", stream=sys.stderr,
-                        level=logging.INFO if args.verbose else logging.WARNING, force=True)
+    logging.basicConfig(
+        format="%(asctime)s | %(levelname)s | %(name)s | %(message)s",
+        stream=sys.stderr,
+        level=logging.INFO if args.verbose else logging.WARNING,
+        force=True,
+    )
     warnings.filterwarnings("ignore", message=".*pin_memory.*")
     splits = [s.strip() for s in args.split.split(",") if s.strip()]
     try:
@@ -178,11 +197,22 @@ def main(argv=None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     if args.json:
-        print(json.dumps({"checkpoint": args.checkpoint, "lang": args.lang, "num_updates": evaluator.num_updates,
-                          "tokens_per_sample": evaluator.tokens_per_sample, "splits": results}))
+        print(
+            json.dumps(
+                {
+                    "checkpoint": args.checkpoint,
+                    "lang": args.lang,
+                    "num_updates": evaluator.num_updates,
+                    "tokens_per_sample": evaluator.tokens_per_sample,
+                    "splits": results,
+                }
+            )
+        )
         return 0
-    print(f"{args.checkpoint} ({evaluator.num_updates} updates): {args.lang} CLM perplexity, windows of "
-          f"{evaluator.tokens_per_sample} tokens")
+    print(
+        f"{args.checkpoint} ({evaluator.num_updates} updates): {args.lang} CLM perplexity, windows of "
+        f"{evaluator.tokens_per_sample} tokens"
+    )
     print("split   ppl         acc     predicted  windows")
     for split, r in results.items():
         ppl = f"{r['ppl']:.4f}" if math.isfinite(r["ppl"]) else str(r["ppl"])

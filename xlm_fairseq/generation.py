@@ -1,10 +1,12 @@
-"""Batched greedy decoding with the incremental key/value cache (spec §1.13 `generate`): used by online
+"""Batched greedy decoding with the incremental key/value cache (facebookresearch/XLM `xlm/model/transformer.py:
+TransformerModel.generate`): used by online
 back-translation (max_len = int(1.3 * L + 5)) and by BLEU validation (int(1.5 * L + 10)).
 
 Every row starts with `</s>` at position 0 and the target language id on every position; a row stops
 after emitting `</s>`; rows still running at max_len get `</s>` forced in the last position. Finished rows
 leave the batch (their cache rows are dropped), which the original does not do but which changes nothing
 in the output."""
+
 from typing import Tuple
 
 import torch
@@ -12,8 +14,9 @@ from torch import Tensor
 
 
 @torch.no_grad()
-def greedy_generate(model, src_tokens: Tensor, src_lengths: Tensor, src_langs: Tensor, tgt_langs: Tensor,
-                    max_len: int) -> Tuple[Tensor, Tensor]:
+def greedy_generate(
+    model, src_tokens: Tensor, src_lengths: Tensor, src_langs: Tensor, tgt_langs: Tensor, max_len: int
+) -> Tuple[Tensor, Tensor]:
     """Returns (generated `</s> y </s>` right-padded with pad, lengths counting both delimiters)."""
     encoder, decoder = model.encoder, model.decoder
     eos, pad = decoder.dictionary.eos(), decoder.dictionary.pad()

@@ -16,18 +16,18 @@ sentencepiece encoders, then the shared dictionary), and every sentence is XLM's
 its language id on every token. The dictionary, codes and settings come from the checkpoint's folder
 (inference_assets.py). Mistakes (unknown language, empty text, text longer than the position table, an
 operation the checkpoint cannot do) raise InputError with one line naming the argument."""
+
 import math
 import os
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
-from omegaconf import open_dict
-from torch import nn
-
 from fairseq import utils
 from fairseq.data import ListDataset, encoders
 from fairseq.dataclass.configs import GenerationConfig
+from omegaconf import open_dict
+from torch import nn
 
 from . import inference_assets
 from .data.translation_step_dataset import TranslationStepDataset
@@ -41,8 +41,9 @@ FAIRSEQ_BPE = {"subword-nmt": ("subword_nmt", "bpe_codes"), "sentencepiece": ("s
 OWN_KWARGS = ("bpe", "bpe_codes", "lowercase")
 
 
-def from_pretrained(model_name_or_path: str, checkpoint_file: str = "checkpoint_best.pt",
-                    data_name_or_path: str = ".", **kwargs) -> "XLMHubInterface":
+def from_pretrained(
+    model_name_or_path: str, checkpoint_file: str = "checkpoint_best.pt", data_name_or_path: str = ".", **kwargs
+) -> "XLMHubInterface":
     """fairseq.hub_utils.from_pretrained (the folder is the data: dict.txt beside the checkpoint) + the
     preprocessing settings beside it. kwargs bpe / bpe_codes / lowercase complete a folder without them; the
     rest are fairseq's argument overrides."""
@@ -54,16 +55,21 @@ def from_pretrained(model_name_or_path: str, checkpoint_file: str = "checkpoint_
     folder = str(model_name_or_path)
     if not os.path.isdir(folder):
         raise InputError(f"model_name_or_path={folder!r}: no such folder (give the folder that holds the checkpoint)")
-    for name in str(checkpoint_file).split(os.pathsep):
+    for name in utils.split_paths(str(checkpoint_file)):
         if not os.path.isfile(os.path.join(folder, name)):
             found = sorted(f for f in os.listdir(folder) if f.endswith(".pt"))
-            raise InputError(f"checkpoint_file={name!r}: not in {folder} (it holds {', '.join(found) or 'no .pt file'}); "
-                             "pass checkpoint_file=...")
-    data = os.path.abspath(os.path.join(folder, data_name_or_path) if data_name_or_path.startswith(".")
-                           else data_name_or_path)
+            raise InputError(
+                f"checkpoint_file={name!r}: not in {folder} (it holds {', '.join(found) or 'no .pt file'}); "
+                "pass checkpoint_file=..."
+            )
+    data = os.path.abspath(
+        os.path.join(folder, data_name_or_path) if data_name_or_path.startswith(".") else data_name_or_path
+    )
     if not os.path.isfile(os.path.join(data, inference_assets.DICT)):
-        raise InputError(f"{data} has no {inference_assets.DICT} (checkpoints saved before xlm_fairseq wrote it "
-                         "beside them): pass data_name_or_path=DATA_BIN, the data-bin the model was trained on")
+        raise InputError(
+            f"{data} has no {inference_assets.DICT} (checkpoints saved before xlm_fairseq wrote it "
+            "beside them): pass data_name_or_path=DATA_BIN, the data-bin the model was trained on"
+        )
     loaded = hub_utils.from_pretrained(folder, checkpoint_file, data, **kwargs)
     task = loaded["task"]
     settings = inference_assets.load(os.path.abspath(folder), data, list(task.langs), **own)
@@ -96,16 +102,23 @@ class XLMHubInterface(nn.Module):
     # ------------------------------------------------------------------------------------------ text
     def lang_id(self, lang: str, arg: str = "lang") -> int:
         if lang not in self.lang2id:
-            raise InputError(f"{arg}={lang!r}: this model was trained with the languages {', '.join(self.langs)}; "
-                             "pass one of them")
+            raise InputError(
+                f"{arg}={lang!r}: this model was trained with the languages {', '.join(self.langs)}; pass one of them"
+            )
         return self.lang2id[lang]
 
     def tokenizer(self, lang: str) -> XLMMosesTokenizer:
         """The `xlm_moses` tokenizer of `lang` with the model's settings (cached)."""
         if lang not in self._tokenizers:
-            self._tokenizers[lang] = XLMMosesTokenizer(_config(
-                "xlm_moses", source_lang=lang, target_lang=lang, lowercase_strip_accents=self.settings.lowercase,
-                xlm_segmenter=self.settings.tokenizers.get(lang, "auto")))
+            self._tokenizers[lang] = XLMMosesTokenizer(
+                _config(
+                    "xlm_moses",
+                    source_lang=lang,
+                    target_lang=lang,
+                    lowercase_strip_accents=self.settings.lowercase,
+                    xlm_segmenter=self.settings.tokenizers.get(lang, "auto"),
+                )
+            )
         return self._tokenizers[lang]
 
     def bpe_text(self, sentence: str, lang: str, arg: str = "sentence") -> str:
@@ -139,16 +152,19 @@ class XLMHubInterface(nn.Module):
 
     def _check_length(self, n: int, arg: str) -> None:
         if n > self.max_positions:
-            raise InputError(f"{arg}: {n} tokens with its delimiters, more than the model's {self.max_positions} "
-                             "positions; shorten or split it (nothing was truncated)")
+            raise InputError(
+                f"{arg}: {n} tokens with its delimiters, more than the model's {self.max_positions} "
+                "positions; shorten or split it (nothing was truncated)"
+            )
 
     def _batch(self, tokens, arg: str = "tokens") -> torch.LongTensor:
         tokens = torch.as_tensor(tokens)
         if tokens.dim() == 1:
             tokens = tokens.unsqueeze(0)
         if tokens.dim() != 2 or tokens.size(0) != 1:
-            raise InputError(f"{arg}: expected the ids of one sentence (encode()'s output), got shape "
-                             f"{tuple(tokens.shape)}")
+            raise InputError(
+                f"{arg}: expected the ids of one sentence (encode()'s output), got shape {tuple(tokens.shape)}"
+            )
         if tokens.numel() == 0 or int(tokens.min()) < 0 or int(tokens.max()) >= len(self.dictionary):
             raise InputError(f"{arg}: ids must lie in 0..{len(self.dictionary) - 1} (use encode())")
         self._check_length(tokens.size(1), arg)
@@ -161,8 +177,7 @@ class XLMHubInterface(nn.Module):
 
     def _require(self, what: str, ok: bool, needs: str) -> None:
         if not ok:
-            raise InputError(f"{what}: this checkpoint (task {self._task_value('_name') or '?'}) cannot do it; "
-                             f"{needs}")
+            raise InputError(f"{what}: this checkpoint (task {self._task_value('_name') or '?'}) cannot do it; {needs}")
 
     @property
     def is_mlm(self) -> bool:
@@ -188,8 +203,9 @@ class XLMHubInterface(nn.Module):
         return states if return_all_hiddens else hidden
 
     @torch.no_grad()
-    def sentence_embeddings(self, sentences: Sequence[str], lang: str, pool: str = "first",
-                            max_tokens: int = 4000) -> torch.Tensor:
+    def sentence_embeddings(
+        self, sentences: Sequence[str], lang: str, pool: str = "first", max_tokens: int = 4000
+    ) -> torch.Tensor:
         """(len(sentences), dim) float32 on the CPU: the first hidden state (`</s>`, what XLM's classifier reads)
         or the mean over the sentence's tokens, in length-sorted batches of at most max_tokens tokens."""
         if pool not in ("first", "mean"):
@@ -210,8 +226,9 @@ class XLMHubInterface(nn.Module):
                 batch[row, : len(encoded[i])] = encoded[i]
             batch, lengths = batch.to(self.device), lengths.to(self.device)
             mask = padding_mask_from_lengths(batch, lengths, self.dictionary.pad())
-            hidden = self.model.encoder.fwd(batch, padding_mask=mask,
-                                            langs=torch.full((len(idx),), lid, device=self.device)).float()
+            hidden = self.model.encoder.fwd(
+                batch, padding_mask=mask, langs=torch.full((len(idx),), lid, device=self.device)
+            ).float()
             pooled = hidden[:, 0] if pool == "first" else hidden.sum(1) / lengths[:, None]
             out[idx] = pooled.cpu()
             start = end
@@ -221,14 +238,19 @@ class XLMHubInterface(nn.Module):
     @torch.no_grad()
     def fill_mask(self, masked_sentence: str, lang: str, topk: int = 5) -> List[Tuple[str, float, str]]:
         """The topk words for the one `<mask>` of the text: (filled sentence, probability, predicted word)."""
-        self._require("fill_mask", self.is_mlm,
-                      "it needs a masked-LM checkpoint (trained with --mlm-steps, or a converted MLM model)")
+        self._require(
+            "fill_mask",
+            self.is_mlm,
+            "it needs a masked-LM checkpoint (trained with --mlm-steps, or a converted MLM model)",
+        )
         if not isinstance(masked_sentence, str) or MASK not in masked_sentence:
-            raise InputError(f"masked_sentence has no {MASK}: put {MASK} where the word goes, e.g. "
-                             f"'The {MASK} sleeps on the bed.'")
+            raise InputError(
+                f"masked_sentence has no {MASK}: put {MASK} where the word goes, e.g. 'The {MASK} sleeps on the bed.'"
+            )
         if masked_sentence.count(MASK) > 1:
-            raise InputError(f"masked_sentence has {masked_sentence.count(MASK)} {MASK}s: fill_mask predicts one "
-                             "word; keep one")
+            raise InputError(
+                f"masked_sentence has {masked_sentence.count(MASK)} {MASK}s: fill_mask predicts one word; keep one"
+            )
         if not isinstance(topk, int) or not 1 <= topk <= len(self.dictionary):
             raise InputError(f"topk={topk!r}: give a whole number from 1 to {len(self.dictionary)}")
         left, right = masked_sentence.split(MASK)
@@ -244,8 +266,11 @@ class XLMHubInterface(nn.Module):
         for value, i in zip(values.tolist(), index.tolist()):
             piece = self.dictionary[i]
             word = self.bpe.decode(piece) if self.bpe is not None else piece
-            filled = masked_sentence.replace(f" {MASK}", " " + word) if f" {MASK}" in masked_sentence \
+            filled = (
+                masked_sentence.replace(f" {MASK}", " " + word)
+                if f" {MASK}" in masked_sentence
                 else masked_sentence.replace(MASK, word)
+            )
             results.append((filled, value, word))
         return results
 
@@ -259,32 +284,62 @@ class XLMHubInterface(nn.Module):
         hidden = self.model.encoder.fwd(tokens, langs=langs, causal=True)
         lprobs = F.log_softmax(self.model.encoder.predict(hidden[0, :-1]).float(), dim=-1)
         log_probs = lprobs.gather(1, tokens[0, 1:, None]).squeeze(1).cpu()
-        return {"tokens": [self.dictionary[int(i)] for i in tokens[0, 1:]], "log_probs": log_probs,
-                "ppl": math.exp(-float(log_probs.mean()))}
+        return {
+            "tokens": [self.dictionary[int(i)] for i in tokens[0, 1:]],
+            "log_probs": log_probs,
+            "ppl": math.exp(-float(log_probs.mean())),
+        }
 
     # ---------------------------------------------------------------------------------- translation
-    def translate(self, sentences: Union[str, Sequence[str]], source_lang: str, target_lang: str, beam: int = 1,
-                  max_len_a: float = 1.5, max_len_b: int = 10, max_tokens: int = 6000,
-                  **generation) -> Union[str, List[str]]:
+    def translate(
+        self,
+        sentences: Union[str, Sequence[str]],
+        source_lang: str,
+        target_lang: str,
+        beam: int = 1,
+        max_len_a: float = 1.5,
+        max_len_b: int = 10,
+        max_tokens: int = 6000,
+        **generation,
+    ) -> Union[str, List[str]]:
         """Raw text -> detokenised translations, in length-sorted batches of at most max_tokens source tokens.
         Length limit int(max_len_a * source length + max_len_b), XLM's evaluation default; further keyword
         arguments are fairseq's generation options (lenpen, sampling, ...)."""
         if isinstance(sentences, str):
-            return self.translate([sentences], source_lang, target_lang, beam, max_len_a, max_len_b, max_tokens,
-                                  **generation)[0]
-        self._require("translate", self.model.is_encoder_decoder,
-                      "it is an encoder-only model; translation needs an encoder-decoder checkpoint "
-                      "(fairseq-train --task xlm_unsupervised_mt, or xlm-convert from-original of an MT model)")
+            return self.translate(
+                [sentences], source_lang, target_lang, beam, max_len_a, max_len_b, max_tokens, **generation
+            )[0]
+        self._require(
+            "translate",
+            self.model.is_encoder_decoder,
+            "it is an encoder-only model; translation needs an encoder-decoder checkpoint "
+            "(fairseq-train --task xlm_unsupervised_mt, or xlm-convert from-original of an MT model)",
+        )
         self.lang_id(source_lang, "source_lang")
         self.lang_id(target_lang, "target_lang")
         tokens = [self.encode(s, source_lang, f"sentences[{i}]") for i, s in enumerate(sentences)]
-        hypos = self.generate(tokens, source_lang, target_lang, beam=beam, max_len_a=max_len_a,
-                              max_len_b=max_len_b, max_tokens=max_tokens, **generation)
+        hypos = self.generate(
+            tokens,
+            source_lang,
+            target_lang,
+            beam=beam,
+            max_len_a=max_len_a,
+            max_len_b=max_len_b,
+            max_tokens=max_tokens,
+            **generation,
+        )
         return [self.decode(h[0]["tokens"], target_lang) for h in hypos]
 
     @torch.no_grad()
-    def generate(self, tokens: List[torch.LongTensor], source_lang: str, target_lang: str, beam: int = 1,
-                 max_tokens: int = 6000, **generation) -> List[List[Dict[str, torch.Tensor]]]:
+    def generate(
+        self,
+        tokens: List[torch.LongTensor],
+        source_lang: str,
+        target_lang: str,
+        beam: int = 1,
+        max_tokens: int = 6000,
+        **generation,
+    ) -> List[List[Dict[str, torch.Tensor]]]:
         """Encoded sentences -> fairseq's hypotheses (SequenceGenerator, as fairseq-generate), input order."""
         src, tgt = self.lang_id(source_lang, "source_lang"), self.lang_id(target_lang, "target_lang")
         gen_cfg = _config("", GenerationConfig())  # fairseq-generate's defaults
@@ -293,14 +348,24 @@ class XLMHubInterface(nn.Module):
             gen_cfg.beam = beam
             for key, value in generation.items():
                 if key not in known:
-                    raise InputError(f"{key}={value!r}: not a fairseq generation option "
-                                     "(e.g. lenpen, max_len_a, max_len_b, nbest, sampling)")
+                    raise InputError(
+                        f"{key}={value!r}: not a fairseq generation option "
+                        "(e.g. lenpen, max_len_a, max_len_b, nbest, sampling)"
+                    )
                 setattr(gen_cfg, key, value)
         generator = self.task.build_generator([self.model], gen_cfg)
         eos, pad = self.dictionary.eos(), self.dictionary.pad()
         rows = [t[1:] if len(t) and int(t[0]) == eos else t for t in tokens]  # the dataset adds the leading </s>
-        dataset = TranslationStepDataset(ListDataset(rows, [len(r) for r in rows]), None, src, tgt, eos=eos,
-                                         pad=pad, kind="infer", step=f"{source_lang}-{target_lang}_mt")
+        dataset = TranslationStepDataset(
+            ListDataset(rows, [len(r) for r in rows]),
+            None,
+            src,
+            tgt,
+            eos=eos,
+            pad=pad,
+            kind="infer",
+            step=f"{source_lang}-{target_lang}_mt",
+        )
         batches = dataset.batch_by_size(dataset.ordered_indices(), max_tokens=max(max_tokens, self.max_positions))
         results = []
         for indices in batches:
@@ -314,8 +379,11 @@ class XLMHubInterface(nn.Module):
     def predict(self, sentence: str, lang: str, sentence2: Optional[str] = None) -> Tuple[str, Dict[str, float]]:
         """The label of a sentence (or of a pair, `</s> a </s> b </s>`) and every label's probability."""
         head = self.head_name
-        self._require("predict", head is not None, "it needs a classification checkpoint "
-                      "(fairseq-train --task xlm_classification)")
+        self._require(
+            "predict",
+            head is not None,
+            "it needs a classification checkpoint (fairseq-train --task xlm_classification)",
+        )
         tokens = self.encode(sentence, lang)
         if sentence2 is not None:
             tokens = torch.cat([tokens, self.encode(sentence2, lang, "sentence2")[1:]])

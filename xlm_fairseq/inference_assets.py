@@ -16,6 +16,7 @@ checkpoint it saves) from the data-bin's manifest.json, which `xlm-preprocess pr
 languages are also the checkpoint's own `cfg.task.langs`, which wins. `load` reads the files back (or, for a
 checkpoint folder without them, the manifest of the data-bin given as data_name_or_path); what is truly
 missing is an error naming the argument that supplies it."""
+
 import filecmp
 import logging
 import os
@@ -41,6 +42,7 @@ FORMAT = "xlm_fairseq inference assets"
 @dataclass
 class Settings:
     """The preprocessing of a model's training data. bpe_backend None = unknown; "none" = no BPE."""
+
     langs: List[str]
     bpe_backend: Optional[str] = None
     bpe_codes: Optional[str] = None  # absolute path
@@ -71,10 +73,14 @@ def from_manifest(data_dir: str) -> Optional[Settings]:
     tokenize = manifest.get("tokenize")
     labels = os.path.join(data_dir, LABEL_DICT)
     return Settings(
-        langs=list(manifest.get("languages") or []), bpe_backend=bpe.get("backend") if codes else None,
-        bpe_codes=codes, lowercase=None if tokenize is None else bool(tokenize.get("lowercase_strip_accents")),
+        langs=list(manifest.get("languages") or []),
+        bpe_backend=bpe.get("backend") if codes else None,
+        bpe_codes=codes,
+        lowercase=None if tokenize is None else bool(tokenize.get("lowercase_strip_accents")),
         tokenizers=dict((tokenize or {}).get("tokenizers") or {}),
-        labels=labels if os.path.isfile(labels) else None, source=os.path.abspath(path))
+        labels=labels if os.path.isfile(labels) else None,
+        source=os.path.abspath(path),
+    )
 
 
 def read(folder: str) -> Optional[Settings]:
@@ -87,10 +93,14 @@ def read(folder: str) -> Optional[Settings]:
         return None
     bpe, tokenize = data.get("bpe") or {}, data.get("tokenize")
     return Settings(
-        langs=list(data.get("langs") or []), bpe_backend=bpe.get("backend"), bpe_codes=_resolve(bpe.get("codes"), folder),
+        langs=list(data.get("langs") or []),
+        bpe_backend=bpe.get("backend"),
+        bpe_codes=_resolve(bpe.get("codes"), folder),
         lowercase=None if tokenize is None else bool(tokenize.get("lowercase_strip_accents")),
-        tokenizers=dict((tokenize or {}).get("tokenizers") or {}), labels=_resolve(data.get("labels"), folder),
-        source=os.path.abspath(path))
+        tokenizers=dict((tokenize or {}).get("tokenizers") or {}),
+        labels=_resolve(data.get("labels"), folder),
+        source=os.path.abspath(path),
+    )
 
 
 # ------------------------------------------------------------------------------------------------ writing
@@ -114,9 +124,16 @@ def write(folder: str, settings: Settings, dict_path: str, codes_name: Optional[
         codes_name = codes_name or CODES_NAMES[settings.bpe_backend]
         _copy(settings.bpe_codes, os.path.join(folder, codes_name))
         bpe = {"backend": settings.bpe_backend, "codes": codes_name}
-    data = {"format": FORMAT, "version": 1, "langs": list(settings.langs), "dictionary": DICT, "bpe": bpe,
-            "tokenize": None if settings.lowercase is None else {
-                "lowercase_strip_accents": settings.lowercase, "tokenizers": dict(settings.tokenizers)}}
+    data = {
+        "format": FORMAT,
+        "version": 1,
+        "langs": list(settings.langs),
+        "dictionary": DICT,
+        "bpe": bpe,
+        "tokenize": None
+        if settings.lowercase is None
+        else {"lowercase_strip_accents": settings.lowercase, "tokenizers": dict(settings.tokenizers)},
+    }
     if settings.labels:
         _copy(settings.labels, os.path.join(folder, LABEL_DICT))
         data["labels"] = LABEL_DICT
@@ -135,8 +152,10 @@ def write_for_task(folder: str, task) -> None:
     labels = os.path.join(data_dir, LABEL_DICT)
     settings.labels = labels if hasattr(task, "labels") and os.path.isfile(labels) else None
     if settings.bpe_codes and not os.path.isfile(settings.bpe_codes):
-        logger.warning(f"{settings.source} names BPE codes {settings.bpe_codes}, which do not exist: "
-                       f"{os.path.join(folder, ASSETS)} records no codes")
+        logger.warning(
+            f"{settings.source} names BPE codes {settings.bpe_codes}, which do not exist: "
+            f"{os.path.join(folder, ASSETS)} records no codes"
+        )
         settings.bpe_backend = settings.bpe_codes = None
     try:
         write(folder, settings, os.path.join(data_dir, DICT))
@@ -153,13 +172,23 @@ def check_tokenizer_settings(tokenizer_cfg, data_dir: str) -> None:
     if given != settings.lowercase:
         raise ConfigError(
             f"--tokenizer xlm_moses: {settings.source} records that the training text was "
-            + ("lowercased without accents: add --lowercase-strip-accents" if settings.lowercase
-               else "not lowercased: leave out --lowercase-strip-accents"))
+            + (
+                "lowercased without accents: add --lowercase-strip-accents"
+                if settings.lowercase
+                else "not lowercased: leave out --lowercase-strip-accents"
+            )
+        )
 
 
 # ------------------------------------------------------------------------------------------------ loading
-def load(model_dir: str, data_dir: str, langs: List[str], bpe: Optional[str] = None,
-         bpe_codes: Optional[str] = None, lowercase: Optional[bool] = None) -> Settings:
+def load(
+    model_dir: str,
+    data_dir: str,
+    langs: List[str],
+    bpe: Optional[str] = None,
+    bpe_codes: Optional[str] = None,
+    lowercase: Optional[bool] = None,
+) -> Settings:
     """The settings for a model in `model_dir` whose dictionary was read from `data_dir`, completed by the
     from_pretrained arguments bpe / bpe_codes / lowercase. Raises InputError naming the argument to pass."""
     from xlm_preprocess.apply_bpe import check_codes
@@ -168,8 +197,10 @@ def load(model_dir: str, data_dir: str, langs: List[str], bpe: Optional[str] = N
     if settings is None:
         settings = Settings(langs=list(langs), source="")
     if settings.langs and sorted(settings.langs) != sorted(langs):
-        logger.warning(f"{settings.source} lists languages {','.join(settings.langs)} but the checkpoint was "
-                       f"trained with {','.join(langs)}: using the checkpoint's")
+        logger.warning(
+            f"{settings.source} lists languages {','.join(settings.langs)} but the checkpoint was "
+            f"trained with {','.join(langs)}: using the checkpoint's"
+        )
     settings.langs = list(langs)
     if bpe is not None:
         if bpe not in BPE_CHOICES:
@@ -184,15 +215,22 @@ def load(model_dir: str, data_dir: str, langs: List[str], bpe: Optional[str] = N
         if settings.bpe_backend in (None, "none"):
             settings.bpe_backend = bpe or "subword-nmt"
     if settings.bpe_backend is None or (settings.bpe_backend != "none" and not settings.bpe_codes):
-        where = (f"{settings.source} records none" if settings.source
-                 else f"{model_dir} has no {ASSETS} and {data_dir} no {MANIFEST}")
-        raise InputError(f"no BPE codes for this model ({where}): pass bpe_codes=PATH, the codes the training "
-                         "data was split with (with bpe='sentencepiece' for a sentencepiece model), or bpe='none' "
-                         "if the vocabulary holds whole words")
+        where = (
+            f"{settings.source} records none"
+            if settings.source
+            else f"{model_dir} has no {ASSETS} and {data_dir} no {MANIFEST}"
+        )
+        raise InputError(
+            f"no BPE codes for this model ({where}): pass bpe_codes=PATH, the codes the training "
+            "data was split with (with bpe='sentencepiece' for a sentencepiece model), or bpe='none' "
+            "if the vocabulary holds whole words"
+        )
     if settings.bpe_backend != "none":
         if not os.path.isfile(settings.bpe_codes):
-            raise InputError(f"BPE codes {settings.bpe_codes} (named by {settings.source or 'bpe_codes'}) do not "
-                             "exist: pass bpe_codes=PATH")
+            raise InputError(
+                f"BPE codes {settings.bpe_codes} (named by {settings.source or 'bpe_codes'}) do not "
+                "exist: pass bpe_codes=PATH"
+            )
         try:
             check_codes(settings.bpe_codes, settings.bpe_backend, "bpe_codes")
         except PreprocessError as e:
@@ -200,7 +238,9 @@ def load(model_dir: str, data_dir: str, langs: List[str], bpe: Optional[str] = N
     if lowercase is not None:
         settings.lowercase = bool(lowercase)
     elif settings.lowercase is None:
-        logger.warning(f"the tokenisation of {model_dir}'s training data is not recorded: assuming Moses without "
-                       "lowercasing (pass lowercase=True for a model trained on lowercased text)")
+        logger.warning(
+            f"the tokenisation of {model_dir}'s training data is not recorded: assuming Moses without "
+            "lowercasing (pass lowercase=True for a model trained on lowercased text)"
+        )
         settings.lowercase = False
     return settings

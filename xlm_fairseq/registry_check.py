@@ -1,5 +1,6 @@
 """fairseq's register_task/register_model silently return the *existing* class when a name is taken
-(design.md §7), so a clash would run fairseq's component instead of ours. Check every name we register."""
+(fairseq/tasks/__init__.py: register_task, fairseq/models/__init__.py: register_model), so a clash would run
+fairseq's component instead of ours. Check every name we register."""
 
 PACKAGE = __name__.split(".")[0]
 

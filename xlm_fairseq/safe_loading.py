@@ -5,6 +5,7 @@ fairseq checkpoints of this plugin need. Weights-only loading is never turned of
 - the rest: fairseq's distributed_utils.broadcast_object, which on ranks > 0 unpickles the checkpoint
   skeleton (omegaconf containers, tensor placeholders) with a plain torch.load during multi-process resume.
 """
+
 import argparse
 import collections
 import typing
@@ -13,11 +14,10 @@ import torch
 
 
 def safe_globals() -> list:
+    from fairseq.distributed.utils import _TensorPlaceholder
     from omegaconf import DictConfig, ListConfig
     from omegaconf.base import ContainerMetadata, Metadata
     from omegaconf.nodes import AnyNode
-
-    from fairseq.distributed.utils import _TensorPlaceholder
 
     return [
         argparse.Namespace,

@@ -3,11 +3,11 @@
 Every logging output carries `_{name}_loss`, `_{name}_n` and `_{name}_correct` for every name the task can
 log (zeros for the others), so all ranks sum the same keys in the same order (fairseq's fast stat sync);
 reduce_metrics turns the sums into `{name}_ppl` and `{name}_acc` and means over groups of names."""
+
 import math
 from typing import Callable, Dict, Iterable, List, Set
 
 import numpy as np
-
 from fairseq.logging import metrics
 
 PARTS = ("loss", "n", "correct")

@@ -1,6 +1,8 @@
-"""XLM's command-line mini-languages (spec §1.2, §1.4, §1.14): languages, step lists, lambda schedules and
+"""XLM's command-line mini-languages (facebookresearch/XLM `xlm/data/loader.py: check_data_params`,
+`xlm/utils.py: parse_lambda_config`): languages, step lists, lambda schedules and
 the language sampling distribution. Errors name the flag and say what is expected."""
-from typing import Dict, List, Optional, Sequence, Tuple
+
+from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 
@@ -53,8 +55,9 @@ class LambdaSchedule:
                     i, v = part.split(":")
                     self.points.append((int(i), float(v)))
         except ValueError:
-            raise ConfigError(f"--{flag} {value}: expected a number or 'iter:value,iter:value,...' "
-                              "(e.g. 0:1,100000:0.1,300000:0)") from None
+            raise ConfigError(
+                f"--{flag} {value}: expected a number or 'iter:value,iter:value,...' (e.g. 0:1,100000:0.1,300000:0)"
+            ) from None
         iters = [i for i, _ in self.points]
         if iters[0] != 0:
             raise ConfigError(f"--{flag} {value}: the schedule must start at iteration 0")
@@ -80,7 +83,7 @@ def sampling_probs(counts: Dict[str, int], factor: float) -> Dict[str, float]:
         raise ConfigError(f"--lg-sampling-factor {factor}: must be > 0, or -1 for uniform sampling")
     n = np.array([counts[k] for k in keys], dtype=np.float64)
     p = n / n.sum()
-    q = p ** factor
+    q = p**factor
     q /= q.sum()
     return dict(zip(keys, q.tolist()))
 
@@ -97,7 +100,3 @@ def parse_float_triple(flag: str, value: str) -> Tuple[float, float, float]:
 
 def pair_key(a: str, b: str) -> Tuple[str, str]:
     return (a, b) if a < b else (b, a)
-
-
-def optional_int(value) -> Optional[int]:
-    return None if value is None else int(value)

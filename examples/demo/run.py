@@ -12,6 +12,7 @@
 Everything goes under demo-out/ (or DEMO_OUT); a rerun reuses the steps that finished (delete
 demo-out/stamps/<step> to redo one). DEMO_SCALE=0.25 runs a 4x shorter version.
 """
+
 import json
 import os
 import shutil
@@ -19,7 +20,14 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from pipeline import (  # noqa: E402
-    ROOT, USER_DIR, Runner, best_by, bleu_of, fairseq_common, random_init_checkpoint, valid_rows,
+    ROOT,
+    USER_DIR,
+    Runner,
+    best_by,
+    bleu_of,
+    fairseq_common,
+    random_init_checkpoint,
+    valid_rows,
 )
 
 SCALE = float(os.environ.get("DEMO_SCALE", "1"))
@@ -35,66 +43,278 @@ def updates(name):
 
 
 def prepare_data():
-    R.run("fetch", ["xlm-preprocess", "ddtp", "--langs", "en,fr,de", "--out", R.path("raw"), "--lists",
-                    R.path("apt-lists"), "--disjoint-mono"])
-    R.run("prepare", ["xlm-preprocess", "prepare", R.path("raw"), R.path("data-bin"), "--langs", LANGS,
-                      "--codes", 8000, "--workers", 2])
-    R.run("cls-data", ["xlm-preprocess", "classification", "--input-dir", R.path("raw"), "--input-name", "cls",
-                       "--destdir", R.path("cls-bin"), "--codes-file", R.path("data-bin", "work", "codes"),
-                       "--dict", R.path("data-bin", "dict.txt"), "--langs", LANGS, "--drop-unseen-labels",
-                       "--workers", 2])
+    R.run(
+        "fetch",
+        [
+            "xlm-preprocess",
+            "ddtp",
+            "--langs",
+            "en,fr,de",
+            "--out",
+            R.path("raw"),
+            "--lists",
+            R.path("apt-lists"),
+            "--disjoint-mono",
+        ],
+    )
+    R.run(
+        "prepare",
+        [
+            "xlm-preprocess",
+            "prepare",
+            R.path("raw"),
+            R.path("data-bin"),
+            "--langs",
+            LANGS,
+            "--codes",
+            8000,
+            "--workers",
+            2,
+        ],
+    )
+    R.run(
+        "cls-data",
+        [
+            "xlm-preprocess",
+            "classification",
+            "--input-dir",
+            R.path("raw"),
+            "--input-name",
+            "cls",
+            "--destdir",
+            R.path("cls-bin"),
+            "--codes-file",
+            R.path("data-bin", "work", "codes"),
+            "--dict",
+            R.path("data-bin", "dict.txt"),
+            "--langs",
+            LANGS,
+            "--drop-unseen-labels",
+            "--workers",
+            2,
+        ],
+    )
 
 
 def pretrain():
-    R.run("pretrain", ["fairseq-train", R.path("data-bin"), "--task", "xlm_tlm", "--langs", LANGS,
-                       "--mlm-steps", "en,fr,de,en-fr,de-en", *MODEL, "--criterion", "xlm_lm_loss",
-                       "--tokens-per-sample", 128, "--batch-size", 16, "--max-tokens", 2048,
-                       "--lg-sampling-factor", 0.7, "--optimizer", "xlm_adam", "--adam-betas", "(0.9,0.98)",
-                       "--lr", "5e-4", "--lr-scheduler", "inverse_sqrt", "--warmup-updates", 300,
-                       "--warmup-init-lr", "1e-7", "--clip-norm", 5, "--epoch-size", 4000,
-                       "--max-update", updates("pretrain"), "--max-valid-steps", 30,
-                       "--best-checkpoint-metric", "mlm_ppl", *fairseq_common(R.path("pretrain"))])
+    R.run(
+        "pretrain",
+        [
+            "fairseq-train",
+            R.path("data-bin"),
+            "--task",
+            "xlm_tlm",
+            "--langs",
+            LANGS,
+            "--mlm-steps",
+            "en,fr,de,en-fr,de-en",
+            *MODEL,
+            "--criterion",
+            "xlm_lm_loss",
+            "--tokens-per-sample",
+            128,
+            "--batch-size",
+            16,
+            "--max-tokens",
+            2048,
+            "--lg-sampling-factor",
+            0.7,
+            "--optimizer",
+            "xlm_adam",
+            "--adam-betas",
+            "(0.9,0.98)",
+            "--lr",
+            "5e-4",
+            "--lr-scheduler",
+            "inverse_sqrt",
+            "--warmup-updates",
+            300,
+            "--warmup-init-lr",
+            "1e-7",
+            "--clip-norm",
+            5,
+            "--epoch-size",
+            4000,
+            "--max-update",
+            updates("pretrain"),
+            "--max-valid-steps",
+            30,
+            "--best-checkpoint-metric",
+            "mlm_ppl",
+            *fairseq_common(R.path("pretrain")),
+        ],
+    )
 
 
 def classify(name, init):
     extra = ["--finetune-from-model", init] if init else []
-    return R.run(f"classify-{name}", [
-        "fairseq-train", R.path("cls-bin"), "--task", "xlm_classification", "--langs", LANGS, "--train-langs", "en",
-        *MODEL, "--criterion", "xlm_classification_loss", "--batch-size", 16, "--optimizer", "xlm_adam",
-        "--lr", "1e-4", "--pooler-dropout", 0.1, "--epoch-size", 4000, "--valid-subset", "valid,test",
-        "--max-update", updates("classify"), "--best-checkpoint-metric", "acc", "--maximize-best-checkpoint-metric",
-        *extra, *fairseq_common(R.path(f"classify-{name}"))])
+    return R.run(
+        f"classify-{name}",
+        [
+            "fairseq-train",
+            R.path("cls-bin"),
+            "--task",
+            "xlm_classification",
+            "--langs",
+            LANGS,
+            "--train-langs",
+            "en",
+            *MODEL,
+            "--criterion",
+            "xlm_classification_loss",
+            "--batch-size",
+            16,
+            "--optimizer",
+            "xlm_adam",
+            "--lr",
+            "1e-4",
+            "--pooler-dropout",
+            0.1,
+            "--epoch-size",
+            4000,
+            "--valid-subset",
+            "valid,test",
+            "--max-update",
+            updates("classify"),
+            "--best-checkpoint-metric",
+            "acc",
+            "--maximize-best-checkpoint-metric",
+            *extra,
+            *fairseq_common(R.path(f"classify-{name}")),
+        ],
+    )
 
 
-UNMT_TASK = ["--task", "xlm_unsupervised_mt", "--langs", LANGS, "--ae-steps", "en,fr",
-             "--bt-steps", "en-fr-en,fr-en-fr"]
+UNMT_TASK = [
+    "--task",
+    "xlm_unsupervised_mt",
+    "--langs",
+    LANGS,
+    "--ae-steps",
+    "en,fr",
+    "--bt-steps",
+    "en-fr-en,fr-en-fr",
+]
 
 
 def unmt(name, init):
     reload = ["--reload-model", f"{init},{init}"] if init else []
-    R.run(f"unmt-{name}", [
-        "fairseq-train", R.path("data-bin"), *UNMT_TASK, "--word-shuffle", 3, "--word-dropout", 0.1,
-        "--word-blank", 0.1, *MODEL, "--criterion", "xlm_mt_loss", "--max-tokens", 1500,
-        "--batch-size", 64, "--max-len", 40, "--optimizer", "xlm_adam", "--adam-betas", "(0.9,0.98)", "--lr", "3e-4",
-        "--epoch-size", 100000, "--max-update", updates("unmt"), "--disable-validation", *reload,
-        *fairseq_common(R.path(f"unmt-{name}"))])
+    R.run(
+        f"unmt-{name}",
+        [
+            "fairseq-train",
+            R.path("data-bin"),
+            *UNMT_TASK,
+            "--word-shuffle",
+            3,
+            "--word-dropout",
+            0.1,
+            "--word-blank",
+            0.1,
+            *MODEL,
+            "--criterion",
+            "xlm_mt_loss",
+            "--max-tokens",
+            1500,
+            "--batch-size",
+            64,
+            "--max-len",
+            40,
+            "--optimizer",
+            "xlm_adam",
+            "--adam-betas",
+            "(0.9,0.98)",
+            "--lr",
+            "3e-4",
+            "--epoch-size",
+            100000,
+            "--max-update",
+            updates("unmt"),
+            "--disable-validation",
+            *reload,
+            *fairseq_common(R.path(f"unmt-{name}")),
+        ],
+    )
     checkpoint = R.path(f"unmt-{name}", "checkpoint_last.pt")
-    R.run(f"mt-ppl-{name}", ["fairseq-validate", R.path("data-bin"), "--user-dir", USER_DIR, *UNMT_TASK,
-                             "--criterion", "xlm_mt_loss", "--path", checkpoint, "--valid-subset", "test",
-                             "--batch-size", 64, "--cpu"])
+    R.run(
+        f"mt-ppl-{name}",
+        [
+            "fairseq-validate",
+            R.path("data-bin"),
+            "--user-dir",
+            USER_DIR,
+            *UNMT_TASK,
+            "--criterion",
+            "xlm_mt_loss",
+            "--path",
+            checkpoint,
+            "--valid-subset",
+            "test",
+            "--batch-size",
+            64,
+            "--cpu",
+        ],
+    )
     for src, tgt in (("en", "fr"), ("fr", "en")):
-        R.run(f"bleu-{name}-{src}-{tgt}", [
-            "fairseq-generate", R.path("data-bin"), "--user-dir", USER_DIR, "--task", "xlm_unsupervised_mt",
-            "--langs", LANGS, "--source-lang", src, "--target-lang", tgt, "--path", checkpoint,
-            "--gen-subset", "test", "--beam", 1, "--max-len-a", 1.5, "--max-len-b", 10, "--batch-size", 64,
-            "--post-process", "subword_nmt", "--cpu"])
+        R.run(
+            f"bleu-{name}-{src}-{tgt}",
+            [
+                "fairseq-generate",
+                R.path("data-bin"),
+                "--user-dir",
+                USER_DIR,
+                "--task",
+                "xlm_unsupervised_mt",
+                "--langs",
+                LANGS,
+                "--source-lang",
+                src,
+                "--target-lang",
+                tgt,
+                "--path",
+                checkpoint,
+                "--gen-subset",
+                "test",
+                "--beam",
+                1,
+                "--max-len-a",
+                1.5,
+                "--max-len-b",
+                10,
+                "--batch-size",
+                64,
+                "--post-process",
+                "subword_nmt",
+                "--cpu",
+            ],
+        )
 
 
 def mlm_ppl(name, checkpoint):
-    log = R.run(f"mlm-ppl-{name}", [
-        "fairseq-validate", R.path("data-bin"), "--user-dir", USER_DIR, "--task", "xlm_tlm", "--langs", LANGS,
-        "--mlm-steps", "en,fr,de", "--tokens-per-sample", 128, "--path", checkpoint, "--batch-size", 16,
-        "--valid-subset", "test", "--cpu"])
+    log = R.run(
+        f"mlm-ppl-{name}",
+        [
+            "fairseq-validate",
+            R.path("data-bin"),
+            "--user-dir",
+            USER_DIR,
+            "--task",
+            "xlm_tlm",
+            "--langs",
+            LANGS,
+            "--mlm-steps",
+            "en,fr,de",
+            "--tokens-per-sample",
+            128,
+            "--path",
+            checkpoint,
+            "--batch-size",
+            16,
+            "--valid-subset",
+            "test",
+            "--cpu",
+        ],
+    )
     return valid_rows(log, "test")[-1]
 
 
@@ -109,31 +329,56 @@ def table():
     rnd = mlm_ppl("random", random_init_checkpoint(best, R.path("random-init", "checkpoint.pt")))
     acc = {n: accuracy(n) for n in ("pretrained", "random")}
     mt = {n: valid_rows(R.path("logs", f"mt-ppl-{n}.log"), "test")[-1] for n in ("pretrained", "random")}
-    bleu = {n: {f"{s}-{t}": bleu_of(R.path("logs", f"bleu-{n}-{s}-{t}.log")) for s, t in (("en", "fr"), ("fr", "en"))}
-            for n in ("pretrained", "random")}
+    bleu = {
+        n: {f"{s}-{t}": bleu_of(R.path("logs", f"bleu-{n}-{s}-{t}.log")) for s, t in (("en", "fr"), ("fr", "en"))}
+        for n in ("pretrained", "random")
+    }
     nan = float("nan")
     rows = []
     for lang in ("en", "fr", "de"):
         rows.append((f"{lang} MLM perplexity", pre.get(f"{lang}_mlm_ppl", nan), rnd.get(f"{lang}_mlm_ppl", nan), 1))
     for lang in ("en", "fr", "de"):
         kind = "fine-tuned on" if lang == "en" else "zero-shot"
-        rows.append((f"{lang} Section accuracy % ({kind})", acc["pretrained"].get(f"{lang}_acc", nan),
-                     acc["random"].get(f"{lang}_acc", nan), 1))
+        rows.append(
+            (
+                f"{lang} Section accuracy % ({kind})",
+                acc["pretrained"].get(f"{lang}_acc", nan),
+                acc["random"].get(f"{lang}_acc", nan),
+                1,
+            )
+        )
     for s, t in (("en", "fr"), ("fr", "en")):
-        rows.append((f"{s}→{t} unsupervised MT perplexity", mt["pretrained"].get(f"{s}-{t}_mt_ppl", nan),
-                     mt["random"].get(f"{s}-{t}_mt_ppl", nan), 1))
+        rows.append(
+            (
+                f"{s}→{t} unsupervised MT perplexity",
+                mt["pretrained"].get(f"{s}-{t}_mt_ppl", nan),
+                mt["random"].get(f"{s}-{t}_mt_ppl", nan),
+                1,
+            )
+        )
         rows.append((f"{s}→{t} unsupervised MT BLEU", bleu["pretrained"][f"{s}-{t}"], bleu["random"][f"{s}-{t}"], 2))
     lines = ["| test set | XLM pretraining (MLM+TLM) | no pretraining |", "|---|---|---|"]
     lines += [f"| {label} | {a:.{d}f} | {b:.{d}f} |" for label, a, b, d in rows]
-    budget = (f"xlm_small (4 layers, 256 dims); {updates('pretrain')} pretraining updates, "
-              f"{updates('classify')} classification and {updates('unmt')} unsupervised-MT updates per column; "
-              f"wall time {(__import__('time').time() - R.t0) / 60:.1f} min")
+    budget = (
+        f"xlm_small (4 layers, 256 dims); {updates('pretrain')} pretraining updates, "
+        f"{updates('classify')} classification and {updates('unmt')} unsupervised-MT updates per column; "
+        f"wall time {(__import__('time').time() - R.t0) / 60:.1f} min"
+    )
     text = "\n".join(lines) + "\n\n" + budget + "\n"
     with open(R.path("results.md"), "w", encoding="utf-8") as f:
         f.write(text)
     with open(R.path("results.json"), "w", encoding="utf-8") as f:
-        json.dump({"mlm_ppl": {"pretrained": pre, "random": rnd}, "accuracy": acc, "mt_ppl": mt, "bleu": bleu,
-                   "updates": {k: updates(k) for k in UPDATES}}, f, indent=1)
+        json.dump(
+            {
+                "mlm_ppl": {"pretrained": pre, "random": rnd},
+                "accuracy": acc,
+                "mt_ppl": mt,
+                "bleu": bleu,
+                "updates": {k: updates(k) for k in UPDATES},
+            },
+            f,
+            indent=1,
+        )
     print("\n" + text)
     print(f"(written to {os.path.relpath(R.path('results.md'), ROOT)})")
 

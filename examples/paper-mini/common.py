@@ -4,6 +4,7 @@ pretraining runs (each computed once, whichever table needs it first), and the r
 Every step is a command a user could type (examples/pipeline.py's Runner runs it once and stamps it with its
 wall time); data steps live in OUT (shared by every scale), training steps in OUT (scale 1) or
 OUT/scale-S (any other --scale)."""
+
 import math
 import os
 import sys
@@ -15,7 +16,7 @@ from pipeline import ROOT, USER_DIR, Runner, fairseq_common, plot_panels, valid_
 DEFAULT_OUT = os.path.join(ROOT, "paper-mini-out")
 # every language any table uses: one `apt-get update` fetches all their DDTP files
 FETCH_LANGS = "cs,de,en,fr,sk"
-# the model of every table: xlm_small is 4 x 256 with 4 heads; 3 layers as design.md §5 and examples/lowres-lm
+# the model of every table: xlm_small is 4 x 256 with 4 heads; 3 layers as examples/lowres-lm
 MODEL = ["--arch", "xlm_small", "--n-layers", 3, "--dropout", 0.1, "--attention-dropout", 0.1]
 MODEL_TEXT = "`xlm_small --n-layers 3` (3 layers, 256 dims, 4 heads, GELU, dropout 0.1)"
 # LM pretraining (Tables 1, 2, 3, 5): streams of 128 tokens, 16 per update, validation every 250 updates
@@ -56,8 +57,9 @@ class Ctx:
 def fetch(ctx: Ctx) -> str:
     """Debian's translation files of every language into a private apt folder (no root); returns it."""
     lists = ctx.data.path("apt-lists")
-    ctx.data.run("fetch", ["xlm-preprocess", "ddtp", "--langs", FETCH_LANGS, "--out", ctx.data.path("raw-all"),
-                           "--lists", lists])
+    ctx.data.run(
+        "fetch", ["xlm-preprocess", "ddtp", "--langs", FETCH_LANGS, "--out", ctx.data.path("raw-all"), "--lists", lists]
+    )
     return lists
 
 
@@ -66,16 +68,42 @@ def data_enfrde(ctx: Ctx) -> dict:
     (unsupervised MT), held-out parallel valid/test, shared BPE (8000 merges); Section-labelled titles."""
     lists, D = fetch(ctx), ctx.data
     raw, data, cls = D.path("raw-enfrde"), D.path("bin-enfrde"), D.path("cls-enfrde")
-    D.run("data-enfrde-ddtp", ["xlm-preprocess", "ddtp", "--langs", "en,fr,de", "--out", raw, "--from-lists", lists,
-                               "--disjoint-mono"])
-    D.run("data-enfrde-prepare", ["xlm-preprocess", "prepare", raw, data, "--langs", "de,en,fr", "--codes", 8000,
-                                  "--workers", 2])
-    D.run("data-enfrde-cls", ["xlm-preprocess", "classification", "--input-dir", raw, "--input-name", "cls",
-                              "--destdir", cls, "--codes-file", os.path.join(data, "work", "codes"),
-                              "--dict", os.path.join(data, "dict.txt"), "--langs", "de,en,fr",
-                              "--drop-unseen-labels", "--workers", 2])
-    return {"raw": raw, "bin": data, "cls": cls, "steps": ["fetch", "data-enfrde-ddtp", "data-enfrde-prepare",
-                                                            "data-enfrde-cls"]}
+    D.run(
+        "data-enfrde-ddtp",
+        ["xlm-preprocess", "ddtp", "--langs", "en,fr,de", "--out", raw, "--from-lists", lists, "--disjoint-mono"],
+    )
+    D.run(
+        "data-enfrde-prepare",
+        ["xlm-preprocess", "prepare", raw, data, "--langs", "de,en,fr", "--codes", 8000, "--workers", 2],
+    )
+    D.run(
+        "data-enfrde-cls",
+        [
+            "xlm-preprocess",
+            "classification",
+            "--input-dir",
+            raw,
+            "--input-name",
+            "cls",
+            "--destdir",
+            cls,
+            "--codes-file",
+            os.path.join(data, "work", "codes"),
+            "--dict",
+            os.path.join(data, "dict.txt"),
+            "--langs",
+            "de,en,fr",
+            "--drop-unseen-labels",
+            "--workers",
+            2,
+        ],
+    )
+    return {
+        "raw": raw,
+        "bin": data,
+        "cls": cls,
+        "steps": ["fetch", "data-enfrde-ddtp", "data-enfrde-prepare", "data-enfrde-cls"],
+    }
 
 
 def _link(src: str, dst: str) -> None:
@@ -89,18 +117,40 @@ def data_ensk(ctx: Ctx) -> dict:
     ~33k en-sk training pairs (a second `ddtp --max-sentences-per-lang` run picks them by a hash); valid and
     test pairs are the full held-out sets."""
     lists, D = fetch(ctx), ctx.data
-    full, few, raw, data = D.path("raw-ensk-full"), D.path(f"raw-ensk-{T3_PAIRS}"), D.path("raw-ensk"), D.path("bin-ensk")
+    full, few, raw, data = (
+        D.path("raw-ensk-full"),
+        D.path(f"raw-ensk-{T3_PAIRS}"),
+        D.path("raw-ensk"),
+        D.path("bin-ensk"),
+    )
     D.run("data-ensk-ddtp", ["xlm-preprocess", "ddtp", "--langs", "en,sk", "--out", full, "--from-lists", lists])
-    D.run(f"data-ensk-ddtp-{T3_PAIRS}", ["xlm-preprocess", "ddtp", "--langs", "en,sk", "--out", few,
-                                         "--from-lists", lists, "--max-sentences-per-lang", T3_PAIRS])
+    D.run(
+        f"data-ensk-ddtp-{T3_PAIRS}",
+        [
+            "xlm-preprocess",
+            "ddtp",
+            "--langs",
+            "en,sk",
+            "--out",
+            few,
+            "--from-lists",
+            lists,
+            "--max-sentences-per-lang",
+            T3_PAIRS,
+        ],
+    )
     os.makedirs(raw, exist_ok=True)
     for split in ("train", "valid", "test"):
         for lang in ("en", "sk"):
             _link(os.path.join(full, f"{split}.{lang}"), os.path.join(raw, f"{split}.{lang}"))
-            _link(os.path.join(few if split == "train" else full, f"{split}.en-sk.{lang}"),
-                  os.path.join(raw, f"{split}.en-sk.{lang}"))
-    D.run("data-ensk-prepare", ["xlm-preprocess", "prepare", raw, data, "--langs", "en,sk", "--codes", 8000,
-                                "--workers", 2])
+            _link(
+                os.path.join(few if split == "train" else full, f"{split}.en-sk.{lang}"),
+                os.path.join(raw, f"{split}.en-sk.{lang}"),
+            )
+    D.run(
+        "data-ensk-prepare",
+        ["xlm-preprocess", "prepare", raw, data, "--langs", "en,sk", "--codes", 8000, "--workers", 2],
+    )
     return {"bin": data, "steps": ["fetch", "data-ensk-ddtp", f"data-ensk-ddtp-{T3_PAIRS}", "data-ensk-prepare"]}
 
 
@@ -114,28 +164,82 @@ def data_csensk(ctx: Ctx) -> dict:
     for split in ("train", "valid", "test"):
         for lang in ("cs", "en", "sk"):
             _link(os.path.join(ddtp, f"{split}.{lang}"), os.path.join(raw, f"{split}.{lang}"))
-    D.run("data-csensk-prepare", ["xlm-preprocess", "prepare", raw, data, "--langs", "cs,en,sk", "--codes", 10000,
-                                  "--workers", 2])
+    D.run(
+        "data-csensk-prepare",
+        ["xlm-preprocess", "prepare", raw, data, "--langs", "cs,en,sk", "--codes", 10000, "--workers", 2],
+    )
     return {"bin": data, "steps": ["fetch", "data-csensk-ddtp", "data-csensk-prepare"]}
 
 
 # ------------------------------------------------------------------ pretraining
-def pretrain(ctx: Ctx, name: str, data: str, langs: str, objective: str, steps: str, task="xlm_cross_lingual_lm",
-             updates: int = PRETRAIN_UPDATES, extra=()) -> dict:
+def pretrain(
+    ctx: Ctx,
+    name: str,
+    data: str,
+    langs: str,
+    objective: str,
+    steps: str,
+    task="xlm_cross_lingual_lm",
+    updates: int = PRETRAIN_UPDATES,
+    extra=(),
+) -> dict:
     """One LM pretraining run (`--clm-steps` or `--mlm-steps`), run once and reused by every table that needs
     it. Returns the step name, the best checkpoint (by the mean valid perplexity) and the update count."""
     step = f"pretrain-{name}"
     n = ctx.n(updates)
     every = min(n, ctx.n(PRETRAIN_VALID_EVERY, 5))
-    ctx.R.run(step, [
-        "fairseq-train", data, "--task", task, "--langs", langs, f"--{objective}-steps", steps, *MODEL,
-        "--criterion", "xlm_lm_loss", "--tokens-per-sample", 128, "--batch-size", 16, "--max-tokens", 2048,
-        "--lg-sampling-factor", 0.7, *OPTIM, "--lr", "5e-4", "--lr-scheduler", "inverse_sqrt",
-        "--warmup-updates", min(300, n), "--warmup-init-lr", "1e-7", "--epoch-size", every * 16,
-        "--max-update", n, "--max-valid-steps", 30, "--best-checkpoint-metric", f"{objective}_ppl",
-        *fairseq_common(ctx.R.path(step)), *extra])
-    return {"step": step, "ckpt": ctx.R.path(step, "checkpoint_best.pt"), "updates": n, "objective": objective,
-            "steps": steps, "log": ctx.R.path("logs", f"{step}.log"), "warmup": min(300, n)}
+    ctx.R.run(
+        step,
+        [
+            "fairseq-train",
+            data,
+            "--task",
+            task,
+            "--langs",
+            langs,
+            f"--{objective}-steps",
+            steps,
+            *MODEL,
+            "--criterion",
+            "xlm_lm_loss",
+            "--tokens-per-sample",
+            128,
+            "--batch-size",
+            16,
+            "--max-tokens",
+            2048,
+            "--lg-sampling-factor",
+            0.7,
+            *OPTIM,
+            "--lr",
+            "5e-4",
+            "--lr-scheduler",
+            "inverse_sqrt",
+            "--warmup-updates",
+            min(300, n),
+            "--warmup-init-lr",
+            "1e-7",
+            "--epoch-size",
+            every * 16,
+            "--max-update",
+            n,
+            "--max-valid-steps",
+            30,
+            "--best-checkpoint-metric",
+            f"{objective}_ppl",
+            *fairseq_common(ctx.R.path(step)),
+            *extra,
+        ],
+    )
+    return {
+        "step": step,
+        "ckpt": ctx.R.path(step, "checkpoint_best.pt"),
+        "updates": n,
+        "objective": objective,
+        "steps": steps,
+        "log": ctx.R.path("logs", f"{step}.log"),
+        "warmup": min(300, n),
+    }
 
 
 # the translation runs of Tables 2 and 3 (after the model, the task flags and the optimiser)
@@ -144,16 +248,47 @@ MT_BATCHES = ["--criterion", "xlm_mt_loss", "--max-tokens", 1500, "--batch-size"
 
 def generate_bleu(ctx: Ctx, step: str, data: str, langs: str, src: str, tgt: str, checkpoint: str) -> None:
     """Test BLEU of one direction: fairseq-generate, greedy, tokenised BLEU with the BPE removed."""
-    ctx.R.run(step, [
-        "fairseq-generate", data, "--user-dir", USER_DIR, "--task", "xlm_unsupervised_mt", "--langs", langs,
-        "--source-lang", src, "--target-lang", tgt, "--path", checkpoint, "--gen-subset", "test", "--beam", 1,
-        "--max-len-a", 1.5, "--max-len-b", 10, "--batch-size", 64, "--post-process", "subword_nmt", "--cpu"])
+    ctx.R.run(
+        step,
+        [
+            "fairseq-generate",
+            data,
+            "--user-dir",
+            USER_DIR,
+            "--task",
+            "xlm_unsupervised_mt",
+            "--langs",
+            langs,
+            "--source-lang",
+            src,
+            "--target-lang",
+            tgt,
+            "--path",
+            checkpoint,
+            "--gen-subset",
+            "test",
+            "--beam",
+            1,
+            "--max-len-a",
+            1.5,
+            "--max-len-b",
+            10,
+            "--batch-size",
+            64,
+            "--post-process",
+            "subword_nmt",
+            "--cpu",
+        ],
+    )
 
 
 def curve(log: str, key: str, subset: str = "valid", x_div: float = 1.0) -> list:
     """[(updates / x_div, value)] of `key` over the validations of a fairseq-train log."""
-    return [(r["num_updates"] / x_div, r[key]) for r in valid_rows(log, subset)
-            if key in r and "num_updates" in r and math.isfinite(r[key])]
+    return [
+        (r["num_updates"] / x_div, r[key])
+        for r in valid_rows(log, subset)
+        if key in r and "num_updates" in r and math.isfinite(r[key])
+    ]
 
 
 # ------------------------------------------------------------------ results

@@ -11,6 +11,7 @@ headword's base64 offset and length in the gzip-compatible .dict.dz) are read, a
 gives one pair per single-word translation (multi-word headwords and translations, and anything with digits or
 punctuation other than an inner hyphen or apostrophe, are left out). The pairs come from the dictionary only:
 nothing is derived from a model."""
+
 import argparse
 import glob
 import gzip
@@ -41,13 +42,31 @@ def download(apt_dir: str, package: str, dest: str) -> str:
         raise SystemExit("freedict: apt-get not found: download the .deb elsewhere and pass --deb FILE")
     lists, conf = os.path.join(apt_dir, "lists"), os.path.join(apt_dir, "apt")
     if not os.path.isdir(lists) or not os.path.exists(os.path.join(conf, "sources.list")):
-        raise SystemExit(f"freedict: --apt-dir {apt_dir}: no lists/ and apt/sources.list here (the SUITE folder "
-                         "that `xlm-preprocess ddtp --lists DIR` writes, e.g. DIR/bookworm)")
-    cmd = [apt_get, "download", "-q", "-o", "Dir::State::Lists=" + lists,
-           "-o", "Dir::Cache=" + os.path.join(conf, "cache"), "-o", "Dir::Cache::pkgcache=",
-           "-o", "Dir::Cache::srcpkgcache=", "-o", "Dir::State::Status=/dev/null",
-           "-o", "Dir::Etc::SourceList=" + os.path.join(conf, "sources.list"),
-           "-o", "Dir::Etc::SourceParts=" + os.path.join(conf, "sources.list.d"), "-o", "Debug::NoLocking=1"]
+        raise SystemExit(
+            f"freedict: --apt-dir {apt_dir}: no lists/ and apt/sources.list here (the SUITE folder "
+            "that `xlm-preprocess ddtp --lists DIR` writes, e.g. DIR/bookworm)"
+        )
+    cmd = [
+        apt_get,
+        "download",
+        "-q",
+        "-o",
+        "Dir::State::Lists=" + lists,
+        "-o",
+        "Dir::Cache=" + os.path.join(conf, "cache"),
+        "-o",
+        "Dir::Cache::pkgcache=",
+        "-o",
+        "Dir::Cache::srcpkgcache=",
+        "-o",
+        "Dir::State::Status=/dev/null",
+        "-o",
+        "Dir::Etc::SourceList=" + os.path.join(conf, "sources.list"),
+        "-o",
+        "Dir::Etc::SourceParts=" + os.path.join(conf, "sources.list.d"),
+        "-o",
+        "Debug::NoLocking=1",
+    ]
     if os.geteuid() == 0:  # as in preprocess/ddtp.py: root would hand the download to the _apt user
         cmd += ["-o", "APT::Sandbox::User=root"]
     proc = subprocess.run(cmd + [package], cwd=dest, capture_output=True, text=True)
@@ -81,7 +100,7 @@ def pairs_of(index: str, data: str) -> list:
             if offset in seen_entries:
                 continue
             seen_entries.add(offset)
-            lines = [l.strip() for l in raw[offset:offset + length].decode("utf-8").split("\n") if l.strip()]
+            lines = [l.strip() for l in raw[offset : offset + length].decode("utf-8").split("\n") if l.strip()]
             if len(lines) < 2:
                 continue
             head = PRONUNCIATION.sub("", lines[0]).strip()
@@ -115,8 +134,11 @@ def main(argv=None):
         for s, t in pairs:
             f.write(f"{s} {t}\n")
     os.replace(args.out + ".tmp", args.out)
-    print(f"freedict: wrote {args.out}: {len(pairs)} pairs, {len({s for s, _ in pairs})} source words "
-          f"(from {os.path.basename(deb)})", file=sys.stderr)
+    print(
+        f"freedict: wrote {args.out}: {len(pairs)} pairs, {len({s for s, _ in pairs})} source words "
+        f"(from {os.path.basename(deb)})",
+        file=sys.stderr,
+    )
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ OUT/scale-S and its tables to OUT/scale-S/results), --out DIR (default paper-min
 --dictionary FILE (Table 5: a MUSE-format `src tgt` en-fr dictionary instead of FreeDict's).
 Reruns reuse every finished step (a stamp per step in OUT/stamps; delete one to redo it); training steps run
 one at a time. Results at scale 1: examples/paper-mini/results/tableN.md and tableN.png."""
+
 import argparse
 import os
 import shutil
@@ -20,12 +21,12 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import DEFAULT_OUT, Ctx  # noqa: E402
 import table1  # noqa: E402
 import table2  # noqa: E402
 import table3  # noqa: E402
 import table4  # noqa: E402
 import table5  # noqa: E402
+from common import DEFAULT_OUT, Ctx  # noqa: E402
 
 TABLES = {"table1": table1, "table2": table2, "table3": table3, "table4": table4, "table5": table5}
 

@@ -6,23 +6,24 @@ tested on English, French and German titles (zero-shot for fr and de). Three enc
 architecture: no pretraining, MLM (monolingual en/fr/de text) and MLM+TLM (the same plus en-fr and de-en
 sentence pairs), both pretrained for the same number of updates. Model selection on the mean valid accuracy
 (en, fr, de); the table gives the test accuracies of that epoch."""
-from common import (MODEL, MODEL_TEXT, OPTIM, budget_lines, curve, data_enfrde, fmt, md_table,
-                    pretrain, write_result)
+
+from common import MODEL, MODEL_TEXT, OPTIM, budget_lines, curve, data_enfrde, fmt, md_table, pretrain, write_result
 from pipeline import best_by, fairseq_common, valid_rows
 
 FINETUNE_UPDATES = 2000
 FINETUNE_VALID_EVERY = 250
 LANGS = ("en", "fr", "de")
 # paper Table 1, zero-shot rows (XNLI test accuracy; "mean" is the paper's average over its 15 languages)
-PAPER = {"MLM": {"en": 83.2, "fr": 76.5, "de": 74.2, "mean": 71.5},
-         "MLM+TLM": {"en": 85.0, "fr": 78.7, "de": 77.8, "mean": 75.1}}
+PAPER = {
+    "MLM": {"en": 83.2, "fr": 76.5, "de": 74.2, "mean": 71.5},
+    "MLM+TLM": {"en": 85.0, "fr": 78.7, "de": 77.8, "mean": 75.1},
+}
 
 
 def pretrainings(ctx, d):
     return {
         "MLM": pretrain(ctx, "mlm-enfrde", d["bin"], "de,en,fr", "mlm", "en,fr,de"),
-        "MLM+TLM": pretrain(ctx, "mlm-tlm-enfrde", d["bin"], "de,en,fr", "mlm", "en,fr,de,en-fr,de-en",
-                            task="xlm_tlm"),
+        "MLM+TLM": pretrain(ctx, "mlm-tlm-enfrde", d["bin"], "de,en,fr", "mlm", "en,fr,de,en-fr,de-en", task="xlm_tlm"),
     }
 
 
@@ -31,12 +32,40 @@ def finetune(ctx, d, name, init):
     n = ctx.n(FINETUNE_UPDATES)
     every = min(n, ctx.n(FINETUNE_VALID_EVERY, 5))
     extra = ["--finetune-from-model", init] if init else []
-    ctx.R.run(step, [
-        "fairseq-train", d["cls"], "--task", "xlm_classification", "--langs", "de,en,fr", "--train-langs", "en",
-        *MODEL, "--criterion", "xlm_classification_loss", "--batch-size", 16, *OPTIM, "--lr", "1e-4",
-        "--pooler-dropout", 0.1, "--epoch-size", every * 16, "--valid-subset", "valid,test", "--max-update", n,
-        "--best-checkpoint-metric", "acc", "--maximize-best-checkpoint-metric", *extra,
-        *fairseq_common(ctx.R.path(step))])
+    ctx.R.run(
+        step,
+        [
+            "fairseq-train",
+            d["cls"],
+            "--task",
+            "xlm_classification",
+            "--langs",
+            "de,en,fr",
+            "--train-langs",
+            "en",
+            *MODEL,
+            "--criterion",
+            "xlm_classification_loss",
+            "--batch-size",
+            16,
+            *OPTIM,
+            "--lr",
+            "1e-4",
+            "--pooler-dropout",
+            0.1,
+            "--epoch-size",
+            every * 16,
+            "--valid-subset",
+            "valid,test",
+            "--max-update",
+            n,
+            "--best-checkpoint-metric",
+            "acc",
+            "--maximize-best-checkpoint-metric",
+            *extra,
+            *fairseq_common(ctx.R.path(step)),
+        ],
+    )
     return step
 
 
@@ -55,17 +84,32 @@ def run(ctx):
         accs = [best.get(f"{l}_acc", nan) for l in LANGS]
         paper = PAPER.get(name)
         theirs = " / ".join(fmt(paper[k]) for k in ("en", "fr", "de", "mean")) if paper else "—"
-        rows.append([name] + [fmt(a) for a in accs] + [f"**{fmt(best.get('acc', nan))}**",
-                                                       int(at) if at else "n/a", theirs])
-    table = md_table(["pretraining", "en (fine-tuned on)", "fr (zero-shot)", "de (zero-shot)", "mean",
-                      "selected at update", "paper XNLI en / fr / de / mean of 15"], rows)
+        rows.append(
+            [name] + [fmt(a) for a in accs] + [f"**{fmt(best.get('acc', nan))}**", int(at) if at else "n/a", theirs]
+        )
+    table = md_table(
+        [
+            "pretraining",
+            "en (fine-tuned on)",
+            "fr (zero-shot)",
+            "de (zero-shot)",
+            "mean",
+            "selected at update",
+            "paper XNLI en / fr / de / mean of 15",
+        ],
+        rows,
+    )
 
     ppl = {}
     for name, p in pre.items():
         last = valid_rows(p["log"], "valid")
         ppl[name] = last[-1] if last else {}
-    ppl_rows = [[name] + [fmt(ppl[name].get(f"{l}_mlm_ppl", nan)) for l in LANGS]
-                + [fmt(ppl[name].get("en_fr_mlm_ppl", nan)) if name == "MLM+TLM" else "—"] for name in pre]
+    ppl_rows = [
+        [name]
+        + [fmt(ppl[name].get(f"{l}_mlm_ppl", nan)) for l in LANGS]
+        + [fmt(ppl[name].get("en_fr_mlm_ppl", nan)) if name == "MLM+TLM" else "—"]
+        for name in pre
+    ]
 
     all_steps = d["steps"] + [p["step"] for p in pre.values()] + list(steps.values())
     n_pre = pre["MLM"]["updates"]
@@ -90,7 +134,7 @@ Valid MLM perplexity of the pretrained encoders at the end of pretraining (last 
 - model: {MODEL_TEXT}, one shared BPE (8000 merges) for en, fr, de
 - pretraining: {n_pre} updates each (MLM: `--mlm-steps en,fr,de`; MLM+TLM: `--task xlm_tlm --mlm-steps
   en,fr,de,en-fr,de-en`, so about half of its updates are TLM), streams of 128 tokens x 16, Adam lr 5e-4
-  inverse-sqrt ({pre['MLM']['warmup']} warm-up updates), α = 0.7 language sampling
+  inverse-sqrt ({pre["MLM"]["warmup"]} warm-up updates), α = 0.7 language sampling
 - fine-tuning: {ctx.n(FINETUNE_UPDATES)} updates of 16 English titles for every variant, Adam lr 1e-4 (fixed),
   pooler dropout 0.1, all parameters trained
 - scale {ctx.scale:g}; wall time {ctx.minutes(all_steps):.1f} min in all (2 CPU cores), per step:
@@ -98,14 +142,27 @@ Valid MLM perplexity of the pretrained encoders at the end of pretraining (last 
 {budget_lines(ctx, all_steps)}
 """
     panels = [
-        dict(series={n: curve(p["log"], "mlm_ppl") for n, p in pre.items()}, ylabel="valid MLM ppl (mean en,fr,de)",
-             title="pretraining", log_y=True),
-        dict(series={n: curve(ctx.R.path("logs", f"{s}.log"), "acc") for n, s in steps.items()},
-             ylabel="valid accuracy % (mean en,fr,de)", title="fine-tuning on en"),
-        dict(series={n: curve(ctx.R.path("logs", f"{s}.log"), "fr_acc") for n, s in steps.items()},
-             ylabel="valid fr accuracy % (zero-shot)", title="fr, zero-shot"),
-        dict(series={n: curve(ctx.R.path("logs", f"{s}.log"), "de_acc") for n, s in steps.items()},
-             ylabel="valid de accuracy % (zero-shot)", title="de, zero-shot"),
+        dict(
+            series={n: curve(p["log"], "mlm_ppl") for n, p in pre.items()},
+            ylabel="valid MLM ppl (mean en,fr,de)",
+            title="pretraining",
+            log_y=True,
+        ),
+        dict(
+            series={n: curve(ctx.R.path("logs", f"{s}.log"), "acc") for n, s in steps.items()},
+            ylabel="valid accuracy % (mean en,fr,de)",
+            title="fine-tuning on en",
+        ),
+        dict(
+            series={n: curve(ctx.R.path("logs", f"{s}.log"), "fr_acc") for n, s in steps.items()},
+            ylabel="valid fr accuracy % (zero-shot)",
+            title="fr, zero-shot",
+        ),
+        dict(
+            series={n: curve(ctx.R.path("logs", f"{s}.log"), "de_acc") for n, s in steps.items()},
+            ylabel="valid de accuracy % (zero-shot)",
+            title="de, zero-shot",
+        ),
     ]
     write_result(ctx, 1, text, panels, "Table 1 (miniature): zero-shot Section classification, DDTP")
     return {"steps": all_steps}

@@ -5,11 +5,25 @@ Three configurations as the paper's rows: sk→en only (`--mt-steps sk-en`), bot
 sk-en,en-sk`), both + back-translation (`--bt-steps en-sk-en,sk-en-sk`). Every run does the same number of XLM
 iterations (one batch per step: 1, 2 or 4 updates per iteration), so every run sees the same number of
 supervised sk→en batches; evaluated at its last update."""
+
 import json
 import os
 
-from common import (MODEL, MODEL_TEXT, MT_BATCHES, OPTIM, T3_PAIRS, budget_lines, curve, data_ensk, fmt,
-                    generate_bleu, md_table, pretrain, write_result)
+from common import (
+    MODEL,
+    MODEL_TEXT,
+    MT_BATCHES,
+    OPTIM,
+    T3_PAIRS,
+    budget_lines,
+    curve,
+    data_ensk,
+    fmt,
+    generate_bleu,
+    md_table,
+    pretrain,
+    write_result,
+)
 from pipeline import USER_DIR, bleu_of, fairseq_common, valid_rows
 
 ITERATIONS = 350
@@ -21,8 +35,14 @@ CONFIGS = [  # name, task flags, updates per iteration
     ("sk↔en + BT", ["--mt-steps", "sk-en,en-sk", "--bt-steps", "en-sk-en,sk-en-sk"], 4),
 ]
 # paper Table 3: WMT'16 ro→en BLEU (rows ro→en, ro↔en, ro↔en + BT; columns no pretraining, MLM)
-PAPER = {("sk→en", "-"): 28.4, ("sk↔en", "-"): 28.5, ("sk↔en + BT", "-"): 34.4,
-         ("sk→en", "MLM"): 35.3, ("sk↔en", "MLM"): 35.6, ("sk↔en + BT", "MLM"): 38.5}
+PAPER = {
+    ("sk→en", "-"): 28.4,
+    ("sk↔en", "-"): 28.5,
+    ("sk↔en + BT", "-"): 34.4,
+    ("sk→en", "MLM"): 35.3,
+    ("sk↔en", "MLM"): 35.6,
+    ("sk↔en + BT", "MLM"): 38.5,
+}
 
 
 def slug(config, init):
@@ -35,16 +55,58 @@ def train(ctx, d, config, flags, k, init, ckpt):
     iters = ctx.n(ITERATIONS)
     every = max(1, iters // VALIDATIONS) * k  # updates between validations
     reload = ["--reload-encoder", ckpt, "--reload-decoder", ckpt] if ckpt else []
-    ctx.R.run(step, [
-        "fairseq-train", d["bin"], "--task", "xlm_unsupervised_mt", "--langs", LANGS, *flags, *MODEL,
-        *MT_BATCHES, *OPTIM,
-        "--lr", "3e-4", "--lr-scheduler", "fixed", "--warmup-updates", min(iters, ctx.n(50, 2)) * k,
-        "--epoch-size", 64 * every, "--max-update", iters * k, *reload, *fairseq_common(ctx.R.path(step))])
+    ctx.R.run(
+        step,
+        [
+            "fairseq-train",
+            d["bin"],
+            "--task",
+            "xlm_unsupervised_mt",
+            "--langs",
+            LANGS,
+            *flags,
+            *MODEL,
+            *MT_BATCHES,
+            *OPTIM,
+            "--lr",
+            "3e-4",
+            "--lr-scheduler",
+            "fixed",
+            "--warmup-updates",
+            min(iters, ctx.n(50, 2)) * k,
+            "--epoch-size",
+            64 * every,
+            "--max-update",
+            iters * k,
+            *reload,
+            *fairseq_common(ctx.R.path(step)),
+        ],
+    )
     checkpoint = ctx.R.path(step, "checkpoint_last.pt")
-    ctx.R.run(f"t3-mt-ppl-{name}", [
-        "fairseq-validate", d["bin"], "--user-dir", USER_DIR, "--task", "xlm_unsupervised_mt", "--langs", LANGS,
-        "--mt-steps", "sk-en", "--criterion", "xlm_mt_loss", "--path", checkpoint, "--valid-subset", "valid,test",
-        "--batch-size", 64, "--cpu"])
+    ctx.R.run(
+        f"t3-mt-ppl-{name}",
+        [
+            "fairseq-validate",
+            d["bin"],
+            "--user-dir",
+            USER_DIR,
+            "--task",
+            "xlm_unsupervised_mt",
+            "--langs",
+            LANGS,
+            "--mt-steps",
+            "sk-en",
+            "--criterion",
+            "xlm_mt_loss",
+            "--path",
+            checkpoint,
+            "--valid-subset",
+            "valid,test",
+            "--batch-size",
+            64,
+            "--cpu",
+        ],
+    )
     generate_bleu(ctx, f"t3-bleu-{name}", d["bin"], LANGS, "sk", "en", checkpoint)
     return name, [step, f"t3-mt-ppl-{name}", f"t3-bleu-{name}"]
 
@@ -60,28 +122,46 @@ def run(ctx):
             all_steps += steps
             log = ctx.R.path("logs", f"t3-mt-ppl-{name}.log")
             v, t = valid_rows(log, "valid"), valid_rows(log, "test")
-            res[(config, init)] = {"valid": v[-1] if v else {}, "test": t[-1] if t else {},
-                                   "bleu": bleu_of(ctx.R.path("logs", f"t3-bleu-{name}.log"))}
+            res[(config, init)] = {
+                "valid": v[-1] if v else {},
+                "test": t[-1] if t else {},
+                "bleu": bleu_of(ctx.R.path("logs", f"t3-bleu-{name}.log")),
+            }
             logs[(config, init, k)] = ctx.R.path("logs", f"{steps[0]}.log")
 
     nan = float("nan")
     rows = []
-    for config, _, k in CONFIGS:
+    for config, _, _ in CONFIGS:
         row = [config]
         for init in ("-", "MLM"):
             r = res[(config, init)]
-            row += [fmt(r["bleu"], 2), fmt(r["test"].get("sk-en_mt_ppl", nan)), fmt(r["valid"].get("sk-en_mt_ppl", nan))]
+            row += [
+                fmt(r["bleu"], 2),
+                fmt(r["test"].get("sk-en_mt_ppl", nan)),
+                fmt(r["valid"].get("sk-en_mt_ppl", nan)),
+            ]
         row += [f"{PAPER[(config, '-')]} / {PAPER[(config, 'MLM')]}"]
         rows.append(row)
-    table = md_table(["training", "no pretraining: BLEU test", "ppl test", "ppl valid", "MLM: BLEU test", "ppl test",
-                      "ppl valid", "paper ro→en BLEU (- / MLM)"], rows)
+    table = md_table(
+        [
+            "training",
+            "no pretraining: BLEU test",
+            "ppl test",
+            "ppl valid",
+            "MLM: BLEU test",
+            "ppl test",
+            "ppl valid",
+            "paper ro→en BLEU (- / MLM)",
+        ],
+        rows,
+    )
     iters = ctx.n(ITERATIONS)
     with open(os.path.join(d["bin"], "manifest.json"), encoding="utf-8") as f:
         mono = {l: v["train"]["sentences"] for l, v in json.load(f)["mono"].items()}
     text = f"""# Table 3 (miniature): supervised MT sk→en, low-resource, with and without MLM pretraining
 
 DDTP en-sk with **{T3_PAIRS} training pairs** (of ~33k; chosen by a hash with `xlm-preprocess ddtp
---max-sentences-per-lang {T3_PAIRS}`), while the MLM and back-translation use all {mono['en']} en and {mono['sk']} sk
+--max-sentences-per-lang {T3_PAIRS}`), while the MLM and back-translation use all {mono["en"]} en and {mono["sk"]} sk
 monolingual training sentences. Every run does {iters} XLM iterations, i.e. {iters} supervised sk→en batches (an
 iteration is one batch of each step: {iters}, {2 * iters} and {4 * iters} updates for the three rows), and is
 evaluated at its last update: sk→en BLEU on test (`fairseq-generate`, greedy, `--max-len-a 1.5 --max-len-b 10`,
@@ -96,7 +176,7 @@ the direction (MLM > no pretraining in every row, back-translation helps), not c
 
 - model: {MODEL_TEXT}; encoder and decoder both from the MLM (`--reload-encoder/--reload-decoder`) or random;
   one shared BPE (8000 merges) for en and sk
-- MLM pretraining: {mlm['updates']} updates, `--mlm-steps en,sk`, streams of 128 tokens x 16, Adam lr 5e-4
+- MLM pretraining: {mlm["updates"]} updates, `--mlm-steps en,sk`, streams of 128 tokens x 16, Adam lr 5e-4
 - MT: {iters} iterations per run, batches of at most 1500 tokens / 64 sentences of at most 40 BPE tokens, Adam
   lr 3e-4 fixed after a warm-up of {min(iters, ctx.n(50, 2))} iterations; back-translation greedy with the live model
 - scale {ctx.scale:g}; wall time {ctx.minutes(all_steps):.1f} min in all (2 CPU cores), per step:
@@ -105,10 +185,22 @@ the direction (MLM > no pretraining in every row, back-translation helps), not c
 """
     panels = []
     for init, label in (("-", "no pretraining"), ("MLM", "MLM init")):
-        panels.append(dict(series={c: curve(lg, "sk-en_mt_ppl", x_div=k) for (c, i, k), lg in logs.items() if i == init},
-                           ylabel="valid sk→en MT ppl", xlabel="iterations (= sk→en batches)", title=label,
-                           log_y=True))
-    panels.append(dict(series={"MLM en,sk": curve(mlm["log"], "mlm_ppl")}, ylabel="valid MLM ppl (mean en, sk)",
-                       title="MLM pretraining", log_y=True))
+        panels.append(
+            dict(
+                series={c: curve(lg, "sk-en_mt_ppl", x_div=k) for (c, i, k), lg in logs.items() if i == init},
+                ylabel="valid sk→en MT ppl",
+                xlabel="iterations (= sk→en batches)",
+                title=label,
+                log_y=True,
+            )
+        )
+    panels.append(
+        dict(
+            series={"MLM en,sk": curve(mlm["log"], "mlm_ppl")},
+            ylabel="valid MLM ppl (mean en, sk)",
+            title="MLM pretraining",
+            log_y=True,
+        )
+    )
     write_result(ctx, 3, text, panels, "Table 3 (miniature): supervised MT sk→en, 5k pairs, DDTP")
     return {"steps": all_steps}

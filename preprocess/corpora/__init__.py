@@ -1,4 +1,4 @@
-"""Corpus getters that write a RAW_DIR for `xlm-preprocess prepare` (reference/xlm-original.md §4.1):
+"""Corpus getters that write a RAW_DIR for `xlm-preprocess prepare` (facebookresearch/XLM `get-data-*.sh`):
 
     python -m xlm_preprocess.corpora.wikipedia   Wikipedia dump -> train/valid/test.{lang}      (get-data-wiki.sh)
     python -m xlm_preprocess.corpora.opus        OPUS Moses pairs -> train/valid/test.{a}-{b}.*   (get-data-para.sh)
@@ -7,6 +7,7 @@
 (also `xlm-preprocess wikipedia|opus|wmt`). With internet they download with wget or curl (`--download`;
 `--dry-run` prints the commands); every one of them also runs on local files, which is what the tests do.
 This module holds what they share: downloading, and the seeded train/valid/test split."""
+
 import os
 import random
 import shutil
@@ -50,16 +51,19 @@ def choose_heldout(n_lines: int, valid_size: int, test_size: int, seed: int) -> 
     if valid_size < 0 or test_size < 0:
         raise PreprocessError("--valid-size and --test-size must be 0 or more")
     if valid_size + test_size >= n_lines:
-        raise PreprocessError(f"the corpus has {n_lines} lines: not enough for --valid-size {valid_size} and "
-                              f"--test-size {test_size} plus training lines; lower them")
+        raise PreprocessError(
+            f"the corpus has {n_lines} lines: not enough for --valid-size {valid_size} and "
+            f"--test-size {test_size} plus training lines; lower them"
+        )
     picks = random.Random(seed).sample(range(n_lines), valid_size + test_size)
     heldout = {i: "valid" for i in picks[:valid_size]}
     heldout.update({i: "test" for i in picks[valid_size:]})
     return heldout
 
 
-def split_aligned(sources: Dict[str, str], outputs: Dict[str, Dict[str, str]], valid_size: int, test_size: int,
-                  seed: int) -> Dict[str, int]:
+def split_aligned(
+    sources: Dict[str, str], outputs: Dict[str, Dict[str, str]], valid_size: int, test_size: int, seed: int
+) -> Dict[str, int]:
     """Split line-aligned files `sources` ({key: path}, all the same length) into `outputs`
     ({split: {key: path}}) with `choose_heldout`. Returns the line count of each split."""
     keys = sorted(sources)
@@ -68,8 +72,7 @@ def split_aligned(sources: Dict[str, str], outputs: Dict[str, Dict[str, str]], v
     heldout = choose_heldout(n_lines, valid_size, test_size, seed)
     counts = {"train": 0, "valid": 0, "test": 0}
     with ExitStack() as stack:
-        files = {split: {k: stack.enter_context(atomic_output(outputs[split][k])) for k in keys}
-                 for split in outputs}
+        files = {split: {k: stack.enter_context(atomic_output(outputs[split][k])) for k in keys} for split in outputs}
         for i, lines in enumerate(zip(*readers)):
             split = heldout.get(i, "train")
             counts[split] += 1

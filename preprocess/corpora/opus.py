@@ -8,6 +8,7 @@ of a pair concatenated, 5000 + 5000 pairs held out for valid and test).
     python -m xlm_preprocess.corpora.opus --pair en-fr --zip en-fr.txt.zip --moses data/Europarl.en-fr --output raw
 
 Pairs with a blank side are dropped (counted); both files of a source must have the same number of lines."""
+
 import os
 import sys
 import zipfile
@@ -53,8 +54,9 @@ def unzip_pair(path: str, a: str, b: str, folder: str):
             for lang in (a, b):
                 members = [m for m in zf.namelist() if m.endswith(f".{a}-{b}.{lang}")]
                 if len(members) != 1:
-                    raise PreprocessError(f"--zip {path}: expected one file ending in .{a}-{b}.{lang}, "
-                                          f"found {len(members)}")
+                    raise PreprocessError(
+                        f"--zip {path}: expected one file ending in .{a}-{b}.{lang}, found {len(members)}"
+                    )
                 dest = temp_name(os.path.join(folder, f"opus.{os.path.basename(members[0])}"))
                 with zf.open(members[0]) as src, atomic_output(dest, binary=True) as out:
                     while True:
@@ -72,8 +74,7 @@ def append_pairs(sides, a: str, b: str, outs, skip_bad_lines: bool, what: str):
     """Append the aligned lines of sides[a]/sides[b] to outs[a]/outs[b]; return (kept, blank, bad)."""
     na, nb = count_lines(sides[a]), count_lines(sides[b])
     if na != nb:
-        raise PreprocessError(f"{what}: the two sides differ in length: {sides[a]} has {na} lines, "
-                              f"{sides[b]} has {nb}")
+        raise PreprocessError(f"{what}: the two sides differ in length: {sides[a]} has {na} lines, {sides[b]} has {nb}")
     bad = set()
     if skip_bad_lines:
         bad = find_bad_lines(sides[a]) | find_bad_lines(sides[b])
@@ -92,13 +93,23 @@ def append_pairs(sides, a: str, b: str, outs, skip_bad_lines: bool, what: str):
 def add_arguments(parser):
     parser.add_argument("--pair", required=True, help="two languages, e.g. en-fr")
     parser.add_argument("--output", required=True, help="RAW_DIR to write {split}.{a}-{b}.{a|b} into")
-    parser.add_argument("--corpus", action="append", default=[], metavar="NAME/VERSION",
-                        help="OPUS corpus to download with --download (repeatable), e.g. Europarl/v8")
+    parser.add_argument(
+        "--corpus",
+        action="append",
+        default=[],
+        metavar="NAME/VERSION",
+        help="OPUS corpus to download with --download (repeatable), e.g. Europarl/v8",
+    )
     parser.add_argument("--download", action="store_true", help="download the --corpus zips (wget/curl)")
     parser.add_argument("--download-dir", default=".", help="where --download puts the zips")
     parser.add_argument("--zip", action="append", default=[], help="a local OPUS Moses zip (repeatable)")
-    parser.add_argument("--moses", action="append", default=[], metavar="PREFIX",
-                        help="local Moses files PREFIX.{a} and PREFIX.{b} (repeatable)")
+    parser.add_argument(
+        "--moses",
+        action="append",
+        default=[],
+        metavar="PREFIX",
+        help="local Moses files PREFIX.{a} and PREFIX.{b} (repeatable)",
+    )
     parser.add_argument("--skip-bad-lines", action="store_true", help="drop pairs with non-UTF-8 lines")
     parser.add_argument("--dry-run", action="store_true", help="print the download commands and stop")
     add_split_arguments(parser)
@@ -138,16 +149,23 @@ def main(args) -> None:
                 sources.append((sides, f"--moses {prefix}"))
             for sides, what in sources:
                 kept, blank, bad = append_pairs(sides, a, b, outs, args.skip_bad_lines, what)
-                log(f"opus: {what}: {kept} pairs" + (f", {blank} with a blank side dropped" if blank else "")
-                    + (f", {bad} with invalid UTF-8 dropped" if bad else ""))
-        outputs = {s: {lang: os.path.join(args.output, f"{s}.{a}-{b}.{lang}") for lang in (a, b)}
-                   for s in ("train", "valid", "test")}
+                log(
+                    f"opus: {what}: {kept} pairs"
+                    + (f", {blank} with a blank side dropped" if blank else "")
+                    + (f", {bad} with invalid UTF-8 dropped" if bad else "")
+                )
+        outputs = {
+            s: {lang: os.path.join(args.output, f"{s}.{a}-{b}.{lang}") for lang in (a, b)}
+            for s in ("train", "valid", "test")
+        }
         counts = split_aligned(merged, outputs, args.valid_size, args.test_size, args.seed)
     finally:
         for path in list(merged.values()) + extracted:
             remove_quietly(path)
-    print(f"opus [{a}-{b}]: train {counts['train']}, valid {counts['valid']}, test {counts['test']} pairs "
-          f"in {args.output}")
+    print(
+        f"opus [{a}-{b}]: train {counts['train']}, valid {counts['valid']}, test {counts['test']} pairs "
+        f"in {args.output}"
+    )
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ comments, references, templates, tables, files and categories, keeps link labels
 markup, and writes WikiExtractor's format (`<doc id url title>`, title, paragraphs, `</doc>`) to
 `--extracted-output` if asked. WikiExtractor is more thorough (it expands some templates); use it for
 full-scale corpora."""
+
 import bz2
 import gzip
 import html
@@ -30,10 +31,47 @@ DUMP_URL = "https://dumps.wikimedia.org/{lang}wiki/latest/{lang}wiki-latest-page
 
 # namespaces whose links are files or categories (English and the XLM-15 languages' most common names)
 _DROP_NAMESPACES = {
-    "file", "image", "media", "category", "fichier", "catégorie", "datei", "bild", "kategorie", "archivo",
-    "imagen", "categoría", "ficheiro", "categoria", "immagine", "файл", "категория", "изображение", "ملف",
-    "تصنيف", "dosya", "kategori", "tập tin", "thể loại", "文件", "分类", "檔案", "分類", "ファイル", "画像",
-    "カテゴリ", "ไฟล์", "หมวดหมู่", "αρχείο", "κατηγορία", "चित्र", "श्रेणी", "faili", "jamii", "زمرہ", "فائل",
+    "file",
+    "image",
+    "media",
+    "category",
+    "fichier",
+    "catégorie",
+    "datei",
+    "bild",
+    "kategorie",
+    "archivo",
+    "imagen",
+    "categoría",
+    "ficheiro",
+    "categoria",
+    "immagine",
+    "файл",
+    "категория",
+    "изображение",
+    "ملف",
+    "تصنيف",
+    "dosya",
+    "kategori",
+    "tập tin",
+    "thể loại",
+    "文件",
+    "分类",
+    "檔案",
+    "分類",
+    "ファイル",
+    "画像",
+    "カテゴリ",
+    "ไฟล์",
+    "หมวดหมู่",
+    "αρχείο",
+    "κατηγορία",
+    "चित्र",
+    "श्रेणी",
+    "faili",
+    "jamii",
+    "زمرہ",
+    "فائل",
 }
 _COMMENT = re.compile(r"<!--.*?-->", re.S)
 _REF = re.compile(r"<ref[^>]*/>|<ref[^>]*>.*?</ref>", re.S | re.I)
@@ -123,8 +161,12 @@ def iter_articles(dump: str) -> Iterator[Tuple[str, str, str]]:
                     for child in revision:
                         if child.tag.rsplit("}", 1)[-1] == "text":
                             text = child.text or ""
-                if (ns is None or (ns.text or "").strip() == "0") and "redirect" not in fields and text \
-                        and not text.lstrip().upper().startswith("#REDIRECT"):
+                if (
+                    (ns is None or (ns.text or "").strip() == "0")
+                    and "redirect" not in fields
+                    and text
+                    and not text.lstrip().upper().startswith("#REDIRECT")
+                ):
                     yield (fields["id"].text or "").strip(), (fields["title"].text or "").strip(), text
                 root.clear()
     except (ET.ParseError, OSError, EOFError) as e:
@@ -211,8 +253,10 @@ def main(args) -> None:
         remove_quietly(plain)
         if not args.extracted and not args.extracted_output:
             remove_quietly(target)
-    print(f"wikipedia [{lang}]: train {counts['train']}, valid {counts['valid']}, test {counts['test']} lines "
-          f"in {args.output}")
+    print(
+        f"wikipedia [{lang}]: train {counts['train']}, valid {counts['valid']}, test {counts['test']} lines "
+        f"in {args.output}"
+    )
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ newstest2014 test; de-en: newstest2013 / newstest2016; en-ro: newsdev2016 / news
 
 `--also-mono` writes {split}.{a} and {split}.{b} too (XLM links its monolingual valid/test files to the
 parallel ones, for the MLM/CLM validation perplexities)."""
+
 import os
 import re
 import shutil
@@ -47,11 +48,12 @@ def sacrebleu_command(testset: str, direction: str, side: str):
 
 def fetch_with_sacrebleu(testset: str, direction: str, side: str):
     cmd = sacrebleu_command(testset, direction, side)
-    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.run(cmd, capture_output=True)
     if proc.returncode != 0:
         last = (proc.stderr.decode("utf-8", "replace").strip().splitlines() or ["no output"])[-1]
-        raise PreprocessError(f"`{' '.join(cmd[1:])}` failed: {last} (it needs internet, or the set in "
-                              f"sacrebleu's cache ~/.sacrebleu)")
+        raise PreprocessError(
+            f"`{' '.join(cmd[1:])}` failed: {last} (it needs internet, or the set in sacrebleu's cache ~/.sacrebleu)"
+        )
     return [clean_line(x) for x in proc.stdout.decode("utf-8").split("\n")[:-1]]
 
 
@@ -76,8 +78,10 @@ def main(args) -> None:
             for side in ("src", "ref"):
                 print(" ".join(["sacrebleu"] + sacrebleu_command(args.testset, args.direction, side)[1:]))
             return
-        texts = {src_lang: fetch_with_sacrebleu(args.testset, args.direction, "src"),
-                 tgt_lang: fetch_with_sacrebleu(args.testset, args.direction, "ref")}
+        texts = {
+            src_lang: fetch_with_sacrebleu(args.testset, args.direction, "src"),
+            tgt_lang: fetch_with_sacrebleu(args.testset, args.direction, "ref"),
+        }
         origin = f"sacrebleu {args.testset}"
     else:
         if not (args.src and args.ref):
@@ -86,8 +90,9 @@ def main(args) -> None:
         origin = f"{args.src} + {args.ref}"
     if len(texts[a]) != len(texts[b]):
         names = {src_lang: args.src or "src", tgt_lang: args.ref or "ref"}
-        raise PreprocessError(f"the two sides differ in length: {names[a]} has {len(texts[a])} sentences, "
-                              f"{names[b]} has {len(texts[b])}")
+        raise PreprocessError(
+            f"the two sides differ in length: {names[a]} has {len(texts[a])} sentences, {names[b]} has {len(texts[b])}"
+        )
     if not texts[a]:
         raise PreprocessError(f"no sentences in {origin}")
     os.makedirs(args.output, exist_ok=True)

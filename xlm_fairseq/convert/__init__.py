@@ -8,6 +8,7 @@ Modules: loading (safe unpickling of .pth files), vocab (XLM vocabularies and th
 original (reading original checkpoints), fairseq_checkpoint (our model.pt), transformers_io (transformers'
 XLM folders), output (all-or-nothing output folders), cli (the command line).
 """
+
 from ..errors import XLMUserError
 
 

@@ -7,6 +7,7 @@ so fairseq-train --restore-file / --finetune-from-model, the translation task's 
 xlm_cross_lingual_lm (encoder-only) or xlm_unsupervised_mt (encoder-decoder); cfg.task.data is the output
 folder, which holds the dict.txt the model was converted with.
 """
+
 import contextlib
 import logging
 import os
@@ -15,6 +16,7 @@ from typing import Dict, List, Optional, Tuple
 
 import torch
 
+from ..modules.transformer import N_MAX_POSITIONS
 from . import ConvertError
 from .spec import ModelSpec
 
@@ -37,10 +39,29 @@ def _quiet():
 def train_command(spec: ModelSpec, data_dir: str) -> List[str]:
     """The fairseq-train arguments (after the program name) of a model like this one."""
     langs = ",".join(spec.langs)
-    args = [data_dir, "--user-dir", PACKAGE_DIR, "--langs", langs, "--arch", "xlm_transformer",
-            "--emb-dim", str(spec.emb_dim), "--n-layers", str(spec.n_layers), "--n-heads", str(spec.n_heads),
-            "--activation-fn", "gelu" if spec.gelu else "relu", "--dropout", str(spec.dropout),
-            "--attention-dropout", str(spec.attention_dropout), "--max-positions", str(spec.max_positions)]
+    args = [
+        data_dir,
+        "--user-dir",
+        PACKAGE_DIR,
+        "--langs",
+        langs,
+        "--arch",
+        "xlm_transformer",
+        "--emb-dim",
+        str(spec.emb_dim),
+        "--n-layers",
+        str(spec.n_layers),
+        "--n-heads",
+        str(spec.n_heads),
+        "--activation-fn",
+        "gelu" if spec.gelu else "relu",
+        "--dropout",
+        str(spec.dropout),
+        "--attention-dropout",
+        str(spec.attention_dropout),
+        "--max-positions",
+        str(spec.max_positions),
+    ]
     if spec.no_lang_emb:
         args.append("--no-lang-emb")
     if spec.sinusoidal:
@@ -59,8 +80,10 @@ def build_cfg(spec: ModelSpec, data_dir: str) -> dict:
     from omegaconf import OmegaConf, open_dict
 
     if not spec.encoder_only and "xlm_unsupervised_mt" not in TASK_REGISTRY:
-        raise ConvertError("encoder-decoder checkpoints need the xlm_unsupervised_mt task, which this "
-                           "installation of xlm_fairseq does not register")
+        raise ConvertError(
+            "encoder-decoder checkpoints need the xlm_unsupervised_mt task, which this "
+            "installation of xlm_fairseq does not register"
+        )
     with _quiet():
         parser = options.get_training_parser()
         args = options.parse_args_and_arch(parser, input_args=train_command(spec, data_dir))
@@ -75,31 +98,41 @@ def build_cfg(spec: ModelSpec, data_dir: str) -> dict:
 def check_against_model(spec: ModelSpec, state: Dict[str, torch.Tensor], dictionary) -> None:
     """Build our model with these dimensions (on the meta device: no memory) and compare names and shapes,
     so a model.pt that fairseq would refuse is never written."""
-    from ..models.xlm_transformer import XLMTransformerConfig, XLMTransformerModel, _stack_args
-    from ..modules.encoder_decoder import XLMDecoder, XLMEncoder
+    from ..models.xlm_transformer import XLMTransformerConfig, XLMTransformerModel
 
     cfg = XLMTransformerConfig(
-        emb_dim=spec.emb_dim, n_layers=spec.n_layers, n_heads=spec.n_heads, dropout=spec.dropout,
-        attention_dropout=spec.attention_dropout, activation_fn="gelu" if spec.gelu else "relu",
-        no_lang_emb=spec.no_lang_emb, sinusoidal_embeddings=False, max_positions=spec.max_positions,
-        n_langs=spec.n_langs, encoder_only=spec.encoder_only)
+        emb_dim=spec.emb_dim,
+        n_layers=spec.n_layers,
+        n_heads=spec.n_heads,
+        dropout=spec.dropout,
+        attention_dropout=spec.attention_dropout,
+        activation_fn="gelu" if spec.gelu else "relu",
+        no_lang_emb=spec.no_lang_emb,
+        sinusoidal_embeddings=False,
+        max_positions=spec.max_positions,
+        n_langs=spec.n_langs,
+        encoder_only=spec.encoder_only,
+    )
     with torch.device("meta"):
-        enc = XLMEncoder(dictionary, **_stack_args(cfg))
-        dec = None if spec.encoder_only else XLMDecoder(dictionary, **_stack_args(cfg))
-        expected = XLMTransformerModel(cfg, enc, dec).state_dict()
+        expected = XLMTransformerModel.from_config(cfg, dictionary).state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
     if missing or unexpected:
-        raise ConvertError(f"internal: converted weights do not fit xlm_transformer (missing {missing[:3]}, "
-                           f"unexpected {unexpected[:3]})")
+        raise ConvertError(
+            f"internal: converted weights do not fit xlm_transformer (missing {missing[:3]}, "
+            f"unexpected {unexpected[:3]})"
+        )
     for key, value in expected.items():
         if tuple(value.shape) != tuple(state[key].shape):
-            raise ConvertError(f"{key}: {tuple(state[key].shape)} does not fit xlm_transformer's "
-                               f"{tuple(value.shape)} (dict.txt has {len(dictionary)} entries)")
+            raise ConvertError(
+                f"{key}: {tuple(state[key].shape)} does not fit xlm_transformer's "
+                f"{tuple(value.shape)} (dict.txt has {len(dictionary)} entries)"
+            )
 
 
-def save_checkpoint(path: str, spec: ModelSpec, state: Dict[str, torch.Tensor], cfg: dict,
-                    provenance: Optional[dict] = None) -> None:
+def save_checkpoint(
+    path: str, spec: ModelSpec, state: Dict[str, torch.Tensor], cfg: dict, provenance: Optional[dict] = None
+) -> None:
     """fairseq's checkpoint layout (trainer.state_dict), fresh optimizer/iterator state, fp32 weights."""
     from fairseq.checkpoint_utils import torch_persistent_save
 
@@ -109,8 +142,14 @@ def save_checkpoint(path: str, spec: ModelSpec, state: Dict[str, torch.Tensor], 
         "cfg": cfg,
         "model": state,
         "criterion": None,
-        "optimizer_history": [{"criterion_name": criterion, "optimizer_name": "none",
-                               "lr_scheduler_state": {"best": None}, "num_updates": 0}],
+        "optimizer_history": [
+            {
+                "criterion_name": criterion,
+                "optimizer_name": "none",
+                "lr_scheduler_state": {"best": None},
+                "num_updates": 0,
+            }
+        ],
         "task_state": {},
         "extra_state": {
             "train_iterator": {"version": 2, "epoch": 1, "iterations_in_epoch": 0, "shuffle": True},
@@ -133,8 +172,10 @@ def read_checkpoint(path: str) -> Tuple[ModelSpec, Dict[str, Dict[str, torch.Ten
         state = read_fairseq_checkpoint(path, "checkpoint")
     cfg = state.get("cfg")
     if cfg is None or "model" not in state:
-        raise ConvertError(f"{path}: not a fairseq checkpoint with a config; original XLM .pth files go "
-                           "through `xlm-convert from-original` first")
+        raise ConvertError(
+            f"{path}: not a fairseq checkpoint with a config; original XLM .pth files go "
+            "through `xlm-convert from-original` first"
+        )
     cfg = OmegaConf.to_container(cfg, resolve=True) if OmegaConf.is_config(cfg) else cfg
     model_cfg, task_cfg = cfg.get("model") or {}, cfg.get("task") or {}
     name = model_cfg.get("_name") if isinstance(model_cfg, dict) else None
@@ -142,7 +183,7 @@ def read_checkpoint(path: str) -> Tuple[ModelSpec, Dict[str, Dict[str, torch.Ten
         raise ConvertError(f"{path}: a checkpoint of model '{name}', not xlm_transformer")
     sides = {}
     for side in ("encoder", "decoder"):
-        sub = {k[len(side) + 1:]: v for k, v in state["model"].items() if k.startswith(side + ".")}
+        sub = {k[len(side) + 1 :]: v for k, v in state["model"].items() if k.startswith(side + ".")}
         if sub:
             sides[side] = sub
     if "encoder" not in sides:
@@ -155,10 +196,17 @@ def read_checkpoint(path: str) -> Tuple[ModelSpec, Dict[str, Dict[str, torch.Ten
         langs = langs if langs and len(langs) == n_langs else [f"lang{i}" for i in range(n_langs)]
     enc = sides["encoder"]
     spec = ModelSpec(
-        emb_dim=int(model_cfg["emb_dim"]), n_layers=int(model_cfg["n_layers"]), n_heads=int(model_cfg["n_heads"]),
-        n_words=int(enc["embeddings.weight"].shape[0]), langs=langs,
-        has_lang_emb="lang_embeddings.weight" in enc, gelu=model_cfg.get("activation_fn", "gelu") == "gelu",
+        emb_dim=int(model_cfg["emb_dim"]),
+        n_layers=int(model_cfg["n_layers"]),
+        n_heads=int(model_cfg["n_heads"]),
+        n_words=int(enc["embeddings.weight"].shape[0]),
+        langs=langs,
+        has_lang_emb="lang_embeddings.weight" in enc,
+        gelu=model_cfg.get("activation_fn", "gelu") == "gelu",
         sinusoidal=bool(model_cfg.get("sinusoidal_embeddings", False)),
-        max_positions=int(model_cfg.get("max_positions", 512)), dropout=float(model_cfg.get("dropout", 0.1)),
-        attention_dropout=float(model_cfg.get("attention_dropout", 0.1)), encoder_only="decoder" not in sides)
+        max_positions=int(model_cfg.get("max_positions", N_MAX_POSITIONS)),
+        dropout=float(model_cfg.get("dropout", 0.1)),
+        attention_dropout=float(model_cfg.get("attention_dropout", 0.1)),
+        encoder_only="decoder" not in sides,
+    )
     return spec, sides, cfg

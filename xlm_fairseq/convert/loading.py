@@ -7,6 +7,7 @@ numpy 1.x pickles (the released 2019 files) name the module `numpy.core.multiarr
 `numpy._core.multiarray`: both spellings are allowed. Anything else is refused with one line that names
 the type and offers --trust-checkpoint (full unpickling, for a file the user trusts).
 """
+
 import os
 import re
 from typing import Any, List
@@ -17,8 +18,18 @@ import torch
 from . import ConvertError
 
 _DTYPE_CLASSES = [
-    "Float64DType", "Float32DType", "Float16DType", "Int64DType", "Int32DType", "Int16DType", "Int8DType",
-    "UInt64DType", "UInt32DType", "UInt16DType", "UInt8DType", "BoolDType",
+    "Float64DType",
+    "Float32DType",
+    "Float16DType",
+    "Int64DType",
+    "Int32DType",
+    "Int16DType",
+    "Int8DType",
+    "UInt64DType",
+    "UInt32DType",
+    "UInt16DType",
+    "UInt8DType",
+    "BoolDType",
 ]
 
 
@@ -65,11 +76,14 @@ def load_pth(path: str, trust: bool = False, what: str = "checkpoint") -> Any:
             for pattern in _REFUSED:
                 m = pattern.search(str(e))
                 if m and m.group(1).endswith("data.dictionary.Dictionary"):
-                    raise ConvertError(f"{path}: XLM binarised data (it pickles {m.group(1)}), not a model "
-                                       "checkpoint") from None
+                    raise ConvertError(
+                        f"{path}: XLM binarised data (it pickles {m.group(1)}), not a model checkpoint"
+                    ) from None
                 if m:
                     raise ConvertError(
                         f"{path}: the file pickles `{m.group(1)}`, which safe (weights-only) loading refuses; "
-                        "if you trust where this file comes from, pass --trust-checkpoint") from None
-        raise ConvertError(f"{path}: cannot be read as a PyTorch {what}; it is truncated or corrupt "
-                           f"({_one_line(e)})") from None
+                        "if you trust where this file comes from, pass --trust-checkpoint"
+                    ) from None
+        raise ConvertError(
+            f"{path}: cannot be read as a PyTorch {what}; it is truncated or corrupt ({_one_line(e)})"
+        ) from None

@@ -1,5 +1,6 @@
 """All-or-nothing output folders: everything is written into a hidden temporary folder beside --out and
 moved into place only when the conversion succeeded, so a failure never leaves half-written files."""
+
 import os
 import shutil
 import tempfile
@@ -18,8 +19,9 @@ class OutputFolder:
             raise ConvertError(f"--out {out}: the parent folder {parent} does not exist")
         clashes = [n for n in names if os.path.exists(os.path.join(self.out, n))]
         if clashes and not force:
-            raise ConvertError(f"--out {out}: already holds {', '.join(clashes)}; choose another folder or pass "
-                               "--force to overwrite")
+            raise ConvertError(
+                f"--out {out}: already holds {', '.join(clashes)}; choose another folder or pass --force to overwrite"
+            )
         self.tmp = None
         self.parent = parent
 

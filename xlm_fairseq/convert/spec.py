@@ -5,16 +5,15 @@ of the vocabulary-sized tensors (embeddings.weight, pred_layer.proj.weight/bias)
 swap (vocab.vocab_permutation), and, when the original's language ids are not in sorted order, in the rows
 of lang_embeddings.weight (our language id is the index in the sorted --langs).
 """
+
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
 import torch
 
+from ..modules.transformer import N_MAX_POSITIONS
 from . import ConvertError
 from .vocab import vocab_permutation
-
-VOCAB_ROWS = ("embeddings.weight", "pred_layer.proj.weight", "pred_layer.proj.bias")
-SIDES = ("encoder", "decoder")
 
 
 @dataclass
@@ -27,7 +26,7 @@ class ModelSpec:
     has_lang_emb: bool
     gelu: bool = True
     sinusoidal: bool = False
-    max_positions: int = 512
+    max_positions: int = N_MAX_POSITIONS
     dropout: float = 0.1
     attention_dropout: float = 0.1
     encoder_only: bool = True
@@ -44,13 +43,16 @@ class ModelSpec:
 
     def describe(self) -> str:
         kind = "encoder-only (LM)" if self.encoder_only else "encoder-decoder (MT)"
-        return (f"{kind}: emb_dim {self.emb_dim}, {self.n_layers} layers, {self.n_heads} heads, FFN "
-                f"{4 * self.emb_dim}, {'gelu' if self.gelu else 'relu'}, "
-                f"{'sinusoidal' if self.sinusoidal else 'learned'} positions ({self.max_positions})")
+        return (
+            f"{kind}: emb_dim {self.emb_dim}, {self.n_layers} layers, {self.n_heads} heads, FFN "
+            f"{4 * self.emb_dim}, {'gelu' if self.gelu else 'relu'}, "
+            f"{'sinusoidal' if self.sinusoidal else 'learned'} positions ({self.max_positions})"
+        )
 
 
 def expected_keys(n_layers: int, has_lang_emb: bool, is_decoder: bool) -> List[str]:
-    """The original key set of one TransformerModel (spec §3.1), without a `module.` prefix."""
+    """The original key set of one TransformerModel (of facebookresearch/XLM `xlm/model/transformer.py:
+    TransformerModel`), without a `module.` prefix."""
     keys = ["position_embeddings.weight"] + (["lang_embeddings.weight"] if has_lang_emb else [])
     keys += ["embeddings.weight", "layer_norm_emb.weight", "layer_norm_emb.bias"]
     for i in range(n_layers):
@@ -79,18 +81,26 @@ def check_keys(sd: Dict[str, torch.Tensor], spec: ModelSpec, is_decoder: bool, w
             detail.append(f"unexpected {unexpected[:3]}{' ...' if len(unexpected) > 3 else ''}")
         raise ConvertError(f"{where}: not the XLM transformer layout ({'; '.join(detail)})")
     d, v = spec.emb_dim, spec.n_words
-    shapes = {"embeddings.weight": (v, d), "pred_layer.proj.weight": (v, d), "pred_layer.proj.bias": (v,),
-              "position_embeddings.weight": (spec.max_positions, d)}
+    shapes = {
+        "embeddings.weight": (v, d),
+        "pred_layer.proj.weight": (v, d),
+        "pred_layer.proj.bias": (v,),
+        "position_embeddings.weight": (spec.max_positions, d),
+    }
     for i in range(spec.n_layers):
         shapes[f"ffns.{i}.lin1.weight"] = (4 * d, d)
         shapes[f"attentions.{i}.q_lin.weight"] = (d, d)
     for key, shape in shapes.items():
         if tuple(sd[key].shape) != shape:
-            raise ConvertError(f"{where}: {key} has shape {tuple(sd[key].shape)}, expected {shape}"
-                               + (" (the FFN must be 4 x emb_dim, as in the original)" if "ffns" in key else ""))
+            raise ConvertError(
+                f"{where}: {key} has shape {tuple(sd[key].shape)}, expected {shape}"
+                + (" (the FFN must be 4 x emb_dim, as in the original)" if "ffns" in key else "")
+            )
     if not torch.equal(sd["pred_layer.proj.weight"], sd["embeddings.weight"]):
-        raise ConvertError(f"{where}: the output projection is not tied to the token embeddings "
-                           "(share_inout_emb false), which this port does not support")
+        raise ConvertError(
+            f"{where}: the output projection is not tied to the token embeddings "
+            "(share_inout_emb false), which this port does not support"
+        )
 
 
 def permute_rows(sd: Dict[str, torch.Tensor], lang_order: Optional[List[int]] = None) -> Dict[str, torch.Tensor]:

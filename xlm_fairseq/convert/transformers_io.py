@@ -14,21 +14,26 @@ Not carried: dropout is carried but nothing of training (optimizer, schedule, ta
 from-transformers reads config.json, model.safetensors (or sharded, or pytorch_model.bin) and dict.txt,
 or rebuilds dict.txt from vocab.json (counts unknown: written as 1).
 """
+
 import json
 import os
 import shutil
 from typing import Dict, List, Optional, Tuple
 
 import torch
-
 from fairseq.data import Dictionary
 
+from ..modules.transformer import N_MAX_POSITIONS
 from . import ConvertError
 from .spec import ModelSpec, check_keys, permute_rows, retie
 from .vocab import XLMVocab, from_hf_token, to_hf_token
 
-WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
-                "pytorch_model.bin.index.json")
+WEIGHT_FILES = (
+    "model.safetensors",
+    "model.safetensors.index.json",
+    "pytorch_model.bin",
+    "pytorch_model.bin.index.json",
+)
 
 
 def _transformers():
@@ -45,12 +50,28 @@ def _transformers():
 def hf_config(spec: ModelSpec):
     tf = _transformers()
     config = tf.XLMConfig(
-        vocab_size=spec.n_words, emb_dim=spec.emb_dim, n_layers=spec.n_layers, n_heads=spec.n_heads,
-        dropout=spec.dropout, attention_dropout=spec.attention_dropout, gelu_activation=spec.gelu,
-        sinusoidal_embeddings=spec.sinusoidal, causal=False, asm=False, n_langs=spec.n_langs,
-        use_lang_emb=spec.has_lang_emb or spec.n_langs == 1, max_position_embeddings=spec.max_positions,
-        layer_norm_eps=1e-12, is_encoder=True, bos_token_id=0, eos_token_id=1, pad_token_id=2, unk_index=3,
-        mask_index=5, tie_word_embeddings=True)
+        vocab_size=spec.n_words,
+        emb_dim=spec.emb_dim,
+        n_layers=spec.n_layers,
+        n_heads=spec.n_heads,
+        dropout=spec.dropout,
+        attention_dropout=spec.attention_dropout,
+        gelu_activation=spec.gelu,
+        sinusoidal_embeddings=spec.sinusoidal,
+        causal=False,
+        asm=False,
+        n_langs=spec.n_langs,
+        use_lang_emb=spec.has_lang_emb or spec.n_langs == 1,
+        max_position_embeddings=spec.max_positions,
+        layer_norm_eps=1e-12,
+        is_encoder=True,
+        bos_token_id=0,
+        eos_token_id=1,
+        pad_token_id=2,
+        unk_index=3,
+        mask_index=5,
+        tie_word_embeddings=True,
+    )
     config.id2lang = {i: l for i, l in enumerate(spec.langs)}
     config.lang2id = {l: i for i, l in enumerate(spec.langs)}
     config.architectures = ["XLMWithLMHeadModel"]
@@ -94,9 +115,13 @@ def write_tokenizer(folder: str, vocab: XLMVocab, codes: str, spec: ModelSpec, l
         with open(os.path.join(scratch, "merges.txt"), "w", encoding="utf-8") as f:
             f.writelines(m + "\n" for m in merges)
         tok = tf.XLMTokenizer(
-            os.path.join(scratch, "vocab.json"), os.path.join(scratch, "merges.txt"),
-            lang2id={l: i for i, l in enumerate(spec.langs)}, id2lang={i: l for i, l in enumerate(spec.langs)},
-            do_lowercase_and_remove_accent=lowercase, model_max_length=spec.max_positions)
+            os.path.join(scratch, "vocab.json"),
+            os.path.join(scratch, "merges.txt"),
+            lang2id={l: i for i, l in enumerate(spec.langs)},
+            id2lang={i: l for i, l in enumerate(spec.langs)},
+            do_lowercase_and_remove_accent=lowercase,
+            model_max_length=spec.max_positions,
+        )
         tok.save_pretrained(folder)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
@@ -106,8 +131,15 @@ def write_tokenizer(folder: str, vocab: XLMVocab, codes: str, spec: ModelSpec, l
     return notes
 
 
-def export(folder: str, spec: ModelSpec, encoder: Dict[str, torch.Tensor], dictionary: Dictionary,
-           dict_path: str, codes: Optional[str], lowercase: bool) -> List[str]:
+def export(
+    folder: str,
+    spec: ModelSpec,
+    encoder: Dict[str, torch.Tensor],
+    dictionary: Dictionary,
+    dict_path: str,
+    codes: Optional[str],
+    lowercase: bool,
+) -> List[str]:
     """Write a transformers XLM folder from our encoder weights (our numbering). Returns notes."""
     tf = _transformers()
     sd = permute_rows(encoder)  # back to XLM's numbering (the permutation is its own inverse)
@@ -203,10 +235,22 @@ def import_folder(folder: str, langs_override: Optional[List[str]] = None):
     sd, notes = {}, []
     for key, value in raw.items():
         if key.startswith("transformer."):
-            sd[key[len("transformer."):]] = value
-        elif key.startswith("pred_layer.") or "." in key and key.split(".")[0] in (
-                "position_embeddings", "lang_embeddings", "embeddings", "layer_norm_emb", "attentions",
-                "layer_norm1", "ffns", "layer_norm2"):
+            sd[key[len("transformer.") :]] = value
+        elif (
+            key.startswith("pred_layer.")
+            or "." in key
+            and key.split(".")[0]
+            in (
+                "position_embeddings",
+                "lang_embeddings",
+                "embeddings",
+                "layer_norm_emb",
+                "attentions",
+                "layer_norm1",
+                "ffns",
+                "layer_norm2",
+            )
+        ):
             sd[key] = value
     if "embeddings.weight" not in sd:
         raise ConvertError(f"{folder}: no transformer.embeddings.weight in its weights")
@@ -226,14 +270,22 @@ def import_folder(folder: str, langs_override: Optional[List[str]] = None):
     order = sorted(range(n_langs), key=lambda i: langs[i])
     emb = sd["embeddings.weight"]
     spec = ModelSpec(
-        emb_dim=int(emb.shape[1]), n_layers=int(config.get("n_layers", 0)), n_heads=int(config.get("n_heads", 0)),
-        n_words=int(emb.shape[0]), langs=[langs[i] for i in order], has_lang_emb="lang_embeddings.weight" in sd,
-        gelu=bool(config.get("gelu_activation", True)), sinusoidal=bool(config.get("sinusoidal_embeddings", False)),
-        max_positions=int(config.get("max_position_embeddings", 512)),
-        dropout=float(config.get("dropout", 0.1)), attention_dropout=float(config.get("attention_dropout", 0.1)))
+        emb_dim=int(emb.shape[1]),
+        n_layers=int(config.get("n_layers", 0)),
+        n_heads=int(config.get("n_heads", 0)),
+        n_words=int(emb.shape[0]),
+        langs=[langs[i] for i in order],
+        has_lang_emb="lang_embeddings.weight" in sd,
+        gelu=bool(config.get("gelu_activation", True)),
+        sinusoidal=bool(config.get("sinusoidal_embeddings", False)),
+        max_positions=int(config.get("max_position_embeddings", N_MAX_POSITIONS)),
+        dropout=float(config.get("dropout", 0.1)),
+        attention_dropout=float(config.get("attention_dropout", 0.1)),
+    )
     if int(config.get("vocab_size", spec.n_words)) != spec.n_words:
-        raise ConvertError(f"{folder}: config vocab_size {config.get('vocab_size')} but the embeddings have "
-                           f"{spec.n_words} rows")
+        raise ConvertError(
+            f"{folder}: config vocab_size {config.get('vocab_size')} but the embeddings have {spec.n_words} rows"
+        )
     if spec.n_heads <= 0 or spec.emb_dim % spec.n_heads:
         raise ConvertError(f"{folder}: n_heads {spec.n_heads} does not divide emb_dim {spec.emb_dim}")
     check_keys(sd, spec, is_decoder=False, where=folder)

@@ -1,14 +1,14 @@
-"""XLM vocabularies (spec §3.3) and the id mapping between XLM's numbering and ours.
+"""XLM vocabularies (facebookresearch/XLM `xlm/data/dictionary.py`) and the id mapping between XLM's numbering and ours.
 
 XLM: `<s>`=0 `</s>`=1 `<pad>`=2 `<unk>`=3 `<special0..9>`=4..13, words from 14 in vocab-file order.
 Ours (fairseq's Dictionary, xlm_fairseq/dictionary.py): the same with pad and eos swapped (`<pad>`=1,
 `</s>`=2). The mapping is its own inverse, so one permutation serves both directions.
 """
+
 import os
 from typing import Dict, List, Optional, Tuple
 
 import torch
-
 from fairseq.data import Dictionary
 
 from ..dictionary import FIRST_WORD_ID, SPECIALS, check_dictionary, write_dictionary
@@ -57,13 +57,17 @@ class XLMVocab:
                         skipped += 1
                         continue
                     if not fields[1].isdigit():
-                        raise ConvertError(f"--vocab {path}, line {lineno}: count '{fields[1]}' is not a "
-                                           "number; expected `token count` lines (fastBPE getvocab output)")
+                        raise ConvertError(
+                            f"--vocab {path}, line {lineno}: count '{fields[1]}' is not a "
+                            "number; expected `token count` lines (fastBPE getvocab output)"
+                        )
                     seen.add(fields[0])
                     words.append((fields[0], int(fields[1])))
         except UnicodeDecodeError as e:
-            raise ConvertError(f"--vocab {path}: not UTF-8 text ({e.reason} at byte {e.start}); give the "
-                               "vocabulary file (`token count` lines)") from None
+            raise ConvertError(
+                f"--vocab {path}: not UTF-8 text ({e.reason} at byte {e.start}); give the "
+                "vocabulary file (`token count` lines)"
+            ) from None
         if not words:
             raise ConvertError(f"--vocab {path}: no `token count` line in it")
         return cls(words, path, skipped)
@@ -80,8 +84,9 @@ class XLMVocab:
         table = {int(i): str(w) for i, w in id2word.items()}
         head = [table.get(i) for i in range(min(len(ids), FIRST_WORD_ID))]
         if head != XLM_HEAD:
-            raise ConvertError(f"{source}: dico_id2word does not start with XLM's specials "
-                               f"({XLM_HEAD[:4]}...), found {head[:4]}...")
+            raise ConvertError(
+                f"{source}: dico_id2word does not start with XLM's specials ({XLM_HEAD[:4]}...), found {head[:4]}..."
+            )
         counts = counts or {}
         words = [(table[i], int(counts.get(table[i], 0))) for i in range(FIRST_WORD_ID, len(ids))]
         return cls(words, f"{source} (dico_id2word)")
@@ -96,7 +101,7 @@ class XLMVocab:
         """XLM's --max_vocab: keep ids < n (so exactly n words when the file has enough)."""
         if n < FIRST_WORD_ID:
             raise ConvertError(f"--max-vocab {n}: must be at least {FIRST_WORD_ID} (the specials)")
-        del self.words[n - FIRST_WORD_ID:]
+        del self.words[n - FIRST_WORD_ID :]
 
     def min_count(self, c: int) -> None:
         """XLM's --min_count: drop words seen fewer than c times (ids are compacted)."""
@@ -106,16 +111,20 @@ class XLMVocab:
         n = write_dictionary(self.words, path)
         d = Dictionary.load(path)
         if n != len(self) or len(d) != len(self):
-            raise ConvertError(f"{self.source}: {len(self)} words but the written dict.txt has {len(d)}; "
-                               "a token collides with a fairseq symbol")
+            raise ConvertError(
+                f"{self.source}: {len(self)} words but the written dict.txt has {len(d)}; "
+                "a token collides with a fairseq symbol"
+            )
 
     def check_against(self, other: "XLMVocab") -> None:
         """Same words at the same ids (the vocab file against the checkpoint's own dictionary)."""
         mine, theirs = self.id2word(), other.id2word()
         for i, (a, b) in enumerate(zip(mine, theirs)):
             if a != b:
-                raise ConvertError(f"{self.source}: id {i} is '{a}' but the checkpoint's dictionary has '{b}'; "
-                                   "this is not the vocabulary the model was trained with")
+                raise ConvertError(
+                    f"{self.source}: id {i} is '{a}' but the checkpoint's dictionary has '{b}'; "
+                    "this is not the vocabulary the model was trained with"
+                )
 
 
 def to_hf_token(word: str, xlm_id: int) -> str:

@@ -1,14 +1,15 @@
-"""Criterion `xlm_classification_loss`: cross-entropy of the classification head (spec §5.4), summed over the
+"""Criterion `xlm_classification_loss`: cross-entropy of the classification head (facebookresearch/XLM
+`xlm/evaluation/xnli.py`), summed over the
 batch with sample_size = sentences, so an update averages over every sentence of every rank and micro-batch.
 
 Every logging output carries the loss, count and correct predictions of every language of --langs (zeros for
 the languages absent from the batch), so all ranks sum the same keys in the same order; the task turns them
 into `{lang}_acc` and their mean `acc`."""
+
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-
 from fairseq import utils
 from fairseq.criterions import FairseqCriterion, register_criterion
 from fairseq.dataclass import FairseqDataclass
@@ -45,10 +46,14 @@ class XLMClassificationLoss(FairseqCriterion):
         for i, name in enumerate(self.task.langs):
             logging_output.update(counters(name, per_loss[i], int(per_n[i]), int(per_correct[i])))
         nsentences = int(target.numel())
-        logging_output.update({
-            "loss": utils.item(loss.detach()), "ntokens": sample["ntokens"], "nsentences": nsentences,
-            "sample_size": nsentences,
-        })
+        logging_output.update(
+            {
+                "loss": utils.item(loss.detach()),
+                "ntokens": sample["ntokens"],
+                "nsentences": nsentences,
+                "sample_size": nsentences,
+            }
+        )
         return loss, nsentences, logging_output
 
     @staticmethod

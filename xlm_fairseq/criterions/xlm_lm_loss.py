@@ -1,14 +1,14 @@
 """Criterion `xlm_lm_loss`: mean cross-entropy over the predicted positions of one step (CLM, MLM, TLM;
-and the translation steps AE, MT, BT through `xlm_mt_loss`), times the step's lambda (spec §1.6-1.8,
-§1.12-1.14).
+and the translation steps AE, MT, BT through `xlm_mt_loss`), times the step's lambda (facebookresearch/XLM
+`xlm/trainer.py: clm_step, mlm_step, mt_step, bt_step`).
 
 sample_size is 1: each step contributes its own mean, as the original (which updates after every step and,
 with several GPUs, averages the per-GPU means). Every logging output carries the counters of every step of
 the task (zeros for the others), so all ranks sum the same keys in the same order."""
+
 from dataclasses import dataclass
 
 import torch.nn.functional as F
-
 from fairseq import utils
 from fairseq.criterions import FairseqCriterion, register_criterion
 from fairseq.dataclass import FairseqDataclass
@@ -53,10 +53,14 @@ class XLMLMLoss(FairseqCriterion):
         loss = mean * weight
         logging_output = self.task.empty_logging_output()
         logging_output.update(counters(name, loss_sum, n, correct))
-        logging_output.update({
-            "loss": utils.item(loss.detach()), "ntokens": sample["ntokens"],
-            "nsentences": sample["nsentences"], "sample_size": 1,
-        })
+        logging_output.update(
+            {
+                "loss": utils.item(loss.detach()),
+                "ntokens": sample["ntokens"],
+                "nsentences": sample["nsentences"],
+                "sample_size": 1,
+            }
+        )
         return loss, 1, logging_output
 
     @staticmethod

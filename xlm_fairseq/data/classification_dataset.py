@@ -1,9 +1,10 @@
-"""Sentence and sentence-pair classification examples of one or several languages (spec §5.4, §1.8).
+"""Sentence and sentence-pair classification examples of one or several languages (facebookresearch/XLM
+`xlm/evaluation/xnli.py`, `xlm/utils.py: concat_batches`).
 
 An example is `</s> a </s>` or `</s> a </s> b </s>` (the middle `</s>` shared, positions 0..L-1 running on)
 with the example's language id on every token, whatever language each sentence is in.
 
-Length rules (spec §5.4):
+Length rules (as `xlm/evaluation/xnli.py`):
 - training (`max_len` given): each sentence is cut to `max_len` tokens, delimiters included, so it keeps at
   most `max_len - 2` words and still ends with `</s>`;
 - every split: the whole sequence is capped at the model's position table (`max_positions`), cutting the
@@ -13,16 +14,19 @@ Training drops examples with an empty sentence (as XLM drops empty training sent
 Order: training indices are a fresh permutation every epoch; with `epoch_size` > 0 an epoch is the next
 `epoch_size` examples of an endless stream of permutations (XLM's --epoch_size), so a run resumed at an epoch
 sees the same examples. Evaluation is sorted by length (less padding)."""
+
 from typing import List, NamedTuple, Optional
 
 import numpy as np
 import torch
-
 from fairseq.data import FairseqDataset, data_utils
+
+from ..modules.transformer import N_MAX_POSITIONS
 
 
 class ClassificationPart(NamedTuple):
     """The examples of one language: binarised first (and optional second) sentences and label ids."""
+
     lang_id: int
     first: object
     second: Optional[object]
@@ -50,8 +54,17 @@ def kept_words(n1: np.ndarray, n2: Optional[np.ndarray], max_len: Optional[int],
 
 
 class ClassificationDataset(FairseqDataset):
-    def __init__(self, parts: List[ClassificationPart], eos: int, pad: int, max_len: Optional[int] = None,
-                 max_positions: int = 512, train: bool = False, seed: int = 1, epoch_size: int = -1):
+    def __init__(
+        self,
+        parts: List[ClassificationPart],
+        eos: int,
+        pad: int,
+        max_len: Optional[int] = None,
+        max_positions: int = N_MAX_POSITIONS,
+        train: bool = False,
+        seed: int = 1,
+        epoch_size: int = -1,
+    ):
         if not parts:
             raise ValueError("no examples")
         pairs = {p.second is not None for p in parts}
@@ -68,8 +81,9 @@ class ClassificationDataset(FairseqDataset):
         self.labels = np.concatenate([np.asarray(p.labels, dtype=np.int64) for p in parts])
         self.lang_ids = np.concatenate([np.full(len(p.labels), p.lang_id, dtype=np.int64) for p in parts])
         self.n1 = np.concatenate([np.asarray(p.first.sizes, dtype=np.int64) - 1 for p in parts])
-        self.n2 = np.concatenate([np.asarray(p.second.sizes, dtype=np.int64) - 1 for p in parts]) \
-            if self.is_pair else None
+        self.n2 = (
+            np.concatenate([np.asarray(p.second.sizes, dtype=np.int64) - 1 for p in parts]) if self.is_pair else None
+        )
         keep = self.n1 > 0
         if self.is_pair:
             keep &= self.n2 > 0
@@ -154,7 +168,7 @@ class ClassificationDataset(FairseqDataset):
             p, offset = divmod(pos, n)
             perm = np.random.RandomState((self.seed, 0, p)).permutation(n)
             take = min(n - offset, start + self.epoch_size - pos)
-            out.append(perm[offset: offset + take])
+            out.append(perm[offset : offset + take])
             pos += take
         return self.keep[np.concatenate(out)]
 

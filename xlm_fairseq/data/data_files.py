@@ -1,12 +1,12 @@
-"""Finding and opening binarised files in a data-bin folder (design.md §4).
+"""Finding and opening binarised files in a data-bin folder (README.md, "Data").
 
 Monolingual: `{split}.{lang}` (our layout) or `{split}.{lang}-None.{lang}` (what a plain
 `fairseq-preprocess --only-source` writes). Parallel: `{split}.{a}-{b}.{a|b}` with a < b."""
+
 import os
 from typing import List
 
 import numpy as np
-
 from fairseq.data import data_utils, indexed_dataset
 
 from ..errors import DataError
@@ -14,8 +14,11 @@ from .stream_dataset import flat_tokens
 
 
 def dataset_exists(prefix: str) -> bool:
-    return indexed_dataset.dataset_exists(prefix, impl="mmap") or \
-        os.path.exists(prefix + ".bin") and os.path.exists(prefix + ".idx")
+    return (
+        indexed_dataset.dataset_exists(prefix, impl="mmap")
+        or os.path.exists(prefix + ".bin")
+        and os.path.exists(prefix + ".idx")
+    )
 
 
 def mono_prefix_candidates(data_dir: str, split: str, lang: str) -> List[str]:
@@ -70,13 +73,15 @@ def load_pair(data_dir, split, a, b, dictionary):
     """The two sides (in the requested order a, b) of the parallel split."""
     sides = []
     for lang in (a, b):
-        prefix = find_prefix(pair_prefix_candidates(data_dir, split, a, b, lang),
-                             f"{split} parallel data for {a}-{b} (side {lang})")
+        prefix = find_prefix(
+            pair_prefix_candidates(data_dir, split, a, b, lang), f"{split} parallel data for {a}-{b} (side {lang})"
+        )
         ds = load_indexed(prefix, dictionary, f"{split} parallel data {a}-{b}")
         check_ids(flat_tokens(ds), dictionary, prefix)
         sides.append((prefix, ds))
     (pa, da), (pb, db) = sides
     if len(da) != len(db):
-        raise DataError(f"{pa}.bin has {len(da)} sentences but {pb}.bin has {len(db)}: the sides of a pair "
-                        "must align line by line")
+        raise DataError(
+            f"{pa}.bin has {len(da)} sentences but {pb}.bin has {len(db)}: the sides of a pair must align line by line"
+        )
     return da, db

@@ -3,13 +3,14 @@ MLM/TLM masking (training or deterministic evaluation) or the CLM prediction mas
 
 The masks are drawn from a RandomState seeded by (seed, epoch, step, batch), so a batch gets the same mask
 whichever worker builds it, and a resumed run sees exactly the masks of an uninterrupted one. Evaluation
-masks ignore the epoch, so validation perplexities are comparable across epochs (spec §5.1)."""
+masks ignore the epoch, so validation perplexities are comparable across epochs (facebookresearch/XLM
+`xlm/evaluation/evaluator.py: evaluate_mlm`)."""
+
 import zlib
 from typing import Optional
 
 import numpy as np
 import torch
-
 from fairseq.data import FairseqDataset
 
 from .lm_objectives import MaskingConfig, clm_mask, mlm_eval_mask, mlm_train_mask
@@ -69,8 +70,11 @@ class LMObjectiveDataset(FairseqDataset):
         return self.dataset.ordered_indices()
 
     def epoch_batches(self, rng, max_tokens=None, max_sentences=None, shuffle=True):
-        return self.dataset.epoch_batches(rng, max_tokens, max_sentences, shuffle) \
-            if hasattr(self.dataset, "epoch_batches") else None
+        return (
+            self.dataset.epoch_batches(rng, max_tokens, max_sentences, shuffle)
+            if hasattr(self.dataset, "epoch_batches")
+            else None
+        )
 
     def _pad(self, seqs, fill):
         out = torch.full((len(seqs), max(len(s) for s in seqs)), fill, dtype=torch.long)
@@ -105,8 +109,13 @@ class LMObjectiveDataset(FairseqDataset):
             rng = batch_rng(self.seed, 0, self.step, ids[0], len(ids))
             x, pred_mask, target = mlm_eval_mask(x, lengths, self.masking.word_pred, self.masking.mask_index, rng)
 
-        net_input = {"src_tokens": x, "src_lengths": lengths, "langs": langs, "pred_mask": pred_mask,
-                     "causal": self.objective == "clm"}
+        net_input = {
+            "src_tokens": x,
+            "src_lengths": lengths,
+            "langs": langs,
+            "pred_mask": pred_mask,
+            "causal": self.objective == "clm",
+        }
         if positions is not None:
             net_input["positions"] = positions
         return {

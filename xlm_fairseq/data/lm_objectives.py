@@ -1,8 +1,11 @@
-"""The LM objectives on a padded batch (bs, slen): XLM's training masking (spec §1.7), its deterministic
-evaluation masking (§5.1) and the CLM prediction mask (§1.6). Vectorised numpy/torch, no loop per token.
+"""The LM objectives on a padded batch (bs, slen): XLM's training masking (facebookresearch/XLM `xlm/trainer.py:
+mask_out`), its deterministic
+evaluation masking (`xlm/evaluation/evaluator.py: evaluate_mlm`) and the CLM prediction mask (`xlm/trainer.py:
+clm_step`). Vectorised numpy/torch, no loop per token.
 
 All functions take and return batch-first tensors; "row-major time-major" orders of the original are
 reproduced where they matter (fp16 rounding)."""
+
 import math
 from dataclasses import dataclass
 from typing import Optional, Tuple
@@ -39,7 +42,10 @@ def padding_mask(lengths: Tensor, slen: int) -> Tensor:
 
 
 def mlm_train_mask(
-    x: Tensor, lengths: Tensor, cfg: MaskingConfig, rng: np.random.RandomState,
+    x: Tensor,
+    lengths: Tensor,
+    cfg: MaskingConfig,
+    rng: np.random.RandomState,
     scores: Optional[np.ndarray] = None,
 ) -> Tuple[Tensor, Tensor, Tensor]:
     """Returns (corrupted x, pred_mask, targets). pred_mask is (bs, slen) bool; targets are the original ids
@@ -55,8 +61,11 @@ def mlm_train_mask(
         p = scores[x_tm]
         n_tgt = math.ceil(cfg.word_pred * slen * bs)
         n_candidates = int((p > 0).sum())
-        chosen = rng.choice(len(p), min(n_tgt, n_candidates), replace=False, p=p / p.sum()) \
-            if n_candidates > 0 else np.zeros(0, dtype=np.int64)
+        chosen = (
+            rng.choice(len(p), min(n_tgt, n_candidates), replace=False, p=p / p.sum())
+            if n_candidates > 0
+            else np.zeros(0, dtype=np.int64)
+        )
         flat = np.zeros(slen * bs, dtype=bool)
         flat[chosen] = True
         pred_mask = torch.from_numpy(flat.reshape(slen, bs)).t().contiguous()
@@ -69,8 +78,11 @@ def mlm_train_mask(
     n = targets.numel()
     kind = torch.from_numpy(rng.choice(3, size=n, p=np.asarray(cfg.pred_probs) / sum(cfg.pred_probs)))
     random_ids = torch.from_numpy(rng.randint(0, cfg.n_words, size=n))
-    corrupted = torch.where(kind == 0, torch.full_like(targets, cfg.mask_index),
-                            torch.where(kind == 1, targets, random_ids.to(targets.dtype)))
+    corrupted = torch.where(
+        kind == 0,
+        torch.full_like(targets, cfg.mask_index),
+        torch.where(kind == 1, targets, random_ids.to(targets.dtype)),
+    )
     x = x.clone()
     x[pred_mask] = corrupted
     return x, pred_mask, targets

@@ -14,20 +14,21 @@ dataset is built); sentence steps (TLM, AE, BT, MT) are cut by `--max-tokens` al
 
 Training batches are lists of (iteration, index) pairs: the collated sample carries its iteration, which the
 λ schedules read."""
+
 import itertools
 import math
 from typing import Dict, List, Optional, Tuple
 
 import numpy as np
-
 from fairseq.data import FairseqDataset
 
 from .lm_objective_dataset import batch_rng
 from .training_schedule import TrainingSchedule
 
 
-def sentence_batches(sizes, indices, rng, shuffle, max_tokens=None, batch_size=None,
-                     max_batch_size=0) -> List[np.ndarray]:
+def sentence_batches(
+    sizes, indices, rng, shuffle, max_tokens=None, batch_size=None, max_batch_size=0
+) -> List[np.ndarray]:
     """XLM's sentence batching (`xlm/data/dataset.py: get_iterator`): shuffle, stable sort by length, cut where
     cumsum(len) // max_tokens changes (without max_tokens: ceil(N / batch_size) even chunks), keep a random
     max_batch_size of a larger batch, shuffle the batches."""
@@ -60,8 +61,11 @@ class MultiStepDataset(FairseqDataset):
         if schedule is not None and [s.name for s in schedule.steps] != self.names:
             raise ValueError("the schedule's steps and the datasets differ")
         self.offsets = np.cumsum([0] + [len(d) for d in datasets.values()])
-        self.sizes = np.concatenate([np.asarray(d.sizes) for d in datasets.values()]) \
-            if datasets else np.zeros(0, dtype=np.int64)
+        self.sizes = (
+            np.concatenate([np.asarray(d.sizes) for d in datasets.values()])
+            if datasets
+            else np.zeros(0, dtype=np.int64)
+        )
         self._passes: Dict[Tuple, List[np.ndarray]] = {}  # (step, pass, budget) -> its batches, the latest only
 
     @property
@@ -121,8 +125,9 @@ class MultiStepDataset(FairseqDataset):
             batches = d.epoch_batches(rng, max_tokens, batch_size, shuffle)
             if batches is not None:
                 return batches
-        return sentence_batches(np.asarray(d.sizes), d.ordered_indices(), rng, shuffle, max_tokens, batch_size,
-                                max_batch_size)
+        return sentence_batches(
+            np.asarray(d.sizes), d.ordered_indices(), rng, shuffle, max_tokens, batch_size, max_batch_size
+        )
 
     def eval_batches(self, max_tokens, max_sentences) -> List[List[int]]:
         """Every step's data once, in order, the steps interleaved round-robin (so that --max-valid-steps

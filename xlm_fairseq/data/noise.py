@@ -1,7 +1,9 @@
-"""The denoising auto-encoder noise of the original (spec §1.11), on a right-padded batch of
+"""The denoising auto-encoder noise of the original (facebookresearch/XLM `xlm/trainer.py:
+word_shuffle, word_dropout, word_blank`), on a right-padded batch of
 `</s> w1 .. wn </s>` rows (bs, slen) with lengths counting both delimiters. Applied in the order
 shuffle -> dropout -> blank, each drawing from the given RandomState in the original's order (one
 (slen-1, bs) draw per function). Operates on BPE tokens, as the original."""
+
 from dataclasses import dataclass
 from typing import Tuple
 

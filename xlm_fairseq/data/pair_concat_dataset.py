@@ -1,4 +1,4 @@
-"""A parallel pair as one sequence (spec §1.8).
+"""A parallel pair as one sequence (facebookresearch/XLM `xlm/utils.py: concat_batches`).
 
 reset_positions=True (TLM): `</s> a </s> </s> b </s>`, positions 0..len1-1 then 0.., language ids switch
     at the second sentence's leading `</s>`.
@@ -6,9 +6,9 @@ reset_positions=False (classification pairs): `</s> a </s> b </s>` (one shared m
     run on, and the middle `</s>` already carries the second language.
 Items come from fairseq's binarised sentences (`w1..wn </s>`).
 """
+
 import numpy as np
 import torch
-
 from fairseq.data import FairseqDataset
 
 

@@ -1,15 +1,16 @@
-"""XLM's monolingual streams (spec §1.5): windows of `bptt` consecutive tokens over the whole corpus.
+"""XLM's monolingual streams (facebookresearch/XLM `xlm/data/dataset.py: StreamDataset`): windows of `bptt`
+consecutive tokens over the whole corpus.
 
 The flat corpus (every sentence followed by `</s>`) is right-aligned in a buffer of
 n_batches * bptt * bs tokens padded with `</s>` at the front, cut into bs contiguous rows, and an extra `</s>`
 is put in front of each row. Batch i is window i of every row. Item k of this dataset is window k // bs of
 row k % bs, so the batches of XLM are {i*bs .. i*bs + bs - 1}.
 """
+
 import math
 
 import numpy as np
 import torch
-
 from fairseq.data import FairseqDataset
 
 
@@ -63,7 +64,7 @@ class StreamDataset(FairseqDataset):
         out = np.full(end - start, self.eos, dtype=np.int64)
         lo = max(start, self.pad_front)
         if end > lo:
-            out[lo - start:] = self.tokens[lo - self.pad_front: end - self.pad_front]
+            out[lo - start :] = self.tokens[lo - self.pad_front : end - self.pad_front]
         return out
 
     def __getitem__(self, index: int) -> torch.Tensor:

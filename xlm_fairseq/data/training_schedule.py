@@ -12,6 +12,7 @@
 Every draw comes from a RandomState seeded by (seed, group, epoch), so a group's draws do not depend on which
 other groups exist, and epoch e is reproduced by replaying the draws of epochs 1..e-1 (numbers only, no data):
 a run resumed at any epoch sees the same schedule."""
+
 import math
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Tuple
@@ -38,8 +39,15 @@ class TrainingSchedule:
     """`lambda_of(group, iteration)` gives each group's λ. `epoch(e)` returns the (iteration, step index) of
     every batch of epoch e in order, and how many batches each step had taken before the epoch began."""
 
-    def __init__(self, steps: List[Step], lambda_of: Callable[[str, int], float], last_lambda_change: int,
-                 seed: int, epoch_size: int, nominal_batch_size: int):
+    def __init__(
+        self,
+        steps: List[Step],
+        lambda_of: Callable[[str, int], float],
+        last_lambda_change: int,
+        seed: int,
+        epoch_size: int,
+        nominal_batch_size: int,
+    ):
         if not steps:
             raise ConfigError("nothing to train: no training step")
         self.steps = steps
@@ -66,8 +74,10 @@ class TrainingSchedule:
         while len(plan) < self.steps_per_epoch:
             executed = [k for k in self._draw_iteration(rngs) if self.lambda_of(self.steps[k].group, iteration) != 0]
             if not executed and iteration >= self.last_lambda_change:
-                raise ConfigError(f"every training step has λ = 0 from iteration {iteration} on (--lambda-*): "
-                                  "nothing is left to train; keep a λ above 0 or stop earlier with --max-update")
+                raise ConfigError(
+                    f"every training step has λ = 0 from iteration {iteration} on (--lambda-*): "
+                    "nothing is left to train; keep a λ above 0 or stop earlier with --max-update"
+                )
             plan.extend((iteration, k) for k in executed)
             iteration += 1
         counts = np.bincount([k for _, k in plan], minlength=len(self.steps))
@@ -88,8 +98,7 @@ class TrainingSchedule:
                     if not sub:
                         continue
                     w = np.array([self.steps[k].weight for k in sub], dtype=np.float64)
-                    picks = rng.choice(len(sub), size=min(STEPS_DRAWN_PER_KIND, len(sub)), replace=True,
-                                       p=w / w.sum())
+                    picks = rng.choice(len(sub), size=min(STEPS_DRAWN_PER_KIND, len(sub)), replace=True, p=w / w.sum())
                     order.extend(sub[i] for i in picks)
             else:
                 order.extend(ks[i] for i in rng.permutation(len(ks)))

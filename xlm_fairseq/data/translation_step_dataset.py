@@ -1,4 +1,5 @@
-"""Batches of one translation-type step (spec §1.10-1.13): denoising auto-encoding (source = noised
+"""Batches of one translation-type step (facebookresearch/XLM
+`xlm/trainer.py: mt_step, bt_step`): denoising auto-encoding (source = noised
 target), supervised MT (a parallel pair), or the monolingual half of back-translation (source only; the
 task generates the other side with the live model).
 
@@ -6,11 +7,11 @@ Sentences are `</s> w1..wn </s>` (XLM's layout; fairseq stores `w1..wn </s>`), r
 sample is fairseq's usual one, so SequenceGenerator and fairseq-generate read it directly:
 net_input = {src_tokens, src_lengths, src_langs, tgt_langs, prev_output_tokens = `</s> y1..ym`} and
 target = `y1..ym </s>` padded."""
+
 from typing import Optional
 
 import numpy as np
 import torch
-
 from fairseq.data import FairseqDataset
 
 from .lm_objective_dataset import batch_rng
@@ -33,8 +34,20 @@ class TranslationStepDataset(FairseqDataset):
     'mt' (source/target datasets of a pair), 'bt' (source only), 'eval' (a pair, no noise),
     'infer' (source only, for fairseq-interactive)."""
 
-    def __init__(self, source, target, src_lang: int, tgt_lang: int, eos: int, pad: int, kind: str,
-                 step: str, noise: Optional[NoiseConfig] = None, mask_index: int = 5, seed: int = 1):
+    def __init__(
+        self,
+        source,
+        target,
+        src_lang: int,
+        tgt_lang: int,
+        eos: int,
+        pad: int,
+        kind: str,
+        step: str,
+        noise: Optional[NoiseConfig] = None,
+        mask_index: int = 5,
+        seed: int = 1,
+    ):
         if kind not in ("ae", "mt", "bt", "eval", "infer"):
             raise ValueError(kind)
         self.source, self.target = source, target
@@ -97,12 +110,24 @@ class TranslationStepDataset(FairseqDataset):
         src_langs = torch.full((bs,), self.src_lang, dtype=torch.long)
         tgt_langs = torch.full((bs,), self.tgt_lang, dtype=torch.long)
         if self.kind == "infer":
-            return {"id": ids, "nsentences": bs, "ntokens": int(src_lengths.sum()),
-                    "net_input": {"src_tokens": src, "src_lengths": src_lengths, "src_langs": src_langs,
-                                  "tgt_langs": tgt_langs}}
+            return {
+                "id": ids,
+                "nsentences": bs,
+                "ntokens": int(src_lengths.sum()),
+                "net_input": {
+                    "src_tokens": src,
+                    "src_lengths": src_lengths,
+                    "src_langs": src_langs,
+                    "tgt_langs": tgt_langs,
+                },
+            }
         if self.kind == "bt":
             return {
-                "id": ids, "step": self.step, "bt": True, "nsentences": bs, "ntokens": int(src_lengths.sum()),
+                "id": ids,
+                "step": self.step,
+                "bt": True,
+                "nsentences": bs,
+                "ntokens": int(src_lengths.sum()),
                 "net_input": {"src_tokens": src, "src_lengths": src_lengths, "src_langs": src_langs},
                 "bt_langs": (self.src_lang, self.tgt_lang),
             }
@@ -118,12 +143,20 @@ class TranslationStepDataset(FairseqDataset):
 
 
 def mt_sample(ids, step, src, src_lengths, src_langs, tgt_langs, tgt_rows, pad):
-    """Teacher forcing on `</s> y1..ym` predicting `y1..ym </s>` (spec §1.12)."""
+    """Teacher forcing on `</s> y1..ym` predicting `y1..ym </s>` (`xlm/trainer.py: mt_step`)."""
     prev = pad_rows([r[:-1] for r in tgt_rows], pad)
     target = pad_rows([r[1:] for r in tgt_rows], pad)
     return {
-        "id": ids, "step": step, "nsentences": len(tgt_rows), "ntokens": int(target.ne(pad).sum()),
-        "net_input": {"src_tokens": src, "src_lengths": src_lengths, "src_langs": src_langs,
-                      "tgt_langs": tgt_langs, "prev_output_tokens": prev},
+        "id": ids,
+        "step": step,
+        "nsentences": len(tgt_rows),
+        "ntokens": int(target.ne(pad).sum()),
+        "net_input": {
+            "src_tokens": src,
+            "src_lengths": src_lengths,
+            "src_langs": src_langs,
+            "tgt_langs": tgt_langs,
+            "prev_output_tokens": prev,
+        },
         "target": target,
     }

@@ -1,5 +1,6 @@
 """`xlm-embeddings eval`: a bilingual dictionary (MUSE format) and/or a cross-lingual word-similarity set
 (SemEval'17) against source and target .vec files, optionally beside a baseline pair of .vec files."""
+
 import math
 import os
 from typing import Dict, List, Optional, Tuple
@@ -47,8 +48,9 @@ def read_similarity(path: str, gold: Optional[str] = None) -> List[Tuple[str, st
     lines = [(i, l) for i, l in enumerate(_open_lines(path, "similarity file"), 1) if l.strip()]
     scores = None
     if gold is not None:
-        scores = [(i, l.split("\t")[0].strip()) for i, l in enumerate(_open_lines(gold, "gold score file"), 1)
-                  if l.strip()]
+        scores = [
+            (i, l.split("\t")[0].strip()) for i, l in enumerate(_open_lines(gold, "gold score file"), 1) if l.strip()
+        ]
         if len(scores) != len(lines):
             raise XLMUserError(f"{gold} has {len(scores)} scores but {path} has {len(lines)} word pairs")
     want = 2 if gold is not None else 3
@@ -57,8 +59,9 @@ def read_similarity(path: str, gold: Optional[str] = None) -> List[Tuple[str, st
         parts = [p.strip() for p in line.split("\t")] if "\t" in line else line.split()
         parts = [p for p in parts if p]
         if len(parts) != want:
-            raise XLMUserError(f"{path}:{lineno}: expected {want} fields (word1 word2"
-                               f"{'' if gold else ' score'}), found {len(parts)}")
+            raise XLMUserError(
+                f"{path}:{lineno}: expected {want} fields (word1 word2{'' if gold else ' score'}), found {len(parts)}"
+            )
         where, value = (f"{gold}:{scores[k][0]}", scores[k][1]) if gold is not None else (f"{path}:{lineno}", parts[2])
         try:
             score = float(value)
@@ -83,8 +86,12 @@ def dictionary_metrics(ids: List[Tuple[int, int]], src: Vectors, tgt: Vectors, c
     s = np.array([i for i, _ in unique])
     t = np.array([j for _, j in unique])
     cos, l2 = pair_cosine_l2(src.matrix[s], tgt.matrix[t])
-    out = {"pairs": len(unique), "source_words": len(set(s.tolist())),
-           "cosine": float(cos.mean()), "l2": float(l2.mean())}
+    out = {
+        "pairs": len(unique),
+        "source_words": len(set(s.tolist())),
+        "cosine": float(cos.mean()),
+        "l2": float(l2.mean()),
+    }
     for method in ("nn", "csls"):
         prec = translation_precision(src.matrix, tgt.matrix, unique, (1, 5), method, csls_k)
         out[f"p@1_{method}"], out[f"p@5_{method}"] = prec[1], prec[5]
@@ -108,12 +115,21 @@ def similarity_metrics(ids: List[Tuple[int, int]], gold: List[float], src: Vecto
     return {"pairs": len(ids), "pearson": p, "spearman": r, "harmonic_mean": hm}
 
 
-def evaluate(spaces: Dict[str, Tuple[Vectors, Vectors]], dictionary: Optional[str] = None,
-             similarity: Optional[str] = None, similarity_gold: Optional[str] = None, csls_k: int = 10) -> dict:
+def evaluate(
+    spaces: Dict[str, Tuple[Vectors, Vectors]],
+    dictionary: Optional[str] = None,
+    similarity: Optional[str] = None,
+    similarity_gold: Optional[str] = None,
+    csls_k: int = 10,
+) -> dict:
     """spaces: {'model': (src, tgt), 'baseline': (src, tgt)}. With several spaces every metric is computed on
     the pairs that all of them cover (the paper compares methods on the same words)."""
-    report = {"spaces": {name: {"src": s.path, "tgt": t.path, "src_words": len(s), "tgt_words": len(t)}
-                         for name, (s, t) in spaces.items()}}
+    report = {
+        "spaces": {
+            name: {"src": s.path, "tgt": t.path, "src_words": len(s), "tgt_words": len(t)}
+            for name, (s, t) in spaces.items()
+        }
+    }
     if dictionary is None and similarity is None:
         raise XLMUserError("nothing to evaluate: give --dictionary PAIRS and/or --similarity FILE")
     if dictionary is not None:
@@ -124,14 +140,23 @@ def evaluate(spaces: Dict[str, Tuple[Vectors, Vectors]], dictionary: Optional[st
         if not keep:
             raise XLMUserError(
                 f"dictionary {dictionary}: none of its {len(pairs)} pairs has both words in the vocabulary ("
-                + "; ".join(f"{name}: {found[name]} pairs, {len(s)} source and {len(t)} target words"
-                            for name, (s, t) in spaces.items())
-                + "): check the languages of the .vec files and of the dictionary")
+                + "; ".join(
+                    f"{name}: {found[name]} pairs, {len(s)} source and {len(t)} target words"
+                    for name, (s, t) in spaces.items()
+                )
+                + "): check the languages of the .vec files and of the dictionary"
+            )
         report["dictionary"] = {
-            "file": dictionary, "pairs": len(pairs), "skipped_lines": skipped, "in_vocabulary": found,
-            "evaluated_pairs": len(keep), "source_words": len({pairs[k][0] for k in keep}),
-            "metrics": {name: dictionary_metrics([per_space[name][k] for k in keep], s, t, csls_k)
-                        for name, (s, t) in spaces.items()},
+            "file": dictionary,
+            "pairs": len(pairs),
+            "skipped_lines": skipped,
+            "in_vocabulary": found,
+            "evaluated_pairs": len(keep),
+            "source_words": len({pairs[k][0] for k in keep}),
+            "metrics": {
+                name: dictionary_metrics([per_space[name][k] for k in keep], s, t, csls_k)
+                for name, (s, t) in spaces.items()
+            },
         }
     if similarity is not None:
         items = read_similarity(similarity, similarity_gold)
@@ -142,26 +167,36 @@ def evaluate(spaces: Dict[str, Tuple[Vectors, Vectors]], dictionary: Optional[st
             raise XLMUserError(
                 f"similarity file {similarity}: none of its {len(items)} word pairs is in the vocabulary ("
                 + "; ".join(f"{name}: {found[name]} pairs" for name in spaces)
-                + "): check the languages of the .vec files and of the file")
+                + "): check the languages of the .vec files and of the file"
+            )
         gold = [items[k][2] for k in keep]
         report["similarity"] = {
-            "file": similarity, "pairs": len(items), "in_vocabulary": found, "evaluated_pairs": len(keep),
-            "metrics": {name: similarity_metrics([per_space[name][k] for k in keep], gold, s, t)
-                        for name, (s, t) in spaces.items()},
+            "file": similarity,
+            "pairs": len(items),
+            "in_vocabulary": found,
+            "evaluated_pairs": len(keep),
+            "metrics": {
+                name: similarity_metrics([per_space[name][k] for k in keep], gold, s, t)
+                for name, (s, t) in spaces.items()
+            },
         }
     return report
 
 
 ROWS = {
-    "dictionary": [("cosine", "cosine similarity of translation pairs", "{:.4f}"),
-                   ("l2", "L2 distance of translation pairs", "{:.4f}"),
-                   ("p@1_nn", "word translation P@1, NN (%)", "{:.2f}"),
-                   ("p@5_nn", "word translation P@5, NN (%)", "{:.2f}"),
-                   ("p@1_csls", "word translation P@1, CSLS (%)", "{:.2f}"),
-                   ("p@5_csls", "word translation P@5, CSLS (%)", "{:.2f}")],
-    "similarity": [("pearson", "word similarity Pearson", "{:.4f}"),
-                   ("spearman", "word similarity Spearman", "{:.4f}"),
-                   ("harmonic_mean", "word similarity harmonic mean (SemEval'17 score)", "{:.4f}")],
+    "dictionary": [
+        ("cosine", "cosine similarity of translation pairs", "{:.4f}"),
+        ("l2", "L2 distance of translation pairs", "{:.4f}"),
+        ("p@1_nn", "word translation P@1, NN (%)", "{:.2f}"),
+        ("p@5_nn", "word translation P@5, NN (%)", "{:.2f}"),
+        ("p@1_csls", "word translation P@1, CSLS (%)", "{:.2f}"),
+        ("p@5_csls", "word translation P@5, CSLS (%)", "{:.2f}"),
+    ],
+    "similarity": [
+        ("pearson", "word similarity Pearson", "{:.4f}"),
+        ("spearman", "word similarity Spearman", "{:.4f}"),
+        ("harmonic_mean", "word similarity harmonic mean (SemEval'17 score)", "{:.4f}"),
+    ],
 }
 
 
@@ -179,8 +214,7 @@ def format_report(report: dict) -> str:
         note = f"; {r['skipped_lines']} malformed line(s) skipped" if r.get("skipped_lines") else ""
         common = f" (all spaces: {r['evaluated_pairs']})" if len(names) > 1 else ""
         words = f", {r['source_words']} source words" if part == "dictionary" else ""
-        lines.append(f"{part} {r['file']}: {r['pairs']} {what}; in the vocabulary: {found}{common}"
-                     f"{words}{note}")
+        lines.append(f"{part} {r['file']}: {r['pairs']} {what}; in the vocabulary: {found}{common}{words}{note}")
     width = max(len(label) for rows in ROWS.values() for _, label, _ in rows) + 2
     lines.append("")
     lines.append(f"{'metric':<{width}}" + "".join(f"{n:>12}" for n in names))

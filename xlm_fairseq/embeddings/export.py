@@ -1,11 +1,12 @@
 """The word vectors of an XLM model: rows of its lookup table (`encoder.embeddings.weight`, tied with the
-output layer) for the tokens that are whole words (spec §5.6).
+output layer) for the tokens that are whole words (paper §4.5).
 
 Whole words: not the 14 specials (nor fairseq's `madeupword` fillers); with subword-nmt BPE, tokens that do
 not end with `@@`; with sentencepiece, pieces that start with `▁` (the marker is removed). With a language's
 binarised data, only the words that occur in it as whole words are kept (a subword-nmt token `t` after
 `ca@@` is the end of `cat`, not the word `t`), ordered by how often they do; otherwise all whole-word tokens
 in dict.txt order (decreasing corpus count)."""
+
 import json
 import os
 import re
@@ -28,9 +29,11 @@ def lookup_table(state: dict, path: str) -> np.ndarray:
     table = model.get(TABLE_KEY) if isinstance(model, dict) else None
     if table is None:
         keys = [k for k in model if k.endswith("embeddings.weight")] if isinstance(model, dict) else []
-        raise XLMUserError(f"{path} has no encoder lookup table ({TABLE_KEY}; found "
-                           f"{', '.join(keys[:3]) or 'no embedding weights'}): export needs an xlm_fairseq "
-                           "model with an encoder")
+        raise XLMUserError(
+            f"{path} has no encoder lookup table ({TABLE_KEY}; found "
+            f"{', '.join(keys[:3]) or 'no embedding weights'}): export needs an xlm_fairseq "
+            "model with an encoder"
+        )
     return table.float().numpy()
 
 
@@ -111,8 +114,10 @@ def whole_word_counts(prefix: str, dictionary, bpe: str) -> np.ndarray:
     tokens = np.asarray(flat_tokens(ds), dtype=np.int64)
     n = len(dictionary)
     if len(tokens) and int(tokens.max()) >= n:
-        raise XLMUserError(f"{prefix}.bin holds token id {int(tokens.max())} but the dictionary has {n} entries: "
-                           "it was binarised with another dict.txt")
+        raise XLMUserError(
+            f"{prefix}.bin holds token id {int(tokens.max())} but the dictionary has {n} entries: "
+            "it was binarised with another dict.txt"
+        )
     joins_next, starts_word = continuation_flags(dictionary.symbols, bpe)
     prev_joins = np.concatenate([[False], joins_next[tokens[:-1]]])
     next_starts = np.concatenate([starts_word[tokens[1:]], [True]])
@@ -120,9 +125,16 @@ def whole_word_counts(prefix: str, dictionary, bpe: str) -> np.ndarray:
     return np.bincount(tokens[whole], minlength=n)
 
 
-def export(checkpoint: str, out: str, dict_path: Optional[str] = None, lang: Optional[str] = None,
-           lang_data: Optional[str] = None, max_words: Optional[int] = None, bpe: str = "auto",
-           digits: int = 6) -> dict:
+def export(
+    checkpoint: str,
+    out: str,
+    dict_path: Optional[str] = None,
+    lang: Optional[str] = None,
+    lang_data: Optional[str] = None,
+    max_words: Optional[int] = None,
+    bpe: str = "auto",
+    digits: int = 6,
+) -> dict:
     """Write the whole-word vectors of CHECKPOINT to OUT (.vec); returns a summary."""
     from .vectors import write_vec
 
@@ -136,12 +148,16 @@ def export(checkpoint: str, out: str, dict_path: Optional[str] = None, lang: Opt
         data = data_dir(state.get("cfg"))
         dict_path = os.path.join(data, "dict.txt") if data else None
         if dict_path is None or not os.path.isfile(dict_path):
-            raise XLMUserError(f"give --dict: the dict.txt the model was trained with "
-                               f"({'not found at ' + dict_path if dict_path else 'not named in the checkpoint'})")
+            raise XLMUserError(
+                f"give --dict: the dict.txt the model was trained with "
+                f"({'not found at ' + dict_path if dict_path else 'not named in the checkpoint'})"
+            )
     dictionary = load_dictionary(dict_path)
     if len(dictionary) != table.shape[0]:
-        raise XLMUserError(f"{dict_path} has {len(dictionary)} entries but the lookup table of {checkpoint} has "
-                           f"{table.shape[0]} rows: use the dict.txt the model was trained with")
+        raise XLMUserError(
+            f"{dict_path} has {len(dictionary)} entries but the lookup table of {checkpoint} has "
+            f"{table.shape[0]} rows: use the dict.txt the model was trained with"
+        )
     if bpe == "auto":
         bpe = detect_bpe(dictionary.symbols, dict_path)
     entries = whole_word_ids(dictionary.symbols, bpe)
@@ -159,5 +175,11 @@ def export(checkpoint: str, out: str, dict_path: Optional[str] = None, lang: Opt
     ids = np.array([i for i, _ in entries], dtype=np.int64)
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     write_vec(out, [w for _, w in entries], table[ids], digits)
-    return {"out": out, "words": len(entries), "dim": int(table.shape[1]), "bpe": bpe, "source": source,
-            "dictionary": dict_path}
+    return {
+        "out": out,
+        "words": len(entries),
+        "dim": int(table.shape[1]),
+        "bpe": bpe,
+        "source": source,
+        "dictionary": dict_path,
+    }

@@ -7,6 +7,7 @@
   cosine of the 10 nearest neighbours in the other language (Conneau et al. 2018);
 - word similarity: Pearson and Spearman (average ranks for ties) between cosine and gold scores.
 """
+
 from typing import Dict, Iterable, Sequence
 
 import numpy as np
@@ -39,9 +40,9 @@ def mean_topk_similarity(queries: np.ndarray, keys: np.ndarray, k: int) -> np.nd
     out = np.empty(len(queries), dtype=np.float64)
     step = _chunk(len(keys))
     for start in range(0, len(queries), step):
-        sims = queries[start:start + step] @ keys.T
-        top = np.partition(sims, len(keys) - k, axis=1)[:, len(keys) - k:]
-        out[start:start + step] = top.mean(axis=1)
+        sims = queries[start : start + step] @ keys.T
+        top = np.partition(sims, len(keys) - k, axis=1)[:, len(keys) - k :]
+        out[start : start + step] = top.mean(axis=1)
     return out
 
 
@@ -56,8 +57,9 @@ def _topk_indices(scores: np.ndarray, k: int) -> np.ndarray:
     return np.take_along_axis(part, order, axis=1)
 
 
-def translation_precision(src: np.ndarray, tgt: np.ndarray, pairs: Iterable, ks: Sequence[int] = (1, 5),
-                          method: str = "nn", csls_k: int = 10) -> Dict[int, float]:
+def translation_precision(
+    src: np.ndarray, tgt: np.ndarray, pairs: Iterable, ks: Sequence[int] = (1, 5), method: str = "nn", csls_k: int = 10
+) -> Dict[int, float]:
     """Precision@k (in %) of retrieving a gold translation of each source word of `pairs` ((src row, tgt
     row), several per source word allowed) among all rows of `tgt`, by `method` 'nn' or 'csls'."""
     pairs = np.asarray(list(pairs), dtype=np.int64).reshape(-1, 2)
@@ -77,10 +79,10 @@ def translation_precision(src: np.ndarray, tgt: np.ndarray, pairs: Iterable, ks:
     hits = {k: 0 for k in ks}
     step = _chunk(len(tgt_n))
     for start in range(0, len(queries), step):
-        q = queries[start:start + step]
+        q = queries[start : start + step]
         scores = (src_n[q] @ tgt_n.T).astype(np.float64)
         if method == "csls":
-            scores = 2 * scores - r_src[start:start + step, None] - r_tgt[None, :]
+            scores = 2 * scores - r_src[start : start + step, None] - r_tgt[None, :]
         top = _topk_indices(scores, kmax)
         for row, s in enumerate(q):
             ranked = top[row].tolist()
@@ -101,7 +103,7 @@ def rankdata(values) -> np.ndarray:
         j = i
         while j + 1 < len(values) and sorted_values[j + 1] == sorted_values[i]:
             j += 1
-        ranks[order[i:j + 1]] = (i + j) / 2.0 + 1.0
+        ranks[order[i : j + 1]] = (i + j) / 2.0 + 1.0
         i = j + 1
     return ranks
 

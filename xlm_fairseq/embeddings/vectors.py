@@ -1,4 +1,5 @@
 """fastText `.vec` text files (`n dim` header, then `word v1 ... vd` per line) and word lookup in them."""
+
 import os
 from typing import List, Optional, Sequence
 
@@ -54,8 +55,10 @@ def read_vec(path: str, max_words: Optional[int] = None) -> Vectors:
                 if dim is None:
                     dim = len(parts) - 1
                 if len(parts) != dim + 1 or dim < 1:
-                    raise XLMUserError(f"{path}:{lineno}: expected a word and {dim} numbers, found "
-                                       f"{len(parts)} fields (is it a fastText .vec text file?)")
+                    raise XLMUserError(
+                        f"{path}:{lineno}: expected a word and {dim} numbers, found "
+                        f"{len(parts)} fields (is it a fastText .vec text file?)"
+                    )
                 try:
                     rows.append(np.array(parts[1:], dtype=np.float32))
                 except ValueError:

@@ -6,11 +6,13 @@ stripping, jieba / fugashi / PyThaiNLP for zh / ja / th); decode() is Moses deto
 language (text of zh / ja / th is joined without spaces). So `fairseq-interactive --tokenizer xlm_moses
 --bpe subword_nmt --bpe-codes CODES` and the hub interface preprocess raw text exactly as the training data
 was. --source-lang/--target-lang are the translation task's own flags."""
+
 from dataclasses import dataclass, field
 from typing import Optional
 
 from fairseq.data.encoders import register_tokenizer
 from fairseq.dataclass import FairseqDataclass
+
 from xlm_preprocess.common import PreprocessError
 from xlm_preprocess.tokenizer import TOKENIZER_CHOICES, Tokenizer, require_tokenizer, resolve_tokenizer
 
@@ -25,11 +27,19 @@ class XLMMosesConfig(FairseqDataclass):
     source_lang: Optional[str] = field(default=None, metadata={"help": "language of the text to tokenise"})
     target_lang: Optional[str] = field(default=None, metadata={"help": "language of the text to detokenise"})
     lowercase_strip_accents: bool = field(
-        default=False, metadata={"help": "lowercase and remove accents, as `xlm-preprocess prepare "
-                                         "--lowercase-strip-accents` did for the training data"})
+        default=False,
+        metadata={
+            "help": "lowercase and remove accents, as `xlm-preprocess prepare "
+            "--lowercase-strip-accents` did for the training data"
+        },
+    )
     xlm_segmenter: str = field(
-        default="auto", metadata={"help": "auto (jieba for zh, fugashi for ja, pythainlp for th, Moses for the "
-                                          f"rest) or one of {', '.join(TOKENIZER_CHOICES[1:])}"})
+        default="auto",
+        metadata={
+            "help": "auto (jieba for zh, fugashi for ja, pythainlp for th, Moses for the "
+            f"rest) or one of {', '.join(TOKENIZER_CHOICES[1:])}"
+        },
+    )
 
 
 def build_tokenizer(lang: str, lowercase: bool, segmenter: str = "auto") -> Tokenizer:

@@ -4,17 +4,17 @@ One model class for every task, so the same `--arch` (named after the released m
 for pretraining, translation and classification: the task decides whether a decoder is built
 (`encoder_only`) and how many language embeddings there are (`n_langs`, from `--langs`).
 """
+
 import logging
 from dataclasses import dataclass, field
 from typing import List, Optional
 
 import torch.nn as nn
-from omegaconf import open_dict
-from torch import Tensor
-
 from fairseq.dataclass import ChoiceEnum, FairseqDataclass
 from fairseq.models import BaseFairseqModel, register_model, register_model_architecture
 from fairseq.utils import safe_getattr
+from omegaconf import open_dict
+from torch import Tensor
 
 from ..modules.encoder_decoder import XLMDecoder, XLMEncoder, padding_mask_from_lengths
 from ..modules.transformer import N_MAX_POSITIONS
@@ -39,27 +39,41 @@ class XLMTransformerConfig(FairseqDataclass):
     sinusoidal_embeddings: bool = field(default=False, metadata={"help": "frozen sinusoidal positions"})
     max_positions: int = field(default=N_MAX_POSITIONS, metadata={"help": "size of the position table"})
     n_langs: int = field(default=0, metadata={"help": "set by the task from --langs"})
-    emb_langs: str = field(default="", metadata={"help": "set by the task: the languages of the language-embedding "
-                                                         "rows, in row order (the sorted --langs)"})
+    emb_langs: str = field(
+        default="",
+        metadata={
+            "help": "set by the task: the languages of the language-embedding rows, in row order (the sorted --langs)"
+        },
+    )
     init_new_langs: bool = field(
-        default=False, metadata={"help": "loading a pretrained checkpoint: languages of --langs that it lacks get a "
-                                         "fresh language-embedding row, N(0, emb_dim^-0.5) as at initialisation, "
-                                         "instead of an error (rows of the others are mapped by language name)"})
+        default=False,
+        metadata={
+            "help": "loading a pretrained checkpoint: languages of --langs that it lacks get a "
+            "fresh language-embedding row, N(0, emb_dim^-0.5) as at initialisation, "
+            "instead of an error (rows of the others are mapped by language name)"
+        },
+    )
     encoder_only: bool = field(default=True, metadata={"help": "set by the task: False builds a decoder"})
     pooler_dropout: float = field(default=0.0, metadata={"help": "dropout before a classification head"})
 
 
 def _stack_args(cfg) -> dict:
     return dict(
-        emb_dim=cfg.emb_dim, n_layers=cfg.n_layers, n_heads=cfg.n_heads, dropout=cfg.dropout,
-        attention_dropout=cfg.attention_dropout, gelu_activation=cfg.activation_fn == "gelu",
-        n_langs=cfg.n_langs, use_lang_emb=not cfg.no_lang_emb, sinusoidal_embeddings=cfg.sinusoidal_embeddings,
+        emb_dim=cfg.emb_dim,
+        n_layers=cfg.n_layers,
+        n_heads=cfg.n_heads,
+        dropout=cfg.dropout,
+        attention_dropout=cfg.attention_dropout,
+        gelu_activation=cfg.activation_fn == "gelu",
+        n_langs=cfg.n_langs,
+        use_lang_emb=not cfg.no_lang_emb,
+        sinusoidal_embeddings=cfg.sinusoidal_embeddings,
         max_positions=cfg.max_positions,
     )
 
 
 class ClassificationHead(nn.Module):
-    """First-token state -> dropout -> linear (spec §5.4; no pooler)."""
+    """First-token state -> dropout -> linear (`xlm/evaluation/xnli.py`; no pooler)."""
 
     def __init__(self, dim: int, n_classes: int, dropout: float):
         super().__init__()
@@ -94,13 +108,17 @@ class XLMTransformerModel(BaseFairseqModel):
                 cfg.n_langs = len(langs)
             if getattr(task, "needs_decoder", False):
                 cfg.encoder_only = False
-        dictionary = task.source_dictionary
-        encoder = XLMEncoder(dictionary, **_stack_args(cfg))
-        decoder = None if cfg.encoder_only else XLMDecoder(dictionary, **_stack_args(cfg))
-        model = cls(cfg, encoder, decoder)
+        model = cls.from_config(cfg, task.source_dictionary)
         if saved and saved != langs:
             model.checkpoint_langs = saved
         return model
+
+    @classmethod
+    def from_config(cls, cfg, dictionary) -> "XLMTransformerModel":
+        """The model a config describes (n_langs and encoder_only set), without a task."""
+        encoder = XLMEncoder(dictionary, **_stack_args(cfg))
+        decoder = None if cfg.encoder_only else XLMDecoder(dictionary, **_stack_args(cfg))
+        return cls(cfg, encoder, decoder)
 
     @property
     def langs(self) -> List[str]:
@@ -112,14 +130,14 @@ class XLMTransformerModel(BaseFairseqModel):
         if self.checkpoint_langs is not None:
             for prefix, stack in (("encoder.", self.encoder), ("decoder.", getattr(self, "decoder", None))):
                 if stack is not None:
-                    stack.adopt_language_rows(state_dict, prefix, self.checkpoint_langs, self.langs,
-                                              self.cfg.init_new_langs, "the checkpoint")
+                    stack.adopt_language_rows(
+                        state_dict, prefix, self.checkpoint_langs, self.langs, self.cfg.init_new_langs, "the checkpoint"
+                    )
             self.checkpoint_langs = None
         return super().load_state_dict(state_dict, strict=strict, model_cfg=model_cfg, args=args)
 
     @classmethod
-    def from_pretrained(cls, model_name_or_path, checkpoint_file="checkpoint_best.pt", data_name_or_path=".",
-                        **kwargs):
+    def from_pretrained(cls, model_name_or_path, checkpoint_file="checkpoint_best.pt", data_name_or_path=".", **kwargs):
         """A folder written by fairseq-train with this plugin or by xlm-convert -> XLMHubInterface
         (xlm_fairseq/hub_interface.py): encode/decode raw text as the training data was, extract_features,
         fill_mask, score, translate, predict. fairseq's signature (fairseq/hub_utils.py)."""
@@ -151,11 +169,13 @@ class XLMTransformerModel(BaseFairseqModel):
         - classification (classification_head_name): logits of the head on the first hidden state."""
         if prev_output_tokens is not None:
             encoder_out = self.encoder(src_tokens, src_lengths, src_langs=src_langs, tgt_langs=tgt_langs)
-            return self.decoder(prev_output_tokens, encoder_out=encoder_out, pred_mask=pred_mask,
-                                features_only=features_only)[0]
+            return self.decoder(
+                prev_output_tokens, encoder_out=encoder_out, pred_mask=pred_mask, features_only=features_only
+            )[0]
         padding_mask = padding_mask_from_lengths(src_tokens, src_lengths, self.encoder.pad_index)
-        hidden = self.encoder.fwd(src_tokens, padding_mask=padding_mask, positions=positions, langs=langs,
-                                  causal=causal)
+        hidden = self.encoder.fwd(
+            src_tokens, padding_mask=padding_mask, positions=positions, langs=langs, causal=causal
+        )
         if classification_head_name is not None:
             return self.classification_heads[classification_head_name](hidden[:, 0])
         if features_only:
@@ -166,9 +186,7 @@ class XLMTransformerModel(BaseFairseqModel):
         if name in self.classification_heads:
             prev = self.classification_heads[name].proj.out_features
             if prev != num_classes:
-                raise ValueError(
-                    f"classification head '{name}' exists with {prev} classes, asked for {num_classes}"
-                )
+                raise ValueError(f"classification head '{name}' exists with {prev} classes, asked for {num_classes}")
             return
         p = self.cfg.pooler_dropout if dropout is None else dropout
         self.classification_heads[name] = ClassificationHead(self.encoder.dim, num_classes, p)
@@ -180,7 +198,7 @@ class XLMTransformerModel(BaseFairseqModel):
         super().upgrade_state_dict_named(state_dict, name)
         current = self.state_dict()
         for key in list(state_dict.keys()):
-            if key.startswith(prefix + "classification_heads.") and key[len(prefix):] not in current:
+            if key.startswith(prefix + "classification_heads.") and key[len(prefix) :] not in current:
                 logger.warning(f"dropping classification head weight {key} (not in this model)")
                 del state_dict[key]
         for key, value in current.items():
@@ -217,7 +235,7 @@ def _arch(name, **defaults):
 _arch("xlm_tiny", emb_dim=64, n_layers=2, n_heads=4, dropout=0.0, attention_dropout=0.0)
 _arch("xlm_small", emb_dim=256, n_layers=4, n_heads=4)
 _arch("xlm_medium", emb_dim=512, n_layers=6, n_heads=8)
-# The released models (spec §4.4): the architecture each checkpoint needs.
+# The released models (the original README's table): the architecture each checkpoint needs.
 for _name in ("xlm_mlm_enfr_1024", "xlm_mlm_ende_1024", "xlm_mlm_enro_1024"):
     _arch(_name, emb_dim=1024, n_layers=6, n_heads=8)
 for _name in ("xlm_mlm_xnli15_1024", "xlm_mlm_tlm_xnli15_1024"):

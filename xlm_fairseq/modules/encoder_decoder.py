@@ -1,15 +1,16 @@
-"""The XLM stack as fairseq's encoder and incremental decoder (spec §2.5), so SequenceGenerator
+"""The XLM stack as fairseq's encoder and incremental decoder (facebookresearch/XLM `xlm/model/transformer.py`,
+`is_decoder`), so SequenceGenerator
 (greedy, beam, sampling) and fairseq-generate drive it.
 
 Language ids travel inside encoder_out["tgt_langs"] because SequenceGenerator has no channel for extra
 decoder arguments; reorder_encoder_out keeps them aligned with the beam.
 """
+
 from typing import Dict, List, Optional
 
 import torch
-from torch import Tensor
-
 from fairseq.models import FairseqEncoder, FairseqIncrementalDecoder
+from torch import Tensor
 
 from .transformer import XLMStack
 
@@ -94,8 +95,14 @@ class XLMDecoder(XLMStack, FairseqIncrementalDecoder):
                 langs = encoder_out["tgt_langs"][0]
         # Right padding + causal attention: padded positions never influence real ones, so no key mask.
         return self.fwd(
-            tokens, padding_mask=None, langs=langs, causal=True, src_enc=src_enc,
-            src_padding_mask=src_mask, incremental_state=incremental_state, start_position=start,
+            tokens,
+            padding_mask=None,
+            langs=langs,
+            causal=True,
+            src_enc=src_enc,
+            src_padding_mask=src_mask,
+            incremental_state=incremental_state,
+            start_position=start,
         )
 
     def output_layer(self, features, **kwargs):

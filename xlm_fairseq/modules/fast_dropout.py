@@ -7,6 +7,7 @@ probability is p to within 2^-17, and the survivors are scaled by 1 / (1 - p_act
 exact. The mask is kept as floats (0 or the scale), so forward and backward are one multiplication each.
 It draws from torch's default generator, so fairseq's per-update seeding keeps runs reproducible.
 On GPUs torch's fused dropout is used instead."""
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -18,7 +19,7 @@ def scaled_keep_mask(shape, p: float, device, dtype) -> Tensor:
     for s in shape:
         n *= s
     threshold = round(p * 65536)
-    bits = torch.empty((n + 3) // 4, dtype=torch.int64, device=device).random_(-2 ** 63, None)
+    bits = torch.empty((n + 3) // 4, dtype=torch.int64, device=device).random_(-(2**63), None)
     mask = torch.empty(shape, dtype=dtype, device=device)
     torch.ge(bits.view(torch.int16)[:n].view(shape), threshold - 32768, out=mask)  # 0/1 straight into floats
     return mask.mul_(1.0 / (1.0 - threshold / 65536))

@@ -1,16 +1,17 @@
-"""XLM's multi-head attention (spec §2.3) on top of torch's fused scaled_dot_product_attention.
+"""XLM's multi-head attention (facebookresearch/XLM `xlm/model/transformer.py: MultiHeadAttention`) on top of
+torch's fused scaled_dot_product_attention.
 
 Parameter names (q_lin, k_lin, v_lin, out_lin) are the original's, so original checkpoints map 1:1.
 """
+
 from contextlib import nullcontext
 from typing import Dict, Optional
 
 import torch
 import torch.nn.functional as F
+from fairseq.incremental_decoding_utils import with_incremental_state
 from torch import Tensor, nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
-
-from fairseq.incremental_decoding_utils import with_incremental_state
 
 from .fast_dropout import dropout
 
@@ -86,7 +87,11 @@ class MultiHeadAttention(nn.Module):
         else:  # fused kernels (flash on CPU without dropout; with dropout on GPUs)
             with sdpa_kernel(GPU_SDPA_BACKENDS) if q.is_cuda else nullcontext():
                 out = F.scaled_dot_product_attention(
-                    q, k, v, attn_mask=attn_mask, dropout_p=self.dropout if self.training else 0.0,
+                    q,
+                    k,
+                    v,
+                    attn_mask=attn_mask,
+                    dropout_p=self.dropout if self.training else 0.0,
                     is_causal=is_causal and attn_mask is None,
                 )
         out = out.transpose(1, 2).reshape(bs, qlen, self.dim)
@@ -113,7 +118,7 @@ class MultiHeadAttention(nn.Module):
 
 
 class TransformerFFN(nn.Module):
-    """lin2(act(lin1(x))) then dropout; no activation dropout (spec §2.1)."""
+    """lin2(act(lin1(x))) then dropout; no activation dropout (`xlm/model/transformer.py: TransformerFFN`)."""
 
     def __init__(self, dim: int, hidden_dim: int, dropout: float, gelu_activation: bool):
         super().__init__()

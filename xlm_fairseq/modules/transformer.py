@@ -1,10 +1,12 @@
-"""The XLM transformer stack (spec §2): one class for the encoder, the decoder and the LM.
+"""The XLM transformer stack (facebookresearch/XLM `xlm/model/transformer.py: TransformerModel`): one class for the
+encoder, the decoder and the LM.
 
 Attribute names follow the original `TransformerModel` (position_embeddings, lang_embeddings, embeddings,
 layer_norm_emb, attentions, layer_norm1, ffns, layer_norm2, layer_norm15, encoder_attn, pred_layer.proj),
 so an original state dict loads with only the pad/eos row permutation of the vocabulary (convert/).
 Tensors are batch-first (bs, slen, dim), unlike the original's time-major layout.
 """
+
 from typing import Dict, List, Optional
 
 import torch
@@ -21,7 +23,7 @@ LAYER_NORM_EPS = 1e-12
 
 def embedding(num: int, dim: int, padding_idx: Optional[int] = None) -> nn.Embedding:
     m = nn.Embedding(num, dim, padding_idx=padding_idx)
-    nn.init.normal_(m.weight, mean=0, std=dim ** -0.5)
+    nn.init.normal_(m.weight, mean=0, std=dim**-0.5)
     if padding_idx is not None:
         nn.init.constant_(m.weight[padding_idx], 0)
     return m
@@ -40,7 +42,7 @@ def sinusoidal_table_(weight: Tensor) -> None:
 
 
 class PredLayer(nn.Module):
-    """Output projection tied to the token embedding, with its own bias (spec §2.4)."""
+    """Output projection tied to the token embedding, with its own bias (`xlm/model/transformer.py: PredLayer`)."""
 
     def __init__(self, dim: int, n_words: int):
         super().__init__()
@@ -147,7 +149,8 @@ class XLMStack:
                 raise InputError(
                     f"this model has language embeddings for {self.n_langs} languages but was given no language "
                     "ids (langs=None): pass langs (src_langs/tgt_langs for translation), one id per sentence or "
-                    "per token")
+                    "per token"
+                )
             if langs.dim() == 1:
                 langs = langs.unsqueeze(1)
             x = x + self.lang_embeddings(langs)
@@ -194,8 +197,9 @@ class XLMStack:
             mask = mask & tri[None, None]
         return mask
 
-    def adopt_language_rows(self, state: Dict[str, Tensor], prefix: str, source: List[str], target: List[str],
-                            allow_new: bool, what: str) -> None:
+    def adopt_language_rows(
+        self, state: Dict[str, Tensor], prefix: str, source: List[str], target: List[str], allow_new: bool, what: str
+    ) -> None:
         """Rewrite `state`'s language embedding (key prefix + lang_embeddings.weight, rows for the `source`
         languages) for this stack's languages `target`, by name. A one-language stack has no language embedding
         (as the original), so that language's row, a constant added to every position, goes into the position
@@ -218,7 +222,12 @@ class XLMStack:
 
 
 def num_parameters(n_layers: int, dim: int, n_words: int, n_langs: int) -> int:
-    """The original's count (spec §3.1), tied output weight counted once."""
-    return n_layers * (12 * dim * dim + 13 * dim) + n_words * dim + N_MAX_POSITIONS * dim + \
-        (n_langs * dim if n_langs > 1 else 0) + 2 * dim + n_words
-
+    """The original's parameter count (of `TransformerModel`'s state dict), tied output weight counted once."""
+    return (
+        n_layers * (12 * dim * dim + 13 * dim)
+        + n_words * dim
+        + N_MAX_POSITIONS * dim
+        + (n_langs * dim if n_langs > 1 else 0)
+        + 2 * dim
+        + n_words
+    )

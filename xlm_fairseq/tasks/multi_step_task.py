@@ -4,14 +4,14 @@ schedules counted in XLM iterations, and per-step metrics with XLM's names (`en_
 `fr-en_mt_bleu`, averages `mlm_ppl`/`clm_ppl`).
 
 Not a registered task itself; xlm_cross_lingual_lm, xlm_tlm and xlm_unsupervised_mt build on it."""
+
 import logging
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
-from omegaconf import II
-
 from fairseq.logging import metrics
+from omegaconf import II
 
 from ..data.multi_step_dataset import MultiStepDataset
 from ..data.training_schedule import Step, TrainingSchedule
@@ -30,14 +30,22 @@ class MultiStepConfig(XLMTaskConfig):
     )
     epoch_size: int = field(
         default=100000,
-        metadata={"help": "sentences per epoch, counted as batch-size per step like the original (validation "
-                          "and checkpoints happen each epoch)"},
+        metadata={
+            "help": "sentences per epoch, counted as batch-size per step like the original (validation "
+            "and checkpoints happen each epoch)"
+        },
     )
-    max_len: int = field(default=100, metadata={"help": "training sentences (each pair side) longer than this "
-                                                        "many BPE tokens are dropped"})
+    max_len: int = field(
+        default=100,
+        metadata={"help": "training sentences (each pair side) longer than this many BPE tokens are dropped"},
+    )
     max_pair_sentences: int = field(
-        default=0, metadata={"help": "sentence steps (TLM, AE, BT, MT): keep a random N of the sentences of a larger "
-                                     "--max-tokens batch (XLM's --max_batch_size); 0 = no cap"})
+        default=0,
+        metadata={
+            "help": "sentence steps (TLM, AE, BT, MT): keep a random N of the sentences of a larger "
+            "--max-tokens batch (XLM's --max_batch_size); 0 = no cap"
+        },
+    )
     batch_size: Optional[int] = II("dataset.batch_size")
     max_tokens: Optional[int] = II("dataset.max_tokens")
     fp16: bool = II("common.fp16")
@@ -48,7 +56,7 @@ class MultiStepTask(XLMTask):
 
     def __init__(self, cfg, dictionary):
         super().__init__(cfg, dictionary)
-        self.train_steps: "OrderedDict[str, Step]" = OrderedDict()
+        self.train_steps: OrderedDict[str, Step] = OrderedDict()
         self.eval_steps: List[str] = []
         self.averages: Dict[str, List[str]] = {}  # "mlm" -> mono MLM step names
         self.lambdas: Dict[str, LambdaSchedule] = {}
@@ -82,8 +90,14 @@ class MultiStepTask(XLMTask):
         if not train:
             return MultiStepDataset(datasets)
         last_change = max((s.points[-1][0] for s in self.lambdas.values()), default=0)
-        schedule = TrainingSchedule([self.train_steps[name] for name in datasets], self.lambda_value, last_change,
-                                    self.cfg.seed, self.cfg.epoch_size, self.nominal_batch_size())
+        schedule = TrainingSchedule(
+            [self.train_steps[name] for name in datasets],
+            self.lambda_value,
+            last_change,
+            self.cfg.seed,
+            self.cfg.epoch_size,
+            self.nominal_batch_size(),
+        )
         return MultiStepDataset(datasets, schedule)
 
     def batch_sampler(self, dataset, max_tokens, max_sentences, epoch):

@@ -1,5 +1,5 @@
 """Task `xlm_classification`: fine-tune a pretrained XLM on sentence (pair) classification in some languages and
-evaluate it on every language (paper §4.1, XNLI zero-shot; spec §5.4).
+evaluate it on every language (paper §4.1, XNLI zero-shot; facebookresearch/XLM `xlm/evaluation/xnli.py`).
 
     fairseq-train DATA --user-dir xlm_fairseq --task xlm_classification --langs de,en,fr --train-langs en \
         --arch xlm_small --criterion xlm_classification_loss --finetune-from-model LM/checkpoint_best.pt \
@@ -11,6 +11,7 @@ binarised {split}.s1.{lang} (and {split}.s2.{lang} for pairs), labels {split}.la
 Input `</s> a </s> [b </s>]`, positions running on, the example's language id on every token; the first hidden
 state goes through dropout (--pooler-dropout) and a linear layer. Validation logs `{lang}_acc` for every
 evaluated language and their mean `acc`."""
+
 import logging
 import os
 from contextlib import contextmanager
@@ -19,10 +20,9 @@ from typing import Any, Dict, List, Optional
 
 import numpy as np
 import torch
-from omegaconf import II
-
 from fairseq.logging import metrics
 from fairseq.tasks import register_task
+from omegaconf import II
 
 from ..checkpoints import config_value, data_dir, file_fairseq_will_load, peek_checkpoint
 from ..data.classification_dataset import ClassificationDataset, ClassificationPart
@@ -43,28 +43,50 @@ NEVER_TRAINED = ("encoder.pred_layer.proj.bias",)
 
 @dataclass
 class XLMClassificationConfig(XLMTaskConfig):
-    data: str = field(default="", metadata={"help": "data-bin: dict.txt, label_dict.txt, {split}.s1.{lang}[.s2], "
-                                                    "{split}.label.{lang}"})
-    langs: str = field(default="", metadata={"help": "the languages trained on and evaluated, e.g. de,en,fr "
-                                                     "(language-embedding rows of the pretrained model are taken "
-                                                     "by name)"})
-    train_langs: str = field(default="en", metadata={"help": "languages trained on: one = zero-shot transfer, "
-                                                            "several = translate-train (concatenated, shuffled)"})
-    eval_langs: str = field(default="", metadata={"help": "languages validated/tested every epoch (default: all "
-                                                          "of --langs)"})
-    max_len: int = field(default=256, metadata={"help": "training sentences are cut to this many tokens, "
-                                                        "delimiters included (XLM --max_len)"})
-    epoch_size: int = field(default=-1, metadata={"help": "training examples per epoch (XLM: 20000); -1 = one "
-                                                          "pass over the training data"})
-    finetune_layers: str = field(default="0:_1", metadata={
-        "help": "'i:j' fine-tuned part of the encoder: 0 = embeddings, k = layer k (1-based), _k = k-th from "
-                "the end (_1 = last); the rest is frozen"})
-    head_lr_multiplier: float = field(default=1.0, metadata={"help": "the head's lr is the (scheduled) encoder "
-                                                                     "lr times this"})
-    head_lr: Optional[float] = field(default=None, metadata={"help": "the head's peak lr (sets "
-                                                                     "--head-lr-multiplier to head-lr / lr)"})
-    classification_head_name: str = field(default="sentence_classification_head",
-                                          metadata={"help": "name of the head in the model"})
+    data: str = field(
+        default="",
+        metadata={"help": "data-bin: dict.txt, label_dict.txt, {split}.s1.{lang}[.s2], {split}.label.{lang}"},
+    )
+    langs: str = field(
+        default="",
+        metadata={
+            "help": "the languages trained on and evaluated, e.g. de,en,fr "
+            "(language-embedding rows of the pretrained model are taken "
+            "by name)"
+        },
+    )
+    train_langs: str = field(
+        default="en",
+        metadata={
+            "help": "languages trained on: one = zero-shot transfer, several = translate-train (concatenated, shuffled)"
+        },
+    )
+    eval_langs: str = field(
+        default="", metadata={"help": "languages validated/tested every epoch (default: all of --langs)"}
+    )
+    max_len: int = field(
+        default=256,
+        metadata={"help": "training sentences are cut to this many tokens, delimiters included (XLM --max_len)"},
+    )
+    epoch_size: int = field(
+        default=-1, metadata={"help": "training examples per epoch (XLM: 20000); -1 = one pass over the training data"}
+    )
+    finetune_layers: str = field(
+        default="0:_1",
+        metadata={
+            "help": "'i:j' fine-tuned part of the encoder: 0 = embeddings, k = layer k (1-based), _k = k-th from "
+            "the end (_1 = last); the rest is frozen"
+        },
+    )
+    head_lr_multiplier: float = field(
+        default=1.0, metadata={"help": "the head's lr is the (scheduled) encoder lr times this"}
+    )
+    head_lr: Optional[float] = field(
+        default=None, metadata={"help": "the head's peak lr (sets --head-lr-multiplier to head-lr / lr)"}
+    )
+    classification_head_name: str = field(
+        default="sentence_classification_head", metadata={"help": "name of the head in the model"}
+    )
     train_subset: str = II("dataset.train_subset")
     lr: Any = II("optimization.lr")
     fp16: bool = II("common.fp16")
@@ -78,8 +100,10 @@ class XLMClassificationConfig(XLMTaskConfig):
 def load_label_dict(path: str) -> List[str]:
     """label_dict.txt: `label id` per line, ids 0..K-1 each once. Returns the labels in id order."""
     if not os.path.isfile(path):
-        raise DataError(f"{path} not found: write it with `xlm-preprocess classification` (one `label id` line "
-                        "per class, e.g. 'contradiction 0')")
+        raise DataError(
+            f"{path} not found: write it with `xlm-preprocess classification` (one `label id` line "
+            "per class, e.g. 'contradiction 0')"
+        )
     by_id: Dict[int, str] = {}
     with open(path, encoding="utf-8") as f:
         for lineno, line in enumerate(f, 1):
@@ -106,8 +130,10 @@ def read_labels(path: str, label2id: Dict[str, int], split: str) -> np.ndarray:
         for lineno, line in enumerate(f, 1):
             label = line.strip()
             if label not in label2id:
-                raise DataError(f"{path}:{lineno}: label '{label}' never occurs in training ({LABEL_DICT} has "
-                                f"{', '.join(label2id)}); fix the {split} labels or rebuild the data with it")
+                raise DataError(
+                    f"{path}:{lineno}: label '{label}' never occurs in training ({LABEL_DICT} has "
+                    f"{', '.join(label2id)}); fix the {split} labels or rebuild the data with it"
+                )
             ids.append(label2id[label])
     return np.asarray(ids, dtype=np.int64)
 
@@ -115,10 +141,11 @@ def read_labels(path: str, label2id: Dict[str, int], split: str) -> np.ndarray:
 # ------------------------------------------------------------------------------------- fine-tuned layers
 def parse_finetune_layers(spec: str, n_layers: int) -> List[int]:
     """'i:j' -> [i..j] with 0 = embeddings, k = layer k, `_k` = n_layers + 1 - k (XLM's --finetune_layers)."""
+
     def one(text: str) -> int:
         text = text.strip()
         neg = text[:1] in ("_", "-")
-        if not text[1 if neg else 0:].isdigit():
+        if not text[1 if neg else 0 :].isdigit():
             raise ValueError(text)
         value = int(text[1:] if neg else text)
         return n_layers + 1 - value if neg else value
@@ -128,8 +155,10 @@ def parse_finetune_layers(spec: str, n_layers: int) -> List[int]:
     except ValueError:
         i = j = None
     if i is None or not 0 <= i <= j <= n_layers:
-        raise ConfigError(f"--finetune-layers {spec}: expected 'i:j' with 0 <= i <= j <= {n_layers} (0 = embeddings, "
-                          f"k = layer k, _1 = last layer), e.g. 0:_1 for everything")
+        raise ConfigError(
+            f"--finetune-layers {spec}: expected 'i:j' with 0 <= i <= j <= {n_layers} (0 = embeddings, "
+            f"k = layer k, _1 = last layer), e.g. 0:_1 for everything"
+        )
     return list(range(i, j + 1))
 
 
@@ -177,9 +206,11 @@ def head_parameters_in_optimizer(optimizer, head_params) -> set:
     if fp32 is None:
         return ids
     if torch.is_tensor(fp32) or isinstance(fp32, dict):
-        raise ConfigError("--head-lr/--head-lr-multiplier: with --fp16/--bf16 the optimizer holds one flattened "
-                          "copy of all parameters, so the head cannot have its own lr; add "
-                          "--fp16-no-flatten-grads, or use --memory-efficient-fp16 or --amp")
+        raise ConfigError(
+            "--head-lr/--head-lr-multiplier: with --fp16/--bf16 the optimizer holds one flattened "
+            "copy of all parameters, so the head cannot have its own lr; add "
+            "--fp16-no-flatten-grads, or use --memory-efficient-fp16 or --amp"
+        )
     return {id(p32) for p16, p32 in zip(optimizer.fp16_params, fp32) if id(p16) in ids}
 
 
@@ -248,17 +279,21 @@ class XLMClassificationTask(XLMTask):
                 raise ConfigError("give --head-lr or --head-lr-multiplier, not both")
             lr = cfg.lr[0] if hasattr(cfg.lr, "__getitem__") else cfg.lr
             if not lr:
-                raise ConfigError("--head-lr needs a non-zero --lr (the head follows the lr schedule scaled by "
-                                  "head-lr / lr)")
+                raise ConfigError(
+                    "--head-lr needs a non-zero --lr (the head follows the lr schedule scaled by head-lr / lr)"
+                )
             mult = float(cfg.head_lr) / float(lr)
         if mult < 0:
             raise ConfigError(f"--head-lr-multiplier {mult}: must be >= 0")
-        flat_fp16 = (cfg.fp16 or cfg.bf16) and not (cfg.memory_efficient_fp16 or cfg.memory_efficient_bf16
-                                                   or cfg.fp16_no_flatten_grads)
+        flat_fp16 = (cfg.fp16 or cfg.bf16) and not (
+            cfg.memory_efficient_fp16 or cfg.memory_efficient_bf16 or cfg.fp16_no_flatten_grads
+        )
         if mult != 1.0 and flat_fp16:
-            raise ConfigError("--head-lr/--head-lr-multiplier: with --fp16/--bf16 the optimizer holds one "
-                              "flattened copy of all parameters, so the head cannot have its own lr; add "
-                              "--fp16-no-flatten-grads, or use --memory-efficient-fp16 or --amp")
+            raise ConfigError(
+                "--head-lr/--head-lr-multiplier: with --fp16/--bf16 the optimizer holds one "
+                "flattened copy of all parameters, so the head cannot have its own lr; add "
+                "--fp16-no-flatten-grads, or use --memory-efficient-fp16 or --amp"
+            )
         return mult
 
     # -------------------------------------------------------------------------------------- data
@@ -284,8 +319,10 @@ class XLMClassificationTask(XLMTask):
             self.is_pair = pair
         elif self.is_pair != pair:
             kind = "sentence pairs" if self.is_pair else "single sentences"
-            raise DataError(f"{split} data of '{lang}' {'has' if pair else 'lacks'} {prefix2}.bin but the data "
-                            f"loaded before are {kind}: every split and language must be the same kind")
+            raise DataError(
+                f"{split} data of '{lang}' {'has' if pair else 'lacks'} {prefix2}.bin but the data "
+                f"loaded before are {kind}: every split and language must be the same kind"
+            )
         label_path = os.path.join(self.data_dir, f"{split}.label.{lang}")
         labels = read_labels(label_path, self.label2id, split)
         if len(labels) != len(first):
@@ -297,12 +334,20 @@ class XLMClassificationTask(XLMTask):
         langs = self.train_langs if train else self.eval_langs
         parts = [self._part(split, lang, train) for lang in langs]
         ds = ClassificationDataset(
-            parts, self.dictionary.eos(), self.dictionary.pad(), max_len=self.cfg.max_len if train else None,
-            max_positions=self.max_model_positions, train=train, seed=self.cfg.seed, epoch_size=self.cfg.epoch_size,
+            parts,
+            self.dictionary.eos(),
+            self.dictionary.pad(),
+            max_len=self.cfg.max_len if train else None,
+            max_positions=self.max_model_positions,
+            train=train,
+            seed=self.cfg.seed,
+            epoch_size=self.cfg.epoch_size,
         )
         counts = ", ".join(f"{l} {len(p.labels)}" for l, p in zip(langs, parts))
-        logger.info(f"{split}: {counts} {'sentence pairs' if ds.is_pair else 'sentences'}"
-                    + (f"; {len(ds.keep)} kept (empty sentences dropped)" if train and len(ds.keep) < len(ds) else ""))
+        logger.info(
+            f"{split}: {counts} {'sentence pairs' if ds.is_pair else 'sentences'}"
+            + (f"; {len(ds.keep)} kept (empty sentences dropped)" if train and len(ds.keep) < len(ds) else "")
+        )
         if train and len(ds.keep) == 0:
             raise DataError(f"{split}: every training example has an empty sentence")
         self.datasets[split] = ds
@@ -313,8 +358,9 @@ class XLMClassificationTask(XLMTask):
 
         model = super().build_model(cfg, from_checkpoint)
         if not isinstance(model, XLMTransformerModel):
-            raise ConfigError("--arch must be an xlm_transformer architecture (xlm_tiny, xlm_small, "
-                              "xlm_mlm_xnli15_1024, ...)")
+            raise ConfigError(
+                "--arch must be an xlm_transformer architecture (xlm_tiny, xlm_small, xlm_mlm_xnli15_1024, ...)"
+            )
         model.register_classification_head(self.head_name, num_classes=len(self.labels))
         for ds in self.datasets.values():
             ds.set_max_positions(self.max_model_positions)
@@ -324,8 +370,10 @@ class XLMClassificationTask(XLMTask):
         layers = parse_finetune_layers(self.cfg.finetune_layers, model.encoder.n_layers)
         counts = freeze(model, layers)
         names = ["embeddings" if i == 0 else f"layer {i}" for i in layers]
-        logger.info(f"fine-tuning {', '.join(names)} and the head ({counts['trained']} parameters; "
-                    f"{counts['frozen']} frozen); head lr = {self.head_lr_multiplier:g} x lr")
+        logger.info(
+            f"fine-tuning {', '.join(names)} and the head ({counts['trained']} parameters; "
+            f"{counts['frozen']} frozen); head lr = {self.head_lr_multiplier:g} x lr"
+        )
         return model
 
     def check_pretrained(self, model) -> None:
@@ -340,42 +388,59 @@ class XLMClassificationTask(XLMTask):
         state = peek_checkpoint(path, flag)
         weights = dict(state.get("model") or {})
         if "encoder.embeddings.weight" not in weights:
-            raise ConfigError(f"{flag} {path}: no XLM encoder (encoder.embeddings.weight) in this checkpoint: it "
-                              "is not an xlm_transformer model")
+            raise ConfigError(
+                f"{flag} {path}: no XLM encoder (encoder.embeddings.weight) in this checkpoint: it "
+                "is not an xlm_transformer model"
+            )
         if any(k.startswith("decoder.") for k in weights):
-            raise ConfigError(f"{flag} {path}: a translation model (encoder and decoder); fine-tune from the "
-                              "pretrained LM checkpoint (xlm_cross_lingual_lm / xlm_tlm)")
+            raise ConfigError(
+                f"{flag} {path}: a translation model (encoder and decoder); fine-tune from the "
+                "pretrained LM checkpoint (xlm_cross_lingual_lm / xlm_tlm)"
+            )
         if model.checkpoint_langs is not None:  # the rows fairseq's load will see, mapped by language name
-            model.encoder.adopt_language_rows(weights, "encoder.", model.checkpoint_langs, model.langs,
-                                              model.cfg.init_new_langs, f"{flag} {path}")
+            model.encoder.adopt_language_rows(
+                weights, "encoder.", model.checkpoint_langs, model.langs, model.cfg.init_new_langs, f"{flag} {path}"
+            )
         expected = model.state_dict()
         arch = config_value(state.get("cfg"), "model")
         arch = arch if hasattr(arch, "get") and hasattr(arch, "__contains__") else {}
         theirs = ", ".join(f"{k} {arch[k]}" for k in ("emb_dim", "n_layers", "n_heads") if k in arch)
-        hint = f"it was trained with --arch {arch.get('_name')} ({theirs})" if theirs else \
-            "use the pretraining --arch and its options"
+        hint = (
+            f"it was trained with --arch {arch.get('_name')} ({theirs})"
+            if theirs
+            else "use the pretraining --arch and its options"
+        )
         for key, value in weights.items():
             if key not in expected:
                 if key.startswith("classification_heads."):
                     continue  # another head: dropped by the model's upgrade_state_dict_named
                 if key == "encoder.lang_embeddings.weight":
-                    raise ConfigError(f"{flag} {path}: it has language embeddings and this model has none; drop "
-                                      "--no-lang-emb")
+                    raise ConfigError(
+                        f"{flag} {path}: it has language embeddings and this model has none; drop --no-lang-emb"
+                    )
                 raise ConfigError(f"{flag} {path}: unexpected parameter {key}: the architecture differs; {hint}")
             if tuple(value.shape) != tuple(expected[key].shape):
                 if key in ("encoder.embeddings.weight", "encoder.pred_layer.proj.bias"):
-                    raise ConfigError(f"{flag} {path}: its vocabulary has {value.shape[0]} entries, dict.txt has "
-                                      f"{len(self.dictionary)}: binarise with the pretraining dictionary")
+                    raise ConfigError(
+                        f"{flag} {path}: its vocabulary has {value.shape[0]} entries, dict.txt has "
+                        f"{len(self.dictionary)}: binarise with the pretraining dictionary"
+                    )
                 if key.startswith("classification_heads."):
-                    raise ConfigError(f"{flag} {path}: its head '{self.head_name}' has {value.shape[0]} classes, "
-                                      f"{LABEL_DICT} has {len(self.labels)}; use another "
-                                      "--classification-head-name")
+                    raise ConfigError(
+                        f"{flag} {path}: its head '{self.head_name}' has {value.shape[0]} classes, "
+                        f"{LABEL_DICT} has {len(self.labels)}; use another "
+                        "--classification-head-name"
+                    )
                 if key == "encoder.lang_embeddings.weight":
-                    raise ConfigError(f"{flag} {path}: it has {value.shape[0]} language embeddings, --langs gives "
-                                      f"{len(self.langs)} languages, and its config does not name its languages: "
-                                      "give the pretraining --langs")
-                raise ConfigError(f"{flag} {path}: {key} has shape {tuple(value.shape)}, this model "
-                                  f"{tuple(expected[key].shape)}: {hint}")
+                    raise ConfigError(
+                        f"{flag} {path}: it has {value.shape[0]} language embeddings, --langs gives "
+                        f"{len(self.langs)} languages, and its config does not name its languages: "
+                        "give the pretraining --langs"
+                    )
+                raise ConfigError(
+                    f"{flag} {path}: {key} has shape {tuple(value.shape)}, this model "
+                    f"{tuple(expected[key].shape)}: {hint}"
+                )
         missing = [k for k in expected if k not in weights and not k.startswith("classification_heads.")]
         if missing:
             hint = "it has no language embeddings: add --no-lang-emb" if "lang_embeddings" in missing[0] else hint
@@ -395,8 +460,10 @@ class XLMClassificationTask(XLMTask):
         except Exception:
             return
         if theirs.symbols != self.dictionary.symbols:
-            raise ConfigError(f"{flag} {path}: it was pretrained with {dict_path}, which differs from "
-                              f"{os.path.join(self.data_dir, 'dict.txt')}: binarise with the pretraining dictionary")
+            raise ConfigError(
+                f"{flag} {path}: it was pretrained with {dict_path}, which differs from "
+                f"{os.path.join(self.data_dir, 'dict.txt')}: binarise with the pretraining dictionary"
+            )
 
     # ------------------------------------------------------------------------------- optimisation
     def optimizer_step(self, optimizer, model, update_num):

@@ -4,14 +4,14 @@
         --mlm-steps en,fr --arch xlm_small --criterion xlm_lm_loss --batch-size 32 ...
 
 Each step is one language and one objective; batches are XLM streams of --tokens-per-sample tokens."""
+
 import logging
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
 import numpy as np
-from omegaconf import II
-
 from fairseq.tasks import register_task
+from omegaconf import II
 
 from ..data.data_files import load_mono, load_pair
 from ..data.lm_objective_dataset import LMObjectiveDataset
@@ -66,8 +66,10 @@ class XLMCrossLingualLMTask(MultiStepTask):
         self.averages = {
             o: [step_name(o, p) for oo, p in self.lm_steps if oo == o and len(p) == 1] for o in ("mlm", "clm")
         }
-        self.lambdas = {"clm": LambdaSchedule("lambda-clm", cfg.lambda_clm),
-                        "mlm": LambdaSchedule("lambda-mlm", cfg.lambda_mlm)}
+        self.lambdas = {
+            "clm": LambdaSchedule("lambda-clm", cfg.lambda_clm),
+            "mlm": LambdaSchedule("lambda-mlm", cfg.lambda_mlm),
+        }
         if not 0 < cfg.word_pred < 1:
             raise ConfigError(f"--word-pred {cfg.word_pred}: must be in (0, 1)")
         if cfg.tokens_per_sample < 2:
@@ -75,8 +77,11 @@ class XLMCrossLingualLMTask(MultiStepTask):
         self.masking = MaskingConfig(
             word_pred=cfg.word_pred,
             pred_probs=parse_float_triple("word-mask-keep-rand", cfg.word_mask_keep_rand),
-            sample_alpha=cfg.sample_alpha, mask_index=mask_index(dictionary), pad_index=dictionary.pad(),
-            n_words=len(dictionary), round_to_8=bool(cfg.fp16),
+            sample_alpha=cfg.sample_alpha,
+            mask_index=mask_index(dictionary),
+            pad_index=dictionary.pad(),
+            n_words=len(dictionary),
+            round_to_8=bool(cfg.fp16),
         )
         self.scores = None
         if cfg.sample_alpha > 0:
@@ -108,14 +113,28 @@ class XLMCrossLingualLMTask(MultiStepTask):
                 lang_id = self.lang2id[parts[0]]
             else:
                 first, second = load_pair(data_dir, split, parts[0], parts[1], self.dictionary)
-                seq = PairConcatDataset(first, second, self.lang2id[parts[0]], self.lang2id[parts[1]],
-                                        self.dictionary.eos(), reset_positions=True)
+                seq = PairConcatDataset(
+                    first,
+                    second,
+                    self.lang2id[parts[0]],
+                    self.lang2id[parts[1]],
+                    self.dictionary.eos(),
+                    reset_positions=True,
+                )
                 seq = self.filter_pairs(seq, train, f"{split} {parts[0]}-{parts[1]}")
                 pair_counts[pair_key(*parts)] = len(seq.keep)
                 lang_id = None
             datasets[name] = LMObjectiveDataset(
-                seq, objective, lang_id, self.dictionary.pad(), masking=self.masking, scores=self.scores,
-                context_size=self.cfg.context_size, train=train, seed=self.cfg.seed, step=name,
+                seq,
+                objective,
+                lang_id,
+                self.dictionary.pad(),
+                masking=self.masking,
+                scores=self.scores,
+                context_size=self.cfg.context_size,
+                train=train,
+                seed=self.cfg.seed,
+                step=name,
             )
             logger.info(f"{split} {name}: {len(seq)} {'streams' if len(parts) == 1 else 'pairs'}")
         if train:
@@ -125,8 +144,7 @@ class XLMCrossLingualLMTask(MultiStepTask):
             for objective, parts in self.lm_steps:
                 weight = mono_q[parts[0]] if len(parts) == 1 else pair_q[pair_key(*parts)]
                 self.add_train_step(step_name(objective, parts), objective, len(parts) == 2, weight)
-            logger.info("language sampling: " + ", ".join(
-                f"{n}={s.weight:.3f}" for n, s in self.train_steps.items()))
+            logger.info("language sampling: " + ", ".join(f"{n}={s.weight:.3f}" for n, s in self.train_steps.items()))
         self.datasets[split] = self.make_multi_step_dataset(datasets, train)
 
     def filter_pairs(self, seq: PairConcatDataset, train: bool, what: str) -> PairConcatDataset:
@@ -146,6 +164,8 @@ class XLMCrossLingualLMTask(MultiStepTask):
     def build_model(self, cfg, from_checkpoint=False):
         model = super().build_model(cfg, from_checkpoint)
         if self.cfg.tokens_per_sample > self.max_model_positions:
-            raise ConfigError(f"--tokens-per-sample {self.cfg.tokens_per_sample} exceeds the model's "
-                              f"{self.max_model_positions} positions (--max-positions)")
+            raise ConfigError(
+                f"--tokens-per-sample {self.cfg.tokens_per_sample} exceeds the model's "
+                f"{self.max_model_positions} positions (--max-positions)"
+            )
         return model

@@ -5,17 +5,17 @@ the model maps onto --langs by name (checkpoints.py).
 
 Not a registered task itself: xlm_cross_lingual_lm, xlm_tlm, xlm_unsupervised_mt (through multi_step_task.py)
 and xlm_classification build on it."""
+
 import logging
 import os
 from dataclasses import dataclass, field
 from typing import List, Optional, Tuple
 
 import torch
-from omegaconf import II
-
 from fairseq.data import iterators
 from fairseq.dataclass import FairseqDataclass
 from fairseq.tasks import FairseqTask
+from omegaconf import II
 
 from ..checkpoints import check_language_coverage, file_fairseq_will_load, languages, read_config, split_data_paths
 from ..dictionary import load_dictionary
@@ -73,8 +73,10 @@ class XLMTask(FairseqTask):
     def build_criterion(self, cfg, from_checkpoint=False):
         name = getattr(cfg, "_name", None)
         if self.criterion_names and name not in self.criterion_names:
-            raise ConfigError(f"--criterion {name}: --task {self.cfg._name} trains with --criterion "
-                              f"{self.criterion_names[0]}; add it to the command line")
+            raise ConfigError(
+                f"--criterion {name}: --task {self.cfg._name} trains with --criterion "
+                f"{self.criterion_names[0]}; add it to the command line"
+            )
         return super().build_criterion(cfg, from_checkpoint)
 
     def build_model(self, cfg, from_checkpoint=False):
@@ -99,23 +101,62 @@ class XLMTask(FairseqTask):
         return self.max_model_positions
 
     # ------------------------------------------------------------------------------------------ batches
-    def get_batch_iterator(self, dataset, max_tokens=None, max_sentences=None, max_positions=None,
-                           ignore_invalid_inputs=False, required_batch_size_multiple=1, seed=1, num_shards=1,
-                           shard_id=0, num_workers=0, epoch=1, data_buffer_size=0, disable_iterator_cache=False,
-                           skip_remainder_batch=False, grouped_shuffling=False, update_epoch_batch_itr=False):
+    def get_batch_iterator(
+        self,
+        dataset,
+        max_tokens=None,
+        max_sentences=None,
+        max_positions=None,
+        ignore_invalid_inputs=False,
+        required_batch_size_multiple=1,
+        seed=1,
+        num_shards=1,
+        shard_id=0,
+        num_workers=0,
+        epoch=1,
+        data_buffer_size=0,
+        disable_iterator_cache=False,
+        skip_remainder_batch=False,
+        grouped_shuffling=False,
+        update_epoch_batch_itr=False,
+    ):
         """The task's own batches (batch_sampler), or fairseq's batching by size with batches of exactly
         --batch-size sentences, as XLM (no rounding to --required-batch-size-multiple)."""
         num_workers = self.loader_workers(num_workers)
         sampler = self.batch_sampler(dataset, max_tokens, max_sentences, epoch)
         if sampler is None:
             return super().get_batch_iterator(
-                dataset, max_tokens, max_sentences, max_positions, ignore_invalid_inputs, 1, seed, num_shards,
-                shard_id, num_workers, epoch, data_buffer_size, disable_iterator_cache, skip_remainder_batch,
-                grouped_shuffling, update_epoch_batch_itr)
+                dataset,
+                max_tokens,
+                max_sentences,
+                max_positions,
+                ignore_invalid_inputs,
+                1,
+                seed,
+                num_shards,
+                shard_id,
+                num_workers,
+                epoch,
+                data_buffer_size,
+                disable_iterator_cache,
+                skip_remainder_batch,
+                grouped_shuffling,
+                update_epoch_batch_itr,
+            )
         return iterators.EpochBatchIterator(
-            dataset=dataset, collate_fn=dataset.collater, batch_sampler=sampler, seed=seed, num_shards=num_shards,
-            shard_id=shard_id, num_workers=num_workers, epoch=epoch, buffer_size=data_buffer_size,
-            disable_shuffling=True, reuse_dataloader=False, persistent_workers=False)
+            dataset=dataset,
+            collate_fn=dataset.collater,
+            batch_sampler=sampler,
+            seed=seed,
+            num_shards=num_shards,
+            shard_id=shard_id,
+            num_workers=num_workers,
+            epoch=epoch,
+            buffer_size=data_buffer_size,
+            disable_shuffling=True,
+            reuse_dataloader=False,
+            persistent_workers=False,
+        )
 
     def batch_sampler(self, dataset, max_tokens, max_sentences, epoch):
         """The batches of `dataset` (a list, or a function of (dataset, epoch)), or None for fairseq's."""
@@ -130,8 +171,10 @@ class XLMTask(FairseqTask):
         on_cpu = bool(self.cfg.cpu) or not torch.cuda.is_available()
         if num_workers and on_cpu and torch.get_num_threads() + num_workers > cores:
             if not getattr(self, "_said_workers", False):
-                logger.info(f"--num-workers {num_workers}: batches are prepared in the main process instead, since "
-                            f"{torch.get_num_threads()} compute threads already fill the {cores} CPU cores")
+                logger.info(
+                    f"--num-workers {num_workers}: batches are prepared in the main process instead, since "
+                    f"{torch.get_num_threads()} compute threads already fill the {cores} CPU cores"
+                )
                 self._said_workers = True
             return 0
         return num_workers

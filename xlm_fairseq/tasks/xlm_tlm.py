@@ -5,7 +5,8 @@
 A TLM batch concatenates each pair as `</s> en </s> </s> fr </s>`, positions restarting at 0 for the second
 sentence and language ids switching with it, masked as MLM; batches are token budgets (--max-tokens) of
 similar-length pairs. Each iteration runs up to 5 MLM steps then up to 5 TLM steps, drawn by the language
-sampling distribution (spec §1.3)."""
+sampling distribution (facebookresearch/XLM `xlm/trainer.py: shuf_order`)."""
+
 from dataclasses import dataclass
 
 from fairseq.tasks import register_task

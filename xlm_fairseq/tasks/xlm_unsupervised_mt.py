@@ -8,17 +8,17 @@
 Validation per direction (mt_steps and the (l2, l3) of every BT step): `fr-en_mt_ppl`, `fr-en_mt_acc`
 and, with --eval-bleu, `fr-en_mt_bleu` (tokenised, as the paper) and `fr-en_mt_sacrebleu` (detokenised).
 fairseq-generate / fairseq-interactive translate with --source-lang/--target-lang."""
+
 import logging
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Optional
 
 import torch
-from omegaconf import II
-
 from fairseq.data import ListDataset
 from fairseq.logging import metrics
 from fairseq.tasks import register_task
+from omegaconf import II
 
 from ..bleu import KINDS, STAT_KEYS, Detokenizer, bleu_from_stats, bleu_stats, remove_bpe
 from ..data.data_files import load_mono, load_pair
@@ -129,22 +129,32 @@ class XLMUnsupervisedMTTask(MultiStepTask):
             for lang in self.ae_steps:
                 mono = load_mono(data_dir, split, lang, d)
                 datasets[f"{lang}_ae"] = TranslationStepDataset(
-                    mono, None, self.lang2id[lang], self.lang2id[lang], kind="ae", step=f"{lang}_ae",
-                    noise=self.noise, **common)
+                    mono,
+                    None,
+                    self.lang2id[lang],
+                    self.lang2id[lang],
+                    kind="ae",
+                    step=f"{lang}_ae",
+                    noise=self.noise,
+                    **common,
+                )
             for a, b in self.mt_steps:
                 src, tgt = load_pair(data_dir, split, a, b, d)
                 datasets[f"{a}-{b}_mt"] = TranslationStepDataset(
-                    src, tgt, self.lang2id[a], self.lang2id[b], kind="mt", step=f"{a}-{b}_mt", **common)
+                    src, tgt, self.lang2id[a], self.lang2id[b], kind="mt", step=f"{a}-{b}_mt", **common
+                )
             for l1, l2, l3 in self.bt_steps:
                 name = f"{l1}-{l2}-{l3}_bt"
                 mono = load_mono(data_dir, split, l1, d)
                 datasets[name] = TranslationStepDataset(
-                    mono, None, self.lang2id[l1], self.lang2id[l2], kind="bt", step=name, **common)
+                    mono, None, self.lang2id[l1], self.lang2id[l2], kind="bt", step=name, **common
+                )
         else:
             for s, t in self.directions:
                 src, tgt = load_pair(data_dir, split, s, t, d)
                 datasets[f"{s}-{t}_mt"] = TranslationStepDataset(
-                    src, tgt, self.lang2id[s], self.lang2id[t], kind="eval", step=f"{s}-{t}_mt", **common)
+                    src, tgt, self.lang2id[s], self.lang2id[t], kind="eval", step=f"{s}-{t}_mt", **common
+                )
         for name, ds in datasets.items():
             dropped = ds.filter_lengths(self.cfg.max_len if train else None, self.max_model_positions)
             if len(ds.keep) == 0:
@@ -172,8 +182,15 @@ class XLMUnsupervisedMTTask(MultiStepTask):
     def build_dataset_for_inference(self, src_tokens, src_lengths, constraints=None):
         s, t = self._generation_direction()
         ds = TranslationStepDataset(
-            ListDataset(src_tokens, src_lengths), None, self.lang2id[s], self.lang2id[t], kind="infer",
-            step=f"{s}-{t}_mt", eos=self.dictionary.eos(), pad=self.dictionary.pad())
+            ListDataset(src_tokens, src_lengths),
+            None,
+            self.lang2id[s],
+            self.lang2id[t],
+            kind="infer",
+            step=f"{s}-{t}_mt",
+            eos=self.dictionary.eos(),
+            pad=self.dictionary.pad(),
+        )
         return ds
 
     def inference_step(self, generator, models, sample, prefix_tokens=None, constraints=None):
@@ -211,7 +228,7 @@ class XLMUnsupervisedMTTask(MultiStepTask):
 
     def back_translate(self, sample, model):
         """l1 sentences -> greedy l2 translations by the current model (eval mode, no gradient) -> an MT
-        sample l2 -> l1 whose target is the original (spec §1.13)."""
+        sample l2 -> l1 whose target is the original (facebookresearch/XLM `xlm/trainer.py: bt_step`)."""
         inner = model
         while hasattr(inner, "module"):
             inner = inner.module
@@ -227,11 +244,18 @@ class XLMUnsupervisedMTTask(MultiStepTask):
         prev = x1.masked_fill(positions >= (len1[:, None] - 1), pad)[:, :-1]
         target = x1[:, 1:]
         return {
-            "id": sample["id"], "step": sample["step"], "iteration": sample["iteration"],
+            "id": sample["id"],
+            "step": sample["step"],
+            "iteration": sample["iteration"],
             "nsentences": sample["nsentences"],
             "ntokens": int(target.ne(pad).sum()),
-            "net_input": {"src_tokens": x2, "src_lengths": len2, "src_langs": torch.full_like(langs1, l2),
-                          "tgt_langs": langs1, "prev_output_tokens": prev},
+            "net_input": {
+                "src_tokens": x2,
+                "src_lengths": len2,
+                "src_langs": torch.full_like(langs1, l2),
+                "tgt_langs": langs1,
+                "prev_output_tokens": prev,
+            },
             "target": target,
         }
 
@@ -263,12 +287,18 @@ class XLMUnsupervisedMTTask(MultiStepTask):
     def decode_batch(self, model, sample):
         net = sample["net_input"]
         with torch.no_grad():
-            out, lengths = greedy_generate(model, net["src_tokens"], net["src_lengths"], net["src_langs"],
-                                           net["tgt_langs"], eval_max_len(net["src_lengths"]))
+            out, lengths = greedy_generate(
+                model,
+                net["src_tokens"],
+                net["src_lengths"],
+                net["src_langs"],
+                net["tgt_langs"],
+                eval_max_len(net["src_lengths"]),
+            )
         bpe = None if self.cfg.eval_bleu_bpe == "none" else self.cfg.eval_bleu_bpe
         hyps, refs = [], []
         for i in range(out.size(0)):
-            hyps.append(remove_bpe(self.dictionary.string(out[i, 1: int(lengths[i]) - 1]), bpe))
+            hyps.append(remove_bpe(self.dictionary.string(out[i, 1 : int(lengths[i]) - 1]), bpe))
             ref = sample["target"][i]
             ref = ref[ref.ne(self.dictionary.pad())]
             refs.append(remove_bpe(self.dictionary.string(ref, escape_unk=True), bpe))
@@ -286,6 +316,9 @@ class XLMUnsupervisedMTTask(MultiStepTask):
                     continue
                 for k, v in zip(keys, sums):
                     metrics.log_scalar_sum(k, v)
-                metrics.log_derived(f"{name}_{metric}", lambda m, keys=keys: round(bleu_from_stats(
-                    {stat: m[k].sum for stat, k in zip(STAT_KEYS, keys)}), 2))
-
+                metrics.log_derived(
+                    f"{name}_{metric}",
+                    lambda m, keys=keys: round(
+                        bleu_from_stats({stat: m[k].sum for stat, k in zip(STAT_KEYS, keys)}), 2
+                    ),
+                )
