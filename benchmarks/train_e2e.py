@@ -2,6 +2,7 @@
 fairseq, on the same data and model shape, interleaved, medians of the logged rates.
 
     python benchmarks/train_e2e.py --data-bin DATA_BIN [--reps 3] [--shape small] [--threads 2]
+    python benchmarks/train_e2e.py --data-bin DATA_BIN --device cuda --shape base   # --fp16 on a GPU
 
 DATA_BIN is a data-bin of `xlm-preprocess prepare` with en and fr monolingual text and en-fr pairs (the demo's
 demo-out/data-bin, or `xlm-preprocess ddtp --langs en,fr --out raw --disjoint-mono` then prepare). Runs:
@@ -36,13 +37,16 @@ USER_DIR = os.path.join(ROOT, "xlm_fairseq")
 SHAPES = {  # dim, layers, heads, streams per MLM batch, tokens per stream, updates per run (UNMT: unmt_updates)
     "small": dict(dim=256, layers=4, heads=4, bs=8, slen=256, updates=150, unmt_updates=60),
     "tiny": dict(dim=64, layers=2, heads=4, bs=8, slen=64, updates=1200, unmt_updates=240),
+    # on a GPU: the released xlm_mlm_enfr_1024 (6 x 1024, 8 heads), 32 streams of 256 tokens, --fp16
+    "base": dict(dim=1024, layers=6, heads=8, bs=32, slen=256, updates=240, unmt_updates=60),
 }
 INTERVALS = 6  # log intervals per run; the first is left out (start-up, warm-up)
 RATE = re.compile(r"\| train_inner \|.* wps=([\d.]+), ups=([\d.]+)")
 
 
-def common(updates, save):
-    return [
+def common(updates, save, device):
+    on_device = ["--cpu"] if device == "cpu" else ["--fp16"]
+    return on_device + [
         "--adam-betas",
         "(0.9,0.98)",
         "--lr",
@@ -59,7 +63,6 @@ def common(updates, save):
         "--no-save",
         "--save-dir",
         save,
-        "--cpu",
         "--seed",
         1,
     ]
@@ -252,7 +255,7 @@ def run(name, args, extra, threads):
     return rates[1:]  # the first interval holds the warm-up
 
 
-def step_alone(impl: str, shape: dict, vocab: int, threads: int) -> float:
+def step_alone(impl: str, shape: dict, vocab: int, threads: int, device: str) -> float:
     """Steps/s of the model step alone (pretrain_throughput.py's child) at this shape and vocabulary."""
     out = subprocess.run(
         [
@@ -278,6 +281,10 @@ def step_alone(impl: str, shape: dict, vocab: int, threads: int) -> float:
             str(shape["slen"]),
             "--vocab",
             str(vocab),
+            "--device",
+            device,
+            "--dtype",
+            "fp32" if device == "cpu" else "fp16",
         ],
         capture_output=True,
         text=True,
@@ -289,12 +296,19 @@ def step_alone(impl: str, shape: dict, vocab: int, threads: int) -> float:
     return row["tok_s"] / (shape["bs"] * shape["slen"])
 
 
+def gpu_name() -> str:
+    import torch
+
+    return torch.cuda.get_device_name()
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--data-bin", required=True, help="xlm-preprocess data-bin with en, fr and en-fr")
     p.add_argument("--reps", type=int, default=3)
     p.add_argument("--shape", default="small", choices=list(SHAPES))
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="cuda: --fp16 runs on one GPU")
     p.add_argument("--runs", default="mlm,tlm,unmt", help="which of mlm,tlm,unmt to run")
     p.add_argument("--updates", type=int, default=None, help="updates per run (default: per shape)")
     p.add_argument("--ours-optimizer", default="xlm_adam", help="our runs' --optimizer (adam: fairseq's, as the peers)")
@@ -317,12 +331,12 @@ def main():
         cmds = commands(shape, a.data_bin, peer_data(a.data_bin, tmp), a.ours_optimizer)
         for rep in range(a.reps):
             if "mlm" in wanted:
-                alone["ours"].append(step_alone("ours", shape, vocab, a.threads))
-                alone["fairseq"].append(step_alone("fairseq_masked_lm", shape, vocab, a.threads))
+                alone["ours"].append(step_alone("ours", shape, vocab, a.threads, a.device))
+                alone["fairseq"].append(step_alone("fairseq_masked_lm", shape, vocab, a.threads, a.device))
             for name in names:  # interleaved: every configuration once per repetition
                 base = cmds[name.replace("_nw0", "")]
                 updates = shape["unmt_updates"] if "unmt" in name or "online_bt" in name else shape["updates"]
-                extra = common(updates, os.path.join(tmp, name))
+                extra = common(updates, os.path.join(tmp, name), a.device)
                 if name.endswith("_nw0"):
                     extra += ["--num-workers", 0]
                 rates[name] += run(name, base, extra, a.threads)
@@ -330,7 +344,8 @@ def main():
 
     print(
         f"fairseq-train end to end, shape {a.shape}: d={shape['dim']} L={shape['layers']} H={shape['heads']} "
-        f"V={vocab}, {shape['bs']} x {shape['slen']} tokens per MLM update, fp32, {a.threads} threads, "
+        f"V={vocab}, {shape['bs']} x {shape['slen']} tokens per MLM update, "
+        f"{'fp32, ' + str(a.threads) + ' threads' if a.device == 'cpu' else '--fp16 on ' + gpu_name()}, "
         f"{a.reps} reps x {shape['updates']} updates (UNMT {shape['unmt_updates']}; medians of log intervals "
         "after the first)"
     )
