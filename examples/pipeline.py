@@ -39,6 +39,12 @@ class Runner:
         except (OSError, ValueError):
             return float("nan")
 
+    def total_minutes(self) -> float:
+        """Wall-clock minutes of every step that finished, whichever invocation ran it (a resumed run counts
+        the steps of the earlier invocations too)."""
+        stamps = os.listdir(self.path("stamps"))
+        return sum(s for s in map(self.seconds, stamps) if s == s) / 60
+
     def run(self, step: str, cmd, env: dict = None) -> str:
         """Run cmd (a console script of this environment, or an absolute path, and its arguments) unless step
         finished before; returns the step's log file. `env`: extra environment variables. The stamp holds
@@ -106,6 +112,37 @@ def bleu_of(log: str) -> float:
     with open(log, encoding="utf-8", errors="replace") as f:
         m = re.search(r"BLEU4? = ([\d.]+)", f.read())
     return float(m.group(1)) if m else float("nan")
+
+
+def generated(log: str) -> dict:
+    """{sentence id: {"S": source, "T": reference, "D": hypothesis}} of a fairseq-generate log (BPE removed by
+    its --post-process)."""
+    out = {}
+    with open(log, encoding="utf-8", errors="replace") as f:
+        for line in f:
+            m = re.match(r"([STD])-(\d+)\t(?:-?[\d.]+\t)?(.*)$", line.rstrip("\n"))
+            if m:
+                out.setdefault(int(m.group(2)), {})[m.group(1)] = m.group(3)
+    return out
+
+
+def unigram_ppl(data_bin: str, lang: str, split: str = "valid") -> float:
+    """Perplexity of the `split` text of `lang` under the unigram distribution of its training text (add-one
+    smoothed): what a masked LM that knows only token frequencies scores."""
+    import numpy as np
+    from fairseq.data import data_utils
+
+    from xlm_fairseq.dictionary import load_dictionary
+
+    d = load_dictionary(os.path.join(data_bin, "dict.txt"))
+
+    def tokens(name):
+        data = data_utils.load_indexed_dataset(os.path.join(data_bin, name), d, "mmap")
+        return np.concatenate([data[i].numpy() for i in range(len(data))])
+
+    counts = np.bincount(tokens(f"train.{lang}"), minlength=len(d)) + 1
+    logp = np.log(counts / counts.sum())
+    return float(np.exp(-logp[tokens(f"{split}.{lang}")].mean()))
 
 
 def best_by(rows_valid: list, rows_test: list, key: str, maximize: bool = True) -> dict:

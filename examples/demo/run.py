@@ -26,7 +26,9 @@ from pipeline import (  # noqa: E402
     best_by,
     bleu_of,
     fairseq_common,
+    generated,
     random_init_checkpoint,
+    unigram_ppl,
     valid_rows,
 )
 
@@ -323,6 +325,22 @@ def accuracy(name):
     return best_by(valid_rows(log, "valid"), valid_rows(log, "test"), "acc")
 
 
+def examples(n: int = 3) -> str:
+    """The first n test sentences of each direction (ids 0..n-1, not chosen), translated by both models."""
+    out = []
+    for s, t in (("en", "fr"), ("fr", "en")):
+        by = {name: generated(R.path("logs", f"bleu-{name}-{s}-{t}.log")) for name in ("pretrained", "random")}
+        out.append(f"{s}→{t}, test sentences 0-{n - 1} (BPE removed, Moses-tokenised):")
+        for i in range(n):
+            ref = by["pretrained"].get(i, {})
+            out.append(f"  source:      {ref.get('S', '?')}")
+            out.append(f"  reference:   {ref.get('T', '?')}")
+            for name in ("pretrained", "random"):
+                out.append(f"  {name + ':':<12} {by[name].get(i, {}).get('D', '?')}")
+            out.append("")
+    return "\n".join(out)
+
+
 def table():
     best = R.path("pretrain", "checkpoint_best.pt")
     pre = mlm_ppl("pretrained", best)
@@ -335,8 +353,12 @@ def table():
     }
     nan = float("nan")
     rows = []
+    unigram = {lang: unigram_ppl(R.path("data-bin"), lang, "test") for lang in ("en", "fr", "de")}
     for lang in ("en", "fr", "de"):
         rows.append((f"{lang} MLM perplexity", pre.get(f"{lang}_mlm_ppl", nan), rnd.get(f"{lang}_mlm_ppl", nan), 1))
+    unigram_line = "unigram perplexity of the same test text (a model that knows only token frequencies): " + ", ".join(
+        f"{lang} {unigram[lang]:.1f}" for lang in unigram
+    )
     for lang in ("en", "fr", "de"):
         kind = "fine-tuned on" if lang == "en" else "zero-shot"
         rows.append(
@@ -362,9 +384,9 @@ def table():
     budget = (
         f"xlm_small (4 layers, 256 dims); {updates('pretrain')} pretraining updates, "
         f"{updates('classify')} classification and {updates('unmt')} unsupervised-MT updates per column; "
-        f"wall time {(__import__('time').time() - R.t0) / 60:.1f} min"
+        f"wall time {R.total_minutes():.1f} min (every step, across resumes)"
     )
-    text = "\n".join(lines) + "\n\n" + budget + "\n"
+    text = "\n".join(lines) + "\n\n" + unigram_line + "\n\n" + budget + "\n\n" + examples() + "\n"
     with open(R.path("results.md"), "w", encoding="utf-8") as f:
         f.write(text)
     with open(R.path("results.json"), "w", encoding="utf-8") as f:
@@ -374,7 +396,9 @@ def table():
                 "accuracy": acc,
                 "mt_ppl": mt,
                 "bleu": bleu,
+                "unigram_ppl": unigram,
                 "updates": {k: updates(k) for k in UPDATES},
+                "minutes": R.total_minutes(),
             },
             f,
             indent=1,
