@@ -22,8 +22,8 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from common import Ctx, data_enfrde, fairseq_common, fmt, md_table  # noqa: E402
-from pipeline import plot_panels, valid_rows  # noqa: E402
+from common import MT_BATCHES, Ctx, data_enfrde, fairseq_common, fmt, md_table  # noqa: E402
+from pipeline import USER_DIR, plot_panels, train_rows, unigram_ppl, valid_rows  # noqa: E402
 
 LANGS = "de,en,fr"  # the data-bin's languages (de is not used)
 OPTIM = ["--optimizer", "xlm_adam", "--adam-betas", "(0.9,0.98)", "--clip-norm", 5]
@@ -54,29 +54,78 @@ MLM_VARIANTS = {
     "layers4": {"--n-layers": 4},
     "sinusoidal": {"--sinusoidal-embeddings": None},
     "pred40": {"--word-pred": 0.4},
+    "lr2e-3": {"--lr": "2e-3", "--warmup-updates": 1000},
+    # the knobs that each speed up the first phase, together
+    "fast": {
+        "--lr": "1e-3",
+        "--sinusoidal-embeddings": None,
+        "--word-pred": 0.4,
+        "--dropout": 0.0,
+        "--attention-dropout": 0.0,
+    },
+    # a CLM leaves the unigram plateau within minutes (the state at a position holds the previous word: a bigram
+    # model needs no attention); an MLM started from it inherits attention that already reads the neighbours
+    "clm": {"objective": "clm"},
+    "mlm-from-clm": {"init": "clm"},
+    # the same with learned positions (sinusoidal ones were slower alone)
+    "fast-learned-pos": {
+        "--lr": "1e-3",
+        "--word-pred": 0.4,
+        "--dropout": 0.0,
+        "--attention-dropout": 0.0,
+    },
 }
 MLM_MINUTES = 12
 VALID_EVERY = 200  # updates
+
+
+# UNMT: Table 2's recipe (denoising + online back-translation, xlm_small 3 layers, lr 3e-4); `--init` picks the
+# pretraining (an MLM variant's best checkpoint for encoder and decoder) or random initialisation.
+UNMT_BASE = {
+    "--arch": "xlm_small",
+    "--n-layers": 3,
+    "--dropout": 0.1,
+    "--attention-dropout": 0.1,
+    "--word-shuffle": 3,
+    "--word-dropout": 0.1,
+    "--word-blank": 0.1,
+    "--lr": "3e-4",
+}
+UNMT_VARIANTS = {
+    "base": {},
+    "lr1e-4": {"--lr": "1e-4"},
+    "ae-decay": {"--lambda-ae": "0:1,1000:0.1,3000:0"},
+}
+UNMT_VALID_EVERY = 300  # updates, about 4 minutes on one core
+UNMT_MINUTES = 25
 
 
 def flags(base: dict, variant: dict) -> list:
     merged = dict(base, **variant)
     out = []
     for k, v in merged.items():
-        if v is False:
+        if v is False or not k.startswith("--"):
             continue
         out += [k] if v is None else [k, v]
     return out
 
 
-def mlm_step(name: str) -> str:
-    return f"study-mlm-{name}"
+def mlm_step(name: str, threads: int) -> str:
+    return f"study-mlm-{name}" + ("" if threads == 2 else f"-{threads}thread")
 
 
-def run_mlm(ctx: Ctx, d: dict, name: str) -> None:
+def run_mlm(ctx: Ctx, d: dict, name: str, threads: int, minutes: float) -> None:
     variant = MLM_VARIANTS[name]
     bs = int(dict(MLM_BASE, **variant)["--batch-size"])
-    step = mlm_step(name)
+    step = mlm_step(name, threads)
+    objective = variant.get("objective", "mlm")
+    init = []
+    if "init" in variant:
+        start = ctx.R.path(mlm_step(variant["init"], threads), "checkpoint_best.pt")
+        if not os.path.exists(start):
+            raise SystemExit(f"{name} starts from {variant['init']}: run `study.py mlm {variant['init']}` first")
+        reset = ["--reset-optimizer", "--reset-dataloader", "--reset-lr-scheduler", "--reset-meters"]
+        init = ["--restore-file", start, *reset]
     ctx.R.run(
         step,
         [
@@ -86,11 +135,12 @@ def run_mlm(ctx: Ctx, d: dict, name: str) -> None:
             "xlm_cross_lingual_lm",
             "--langs",
             LANGS,
-            "--mlm-steps",
+            f"--{objective}-steps",
             "en,fr",
             *flags(MLM_BASE, variant),
             "--criterion",
             "xlm_lm_loss",
+            *init,
             *OPTIM,
             "--lr-scheduler",
             "inverse_sqrt",
@@ -99,94 +149,213 @@ def run_mlm(ctx: Ctx, d: dict, name: str) -> None:
             "--epoch-size",
             VALID_EVERY * bs,
             "--stop-time-hours",
-            MLM_MINUTES / 60,
+            minutes / 60,
             "--best-checkpoint-metric",
-            "mlm_ppl",
+            f"{objective}_ppl",
             *fairseq_common(ctx.R.path(step)),
         ],
+        env={"OMP_NUM_THREADS": threads},
     )
 
 
-def unigram_ppl(data_bin: str, lang: str) -> float:
-    """Perplexity of the valid text under the unigram distribution of the training text (add-one smoothed):
-    what an MLM that knows only token frequencies scores."""
-    from fairseq.data import data_utils
+def unmt_step(name: str, init: str, threads: int) -> str:
+    return f"study-unmt-{name}-from-{init}" + ("" if threads == 2 else f"-{threads}thread")
 
-    from xlm_fairseq.dictionary import load_dictionary
 
-    d = load_dictionary(os.path.join(data_bin, "dict.txt"))
-    train = data_utils.load_indexed_dataset(os.path.join(data_bin, f"train.{lang}"), d, "mmap")
-    valid = data_utils.load_indexed_dataset(os.path.join(data_bin, f"valid.{lang}"), d, "mmap")
-    counts = np.bincount(np.concatenate([train[i].numpy() for i in range(len(train))]), minlength=len(d)) + 1
-    logp = np.log(counts / counts.sum())
-    tokens = np.concatenate([valid[i].numpy() for i in range(len(valid))])
-    return float(math.exp(-logp[tokens].mean()))
+def run_unmt(ctx: Ctx, d: dict, name: str, init: str, threads: int, minutes: float) -> None:
+    """UNMT for `minutes` of training from the best checkpoint of the MLM variant `init` (its 2-core run if there
+    is one) or from random weights (`init` = random); valid and test BLEU (greedy) at every validation."""
+    reload = []
+    if init != "random":
+        found = [ctx.R.path(mlm_step(init, t), "checkpoint_best.pt") for t in (2, 1) if ctx.R.done(mlm_step(init, t))]
+        if not found:
+            raise SystemExit(f"--init {init}: that MLM variant has not run; run `study.py mlm {init}` first")
+        ckpt = found[0]
+        reload = ["--reload-model", f"{ckpt},{ckpt}"]
+    step = unmt_step(name, init, threads)
+    ctx.R.run(
+        step,
+        [
+            "fairseq-train",
+            d["bin"],
+            "--task",
+            "xlm_unsupervised_mt",
+            "--langs",
+            LANGS,
+            "--ae-steps",
+            "en,fr",
+            "--bt-steps",
+            "en-fr-en,fr-en-fr",
+            *flags(UNMT_BASE, UNMT_VARIANTS[name]),
+            *MT_BATCHES,
+            *OPTIM,
+            "--lr-scheduler",
+            "fixed",
+            "--warmup-updates",
+            100,
+            "--epoch-size",
+            64 * UNMT_VALID_EVERY,
+            "--stop-time-hours",
+            minutes / 60,
+            "--valid-subset",
+            "valid,test",
+            "--eval-bleu",
+            "--eval-bleu-bpe",
+            "subword_nmt",
+            *reload,
+            *fairseq_common(ctx.R.path(step)),
+        ],
+        env={"OMP_NUM_THREADS": threads},
+    )
 
 
 def training_curve(log: str, key: str, subset: str = "valid") -> list:
-    """[(minutes of training, value)] of `key` at every validation: the training time (fairseq's train_wall,
-    validation excluded) is that of the epoch summary logged after each validation."""
-    points, wall = [], None
+    """[(minutes of training, value)] of `key` at every validation of `subset`. Minutes of training are the sum of
+    fairseq's per-epoch train_wall up to that validation (validation time excluded)."""
+    walls, total = [], 0.0
     with open(log, encoding="utf-8", errors="replace") as f:
-        lines = f.readlines()
-    rows = valid_rows(log, subset)
-    walls = []
-    for line in lines:
-        if "| train | epoch" in line and "train_wall" in line:
-            wall = float(line.split("train_wall ")[1].split()[0])
-            walls.append(wall)
-    for row, w in zip(rows, walls):
-        if key in row and math.isfinite(row[key]):
-            points.append((w / 60, row[key]))
-    return points
+        for line in f:
+            if "| train | epoch" in line and "train_wall" in line:
+                total += float(line.split("train_wall ")[1].split()[0])
+                walls.append(total)
+    return [
+        (w / 60, row[key]) for row, w in zip(valid_rows(log, subset), walls) if math.isfinite(row.get(key, math.nan))
+    ]
+
+
+def validate_mlm(ctx: Ctx, d: dict, step: str) -> dict:
+    """Valid MLM perplexity of the best checkpoint of `step` at 15% predicted words, whatever --word-pred the
+    variant trained with (evaluation masking: every predicted word replaced by <mask>)."""
+    log = ctx.R.run(
+        f"{step}-valid15",
+        [
+            "fairseq-validate",
+            d["bin"],
+            "--user-dir",
+            USER_DIR,
+            "--task",
+            "xlm_cross_lingual_lm",
+            "--langs",
+            LANGS,
+            "--mlm-steps",
+            "en,fr",
+            "--tokens-per-sample",
+            MLM_BASE["--tokens-per-sample"],
+            "--path",
+            ctx.R.path(step, "checkpoint_best.pt"),
+            "--word-pred",
+            0.15,
+            "--valid-subset",
+            "valid",
+            "--batch-size",
+            16,
+            "--cpu",
+        ],
+    )
+    return valid_rows(log, "valid")[-1]
+
+
+def mlm_runs(ctx: Ctx) -> list:
+    """(variant, threads, step) of every MLM variant that ran."""
+    return [(name, t, mlm_step(name, t)) for name in MLM_VARIANTS for t in (2, 1) if ctx.R.done(mlm_step(name, t))]
+
+
+def unmt_runs(ctx: Ctx) -> list:
+    """(variant, init, threads, step) of every UNMT run that finished."""
+    inits = ["random"] + list(MLM_VARIANTS)
+    return [
+        (name, init, t, unmt_step(name, init, t))
+        for name in UNMT_VARIANTS
+        for init in inits
+        for t in (2, 1)
+        if ctx.R.done(unmt_step(name, init, t))
+    ]
+
+
+def describe(variant: dict) -> str:
+    words = ["CLM (`--clm-steps`)"] if variant.get("objective") == "clm" else []
+    words += [f"starts from {variant['init']}'s best checkpoint"] if "init" in variant else []
+    return " ".join(words + [str(f) for f in flags({}, variant)]) or "(baseline)"
+
+
+def mlm_report(ctx: Ctx, d: dict, uni: dict) -> tuple:
+    rows, series = [], {}
+    for name, threads, step in mlm_runs(ctx):
+        log = ctx.R.path("logs", f"{step}.log")
+        objective = MLM_VARIANTS[name].get("objective", "mlm")
+        curve = training_curve(log, f"{objective}_ppl")
+        label = f"{name} ({threads} core{'s' if threads > 1 else ''})"
+        series[label] = curve
+        final = validate_mlm(ctx, d, step) if objective == "mlm" else valid_rows(log)[-1]
+        reach = next((m for m, p in curve if p <= 200), None)
+        ups = [r["ups"] for r in train_rows(log) if "ups" in r]
+        rows.append(
+            [
+                label,
+                describe(MLM_VARIANTS[name]),
+                fmt(curve[-1][0] if curve else None),
+                fmt(float(np.median(ups)) if ups else None, 2),
+                fmt(final.get(f"en_{objective}_ppl")),
+                fmt(final.get(f"fr_{objective}_ppl")),
+                fmt(reach),
+            ]
+        )
+    header = ["run", "flags (vs baseline)", "minutes", "updates/s", "en ppl", "fr ppl", "minutes to ppl 200"]
+    text = f"""## MLM pretraining: leaving the unigram plateau
+
+Unigram perplexity of the valid text (training-text frequencies, add-one): en {uni["en"]:.1f}, fr {uni["fr"]:.1f}.
+Baseline: {" ".join(f"{k} {v}" for k, v in MLM_BASE.items())}. Each run trains for a fixed time
+(`--stop-time-hours`: {MLM_MINUTES} minutes unless the row says more), validating every {VALID_EVERY} updates;
+"1 core" runs ran two at a time, one thread each.
+en/fr ppl: the best checkpoint at 15% predicted words, every one replaced by `<mask>` (the original's
+evaluation masking), whatever `--word-pred` the run trained with (CLM rows: the CLM's own valid ppl); the curve is
+the mean valid ppl at the run's own `--word-pred`.
+
+{md_table(header, rows)}
+"""
+    return text, series
+
+
+def unmt_report(ctx: Ctx) -> tuple:
+    rows, series = [], {}
+    for name, init, threads, step in unmt_runs(ctx):
+        log = ctx.R.path("logs", f"{step}.log")
+        label = f"{name} from {init} ({threads} core{'s' if threads > 1 else ''})"
+        cells = [label]
+        for s, t in (("en", "fr"), ("fr", "en")):
+            test = training_curve(log, f"{s}-{t}_mt_sacrebleu", "test")
+            valid = training_curve(log, f"{s}-{t}_mt_sacrebleu", "valid")
+            series[f"{label} {s}-{t}"] = test
+            best = max(range(len(valid)), key=lambda i: valid[i][1], default=None)
+            cells += [fmt(test[-1][1] if test else None, 2), fmt(test[best][1] if best is not None else None, 2)]
+        cells.append(fmt(test[-1][0] if test else None))
+        rows.append(cells)
+    header = ["run", "en-fr test (last)", "en-fr test (best valid)", "fr-en test (last)", "fr-en test (best valid)"]
+    text = f"""## Unsupervised MT: detokenised sacreBLEU on the DDTP test pairs against minutes of training
+
+Greedy decoding of the valid pairs (which choose) and the test pairs (reported, never used to choose) at every
+validation (every {UNMT_VALID_EVERY} updates); minutes exclude validation.
+
+{md_table(header + ["minutes"], rows)}
+"""
+    return text, series
 
 
 def report(ctx: Ctx, d: dict) -> None:
     uni = {lang: unigram_ppl(d["bin"], lang) for lang in ("en", "fr")}
-    rows, series = [], {}
-    for name in MLM_VARIANTS:
-        log = ctx.R.path("logs", f"{mlm_step(name)}.log")
-        if not os.path.exists(log):
-            continue
-        c = {k: training_curve(log, f"{k}_ppl") for k in ("en_mlm", "fr_mlm", "mlm")}
-        series[name] = c["mlm"]
-        last = {k: v[-1][1] if v else float("nan") for k, v in c.items()}
-        best = min((p for _, p in c["mlm"]), default=float("nan"))
-        reach = next((m for m, p in c["mlm"] if p <= 200), None)
-        rows.append(
-            [
-                name,
-                " ".join(f"{k} {v}" for k, v in MLM_VARIANTS[name].items()) or "(baseline)",
-                fmt(last["en_mlm"]),
-                fmt(last["fr_mlm"]),
-                fmt(best),
-                fmt(reach),
-            ]
-        )
-    text = f"""# Study: MLM pretraining on DDTP en+fr that leaves the unigram plateau
-
-Unigram perplexity of the valid text (train frequencies, add-one): en {uni["en"]:.1f}, fr {uni["fr"]:.1f}.
-Each variant: {MLM_MINUTES} minutes of training on 2 cores, validation every {VALID_EVERY} updates.
-
-{md_table(["variant", "flags", "en ppl (last)", "fr ppl (last)", "mean ppl (best)", "minutes to ppl 200"], rows)}
-"""
-    os.makedirs(ctx.results, exist_ok=True)
+    mlm_text, mlm_series = mlm_report(ctx, d, uni)
+    unmt_text, unmt_series = unmt_report(ctx)
+    text = "# Study: the regime in which unsupervised en<->fr on DDTP learns fastest on 2 CPU cores\n\n"
+    text += mlm_text + "\n" + unmt_text
     with open(os.path.join(ctx.results, "study.md"), "w", encoding="utf-8") as f:
         f.write(text)
     with open(os.path.join(ctx.results, "study.json"), "w", encoding="utf-8") as f:
-        json.dump({"unigram_ppl": uni, "mlm": series}, f, indent=1)
-    plot_panels(
-        [
-            dict(
-                series=series,
-                ylabel="valid MLM ppl (mean en, fr)",
-                xlabel="minutes of training",
-                title="MLM variants",
-                log_y=True,
-            )
-        ],
-        os.path.join(ctx.results, "study_mlm.png"),
-    )
+        json.dump({"unigram_ppl": uni, "mlm": mlm_series, "unmt": unmt_series}, f, indent=1)
+    for panel, path in (
+        (dict(series=mlm_series, ylabel="valid MLM ppl (mean en, fr)", log_y=True), "study_mlm.png"),
+        (dict(series=unmt_series, ylabel="test sacreBLEU"), "study_unmt.png"),
+    ):
+        plot_panels([dict(panel, xlabel="minutes of training")], os.path.join(ctx.results, path))
     print(text)
 
 
@@ -195,14 +364,27 @@ def main(argv=None):
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("what", choices=["mlm", "unmt", "report"])
+    p.add_argument("--init", default="random", help="unmt: the MLM variant to start from, or random")
+    p.add_argument(
+        "--minutes", type=float, help=f"minutes of training (default: mlm {MLM_MINUTES}, unmt {UNMT_MINUTES})"
+    )
     p.add_argument("names", nargs="*")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=2,
+        help="compute threads per run (1: two variants can run side by side on 2 cores, each on its own)",
+    )
     p.add_argument("--out", default=os.path.join(os.path.dirname(os.path.dirname(HERE)), "paper-mini-out"))
     args = p.parse_args(argv)
     ctx = Ctx(1.0, args.out)
     d = data_enfrde(ctx)
     if args.what == "mlm":
         for name in args.names or list(MLM_VARIANTS):
-            run_mlm(ctx, d, name)
+            run_mlm(ctx, d, name, args.threads, args.minutes or MLM_MINUTES)
+    elif args.what == "unmt":
+        for name in args.names or ["base"]:
+            run_unmt(ctx, d, name, args.init, args.threads, args.minutes or UNMT_MINUTES)
     elif args.what == "report":
         report(ctx, d)
 
