@@ -1,17 +1,18 @@
 """The study behind Table 2's recipe: which regime makes unsupervised en<->fr on DDTP learn to translate fastest on
-2 CPU cores. Every configuration tried is here, each a `fairseq-train` command (run once and stamped, like the
-tables), with its curves read back from the logs.
+2 CPU cores. Every configuration is here, each a `fairseq-train` command (run once and stamped, like the tables),
+with its curves read back from the logs; the report shows those that ran.
 
-    python examples/paper-mini/study.py mlm [NAME ...]     # MLM pretraining variants (all, or these)
-    python examples/paper-mini/study.py unmt [NAME ...]    # UNMT variants from a chosen pretraining
-    python examples/paper-mini/study.py report              # results/study.md, study_mlm.png, study_unmt.png
+    python examples/paper-mini/study.py mlm [NAME ...] [--threads 1] [--minutes M]   # LM pretraining variants
+    python examples/paper-mini/study.py unmt [NAME ...] --init VARIANT|random          # UNMT from a pretraining
+    python examples/paper-mini/study.py report        # results/study.md, study.json, study_mlm.png, study_unmt.png
 
-Each MLM variant trains for a fixed wall-clock budget (fairseq's --stop-time-hours, training time only) on the en
-and fr monolingual DDTP text of Table 2 and validates every VALID_EVERY updates; the report gives its valid MLM
-perplexity against minutes beside the unigram perplexity of the same text (a model that knows only token
-frequencies). Each UNMT variant starts from one pretraining (or from scratch) and validates BLEU every epoch on
-the valid pairs (which choose) and on the test pairs (which are reported, never used to choose), detokenised
-sacreBLEU and tokenised BLEU, against minutes of training."""
+Each run stops after a wall-clock budget (fairseq's --stop-time-hours: time since the run started, validation
+included, plus the training time of a checkpoint it was restored from); curves are plotted against minutes of
+training, validation excluded. An LM variant trains on the en and fr monolingual DDTP text of Table 2 and
+validates every VALID_EVERY updates; the report gives its valid perplexity beside the unigram perplexity of the
+same text (a model that knows only token frequencies). A UNMT run starts from one pretraining (or from scratch)
+and validates BLEU every epoch on the valid pairs (which choose) and on the test pairs (which are reported, never
+used to choose), detokenised sacreBLEU and tokenised BLEU."""
 
 import json
 import math
@@ -22,19 +23,16 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from common import MT_BATCHES, Ctx, data_enfrde, fairseq_common, fmt, md_table  # noqa: E402
+from common import MODEL, MT_BATCHES, OPTIM, Ctx, data_enfrde, fairseq_common, fmt, md_table  # noqa: E402
 from pipeline import USER_DIR, plot_panels, train_rows, unigram_ppl, valid_rows  # noqa: E402
 
 LANGS = "de,en,fr"  # the data-bin's languages (de is not used)
-OPTIM = ["--optimizer", "xlm_adam", "--adam-betas", "(0.9,0.98)", "--clip-norm", 5]
+TABLE_MODEL = dict(zip(MODEL[::2], MODEL[1::2]))  # the model of every table, as flags a variant can override
 
 # MLM pretraining: the baseline is paper-mini's pretraining before this study (3 x 256, 16 streams of 128 tokens,
 # lr 5e-4 with 300 warm-up updates); each variant changes the flags it lists.
 MLM_BASE = {
-    "--arch": "xlm_small",
-    "--n-layers": 3,
-    "--dropout": 0.1,
-    "--attention-dropout": 0.1,
+    **TABLE_MODEL,
     "--tokens-per-sample": 128,
     "--batch-size": 16,
     "--lr": "5e-4",
@@ -55,7 +53,7 @@ MLM_VARIANTS = {
     "sinusoidal": {"--sinusoidal-embeddings": None},
     "pred40": {"--word-pred": 0.4},
     "lr2e-3": {"--lr": "2e-3", "--warmup-updates": 1000},
-    # the knobs that each speed up the first phase, together
+    # the knobs expected to shorten the plateau, together (measured: no faster than the baseline at 12 minutes)
     "fast": {
         "--lr": "1e-3",
         "--sinusoidal-embeddings": None,
@@ -66,6 +64,7 @@ MLM_VARIANTS = {
     # a CLM leaves the unigram plateau within minutes (the state at a position holds the previous word: a bigram
     # model needs no attention); an MLM started from it inherits attention that already reads the neighbours
     "clm": {"objective": "clm"},
+    # (its --stop-time-hours budget counts the CLM's training time too: fairseq restores it with the checkpoint)
     "mlm-from-clm": {"init": "clm"},
     # the same with learned positions (sinusoidal ones were slower alone)
     "fast-learned-pos": {
@@ -82,10 +81,7 @@ VALID_EVERY = 200  # updates
 # UNMT: Table 2's recipe (denoising + online back-translation, xlm_small 3 layers, lr 3e-4); `--init` picks the
 # pretraining (an MLM variant's best checkpoint for encoder and decoder) or random initialisation.
 UNMT_BASE = {
-    "--arch": "xlm_small",
-    "--n-layers": 3,
-    "--dropout": 0.1,
-    "--attention-dropout": 0.1,
+    **TABLE_MODEL,
     "--word-shuffle": 3,
     "--word-dropout": 0.1,
     "--word-blank": 0.1,
