@@ -126,6 +126,37 @@ def generated(log: str) -> dict:
     return out
 
 
+def paired_bleu(baseline_log: str, system_log: str, samples: int = 1000) -> dict:
+    """Corpus BLEU of two fairseq-generate logs of the same test set and of the source copied unchanged, on their
+    text as written (sacreBLEU, tokenize none: fairseq-generate's BLEU), with sacreBLEU's paired bootstrap of the
+    system against the baseline: {"baseline", "system", "copy", "p_value" (system vs baseline), "ci" (system's
+    95% half-width)}."""
+    from sacrebleu.metrics import BLEU
+    from sacrebleu.significance import PairedTest
+
+    base, system = generated(baseline_log), generated(system_log)
+    ids = sorted(base)
+    if sorted(system) != ids:
+        raise SystemExit(f"{system_log} and {baseline_log} translate different sentences: regenerate both")
+    refs = [base[i]["T"] for i in ids]
+    named = [
+        ("baseline", [base[i]["D"] for i in ids]),
+        ("system", [system[i]["D"] for i in ids]),
+        ("copy", [base[i]["S"] for i in ids]),
+    ]
+    bleu = BLEU(tokenize="none", force=True)
+    _, scores = PairedTest(named, {"BLEU": bleu}, [refs], test_type="bs", n_samples=samples)()
+    base_r, sys_r, copy_r = scores["BLEU"]
+    return {
+        "baseline": base_r.score,
+        "system": sys_r.score,
+        "copy": copy_r.score,
+        # sacreBLEU's bootstrap gives p = 1/(samples+1) to a system against itself (zero difference, zero spread)
+        "p_value": 1.0 if named[0][1] == named[1][1] else sys_r.p_value,
+        "ci": sys_r.ci,
+    }
+
+
 def unigram_ppl(data_bin: str, lang: str, split: str = "valid") -> float:
     """Perplexity of the `split` text of `lang` under the unigram distribution of its training text (add-one
     smoothed): what a masked LM that knows only token frequencies scores."""

@@ -1,6 +1,7 @@
 """What examples/demo and examples/paper-mini read back from their runs: the translations of a fairseq-generate log,
 the whole run's wall time across resumes, and the unigram perplexity that the demo's table shows beside the MLM's."""
 
+import json
 import math
 import os
 import sys
@@ -71,3 +72,69 @@ def test_unigram_perplexity_of_the_valid_text_under_training_frequencies(tmp_pat
     p = counts / counts.sum()
     expected = math.exp(-np.mean([math.log(p[t]) for t in splits["valid"][0]]))
     assert pipeline.unigram_ppl(str(tmp_path), "en") == pytest.approx(expected)
+
+
+def _generate_log(path, rows):
+    path.write_text("".join(f"S-{i}\t{s}\nT-{i}\t{t}\nD-{i}\t-0.1\t{h}\n" for i, (s, t, h) in enumerate(rows)))
+    return str(path)
+
+
+def test_paired_bleu_scores_both_systems_and_the_copied_source_on_the_text_as_written(tmp_path):
+    import sacrebleu
+
+    refs = [f"le paquet {w} contient la bibliothèque partagée de {w}" for w in ("zlib", "gtk", "vim", "curl", "qt")]
+    srcs = [f"the {w} package contains the shared library of {w}" for w in ("zlib", "gtk", "vim", "curl", "qt")]
+    good = [r.replace("partagée ", "") for r in refs]
+    bad = ["la la la"] * len(refs)
+    base = _generate_log(tmp_path / "base.log", list(zip(srcs, refs, bad)))
+    system = _generate_log(tmp_path / "system.log", list(zip(srcs, refs, good)))
+    out = pipeline.paired_bleu(base, system, samples=200)
+
+    def corpus(hyps):
+        return sacrebleu.corpus_bleu(hyps, [refs], tokenize="none").score
+
+    assert out["system"] == pytest.approx(corpus(good))
+    assert out["baseline"] == pytest.approx(corpus(bad))
+    assert out["copy"] == pytest.approx(corpus(srcs))
+    assert out["system"] > 50 > out["copy"] > out["baseline"] and out["p_value"] < 0.05
+
+    same = pipeline.paired_bleu(system, system, samples=200)
+    assert same["system"] == same["baseline"] and same["p_value"] == 1.0
+
+
+def test_paired_bleu_refuses_logs_of_different_sentences(tmp_path):
+    a = _generate_log(tmp_path / "a.log", [("x", "y", "y")])
+    b = _generate_log(tmp_path / "b.log", [("x", "y", "y"), ("x", "y", "y")])
+    with pytest.raises(SystemExit, match="different sentences"):
+        pipeline.paired_bleu(a, b)
+
+
+def test_study_report_keeps_the_runs_of_an_earlier_machine(tmp_path):
+    """A report written where some runs' logs are absent keeps their rows (marked *) and curves from the report
+    already in results/, also one written before study.json kept its rows (read back from study.md)."""
+    sys.path.insert(0, os.path.join(os.path.dirname(pipeline.__file__), "paper-mini"))
+    import study
+
+    (tmp_path / "study.md").write_text(
+        "# Study\n\n## MLM pretraining\n\n| run | flags | ppl |\n|---|---|---|\n"
+        "| base (1 core) | (baseline) | 1053.2 |\n"
+        "| clm (1 core) | CLM | 440.6 |\n\n## Unsupervised MT\n\n| run | en-fr |\n|---|---|\n"
+        "| base from clm (1 core) | 3.57 |\n",
+        encoding="utf-8",
+    )
+    curves = {"base (1 core)": [[11.6, 956.0]], "clm (1 core)": [[7.8, 380.0]]}
+    unmt_curves = {"base from clm (1 core) en-fr": [[17.3, 3.57]], "base from clm (1 core) fr-en": [[17.3, 3.47]]}
+    (tmp_path / "study.json").write_text(json.dumps({"mlm": curves, "unmt": unmt_curves}), encoding="utf-8")
+    earlier = study.earlier_report(str(tmp_path))
+
+    rows, series = [["base (1 core)", "(baseline)", "990.0"]], {"base (1 core)": [[12.0, 990.0]]}
+    note = study.carry_over(rows, series, earlier["mlm"], lambda label: [label])
+    assert rows == [["base (1 core)", "(baseline)", "990.0"], ["clm (1 core) *", "CLM", "440.6"]]
+    assert series == {"base (1 core)": [[12.0, 990.0]], "clm (1 core)": [[7.8, 380.0]]}
+    assert "earlier machine" in note
+
+    rows, series = [], {}
+    study.carry_over(rows, series, earlier["unmt"], lambda label: [f"{label} en-fr", f"{label} fr-en"])
+    assert rows == [["base from clm (1 core) *", "3.57"]]
+    assert series == unmt_curves
+    assert study.carry_over([["base (1 core)"]], {}, {"rows": {"base (1 core)": ["base (1 core)"]}}, list) == ""

@@ -73,6 +73,33 @@ MLM_VARIANTS = {
         "--dropout": 0.0,
         "--attention-dropout": 0.0,
     },
+    # fast-learned-pos on streams of 32 tokens (64 per update, the same tokens): uniform attention over 32 tokens
+    # already carries the neighbours' topic, where over 128 it is diluted across several sentences
+    "fast-tps32": {
+        "--lr": "1e-3",
+        "--word-pred": 0.4,
+        "--dropout": 0.0,
+        "--attention-dropout": 0.0,
+        "--tokens-per-sample": 32,
+        "--batch-size": 64,
+    },
+    # the same on streams of 64 tokens
+    "fast-tps64": {
+        "--lr": "1e-3",
+        "--word-pred": 0.4,
+        "--dropout": 0.0,
+        "--attention-dropout": 0.0,
+        "--tokens-per-sample": 64,
+        "--batch-size": 32,
+    },
+    # fast-learned-pos with 4x the tokens per update: fewer, less noisy updates
+    "fast-bs64": {
+        "--lr": "1e-3",
+        "--word-pred": 0.4,
+        "--dropout": 0.0,
+        "--attention-dropout": 0.0,
+        "--batch-size": 64,
+    },
 }
 MLM_MINUTES = 12
 VALID_EVERY = 200  # updates
@@ -219,9 +246,10 @@ def training_curve(log: str, key: str, subset: str = "valid") -> list:
     ]
 
 
-def validate_mlm(ctx: Ctx, d: dict, step: str) -> dict:
+def validate_mlm(ctx: Ctx, d: dict, step: str, tokens_per_sample: int) -> dict:
     """Valid MLM perplexity of the best checkpoint of `step` at 15% predicted words, whatever --word-pred the
-    variant trained with (evaluation masking: every predicted word replaced by <mask>)."""
+    variant trained with (evaluation masking: every predicted word replaced by <mask>), on streams of the length it
+    trained on (its position embeddings beyond that are untrained; shorter streams give less context)."""
     log = ctx.R.run(
         f"{step}-valid15",
         [
@@ -236,7 +264,7 @@ def validate_mlm(ctx: Ctx, d: dict, step: str) -> dict:
             "--mlm-steps",
             "en,fr",
             "--tokens-per-sample",
-            MLM_BASE["--tokens-per-sample"],
+            tokens_per_sample,
             "--path",
             ctx.R.path(step, "checkpoint_best.pt"),
             "--word-pred",
@@ -268,13 +296,54 @@ def unmt_runs(ctx: Ctx) -> list:
     ]
 
 
+def earlier_report(results: str) -> dict:
+    """The rows and curves of the report already in `results` ({"mlm"|"unmt": {"rows": {label: cells}, "series":
+    {name: curve}}}): a run that ran on an earlier machine, whose log is not here, stays in the new report."""
+    out = {part: {"rows": {}, "series": {}} for part in ("mlm", "unmt")}
+    path = os.path.join(results, "study.json")
+    if not os.path.exists(path):
+        return out
+    with open(path, encoding="utf-8") as f:
+        saved = json.load(f)
+    for part in out:
+        out[part]["series"] = saved.get(part, {})
+        out[part]["rows"] = saved.get("rows", {}).get(part) or markdown_rows(os.path.join(results, "study.md"), part)
+    return out
+
+
+def markdown_rows(path: str, part: str) -> dict:
+    """{label: cells} of the table of section `part` (mlm: the first, unmt: the second) of a study.md (reports
+    written before study.json kept its rows)."""
+    if not os.path.exists(path):
+        return {}
+    with open(path, encoding="utf-8") as f:
+        sections = f.read().split("\n## ")[1:]
+    section = sections[0 if part == "mlm" else 1] if len(sections) == 2 else ""
+    rows = [line.strip().strip("|").split(" | ") for line in section.splitlines() if line.startswith("| ")]
+    return {cells[0].strip(): [c.strip() for c in cells] for cells in rows[1:]}
+
+
+def carry_over(rows: list, series: dict, earlier: dict, curves_of) -> str:
+    """Append the earlier report's rows (marked *) and curves of runs that are not here; returns the footnote."""
+    here = {cells[0] for cells in rows}
+    kept = [label for label in earlier["rows"] if label.rstrip(" *") not in here]
+    for label in kept:
+        rows.append([label.rstrip(" *") + " *"] + earlier["rows"][label][1:])
+        for name in curves_of(label.rstrip(" *")):
+            if name in earlier["series"]:
+                series[name] = earlier["series"][name]
+    if not kept:
+        return ""
+    return "\n* ran on an earlier machine: its log is not here; row and curve are carried over from its report.\n"
+
+
 def describe(variant: dict) -> str:
     words = ["CLM (`--clm-steps`)"] if variant.get("objective") == "clm" else []
     words += [f"starts from {variant['init']}'s best checkpoint"] if "init" in variant else []
     return " ".join(words + [str(f) for f in flags({}, variant)]) or "(baseline)"
 
 
-def mlm_report(ctx: Ctx, d: dict, uni: dict) -> tuple:
+def mlm_report(ctx: Ctx, d: dict, uni: dict, earlier: dict) -> tuple:
     rows, series = [], {}
     for name, threads, step in mlm_runs(ctx):
         log = ctx.R.path("logs", f"{step}.log")
@@ -282,7 +351,8 @@ def mlm_report(ctx: Ctx, d: dict, uni: dict) -> tuple:
         curve = training_curve(log, f"{objective}_ppl")
         label = f"{name} ({threads} core{'s' if threads > 1 else ''})"
         series[label] = curve
-        final = validate_mlm(ctx, d, step) if objective == "mlm" else valid_rows(log)[-1]
+        tps = int(dict(MLM_BASE, **MLM_VARIANTS[name])["--tokens-per-sample"])
+        final = validate_mlm(ctx, d, step, tps) if objective == "mlm" else valid_rows(log)[-1]
         reach = next((m for m, p in curve if p <= 200), None)
         ups = [r["ups"] for r in train_rows(log) if "ups" in r]
         rows.append(
@@ -297,6 +367,7 @@ def mlm_report(ctx: Ctx, d: dict, uni: dict) -> tuple:
             ]
         )
     header = ["run", "flags (vs baseline)", "minutes", "updates/s", "en ppl", "fr ppl", "minutes to ppl 200"]
+    note = carry_over(rows, series, earlier, lambda label: [label])
     text = f"""## MLM pretraining: leaving the unigram plateau
 
 Unigram perplexity of the valid text (training-text frequencies, add-one): en {uni["en"]:.1f}, fr {uni["fr"]:.1f}.
@@ -304,16 +375,30 @@ Baseline: {" ".join(f"{k} {v}" for k, v in MLM_BASE.items())}. Each run trains f
 (`--stop-time-hours`: {MLM_MINUTES} minutes unless the row says more), validating every {VALID_EVERY} updates;
 "1 core" runs ran two at a time, one thread each.
 en/fr ppl: the best checkpoint at 15% predicted words, every one replaced by `<mask>` (the original's
-evaluation masking), whatever `--word-pred` the run trained with (CLM rows: the CLM's own valid ppl); the curve is
-the mean valid ppl at the run's own `--word-pred`.
+evaluation masking), whatever `--word-pred` the run trained with, on streams of the run's own
+`--tokens-per-sample` (CLM rows: the CLM's own valid ppl); the curve is the mean valid ppl at the run's own
+`--word-pred` and `--tokens-per-sample`.
 
 {md_table(header, rows)}
-"""
-    return text, series
+{note}"""
+    return text, series, rows
 
 
-def unmt_report(ctx: Ctx) -> tuple:
+def copied_source_sacrebleu(raw: str) -> dict:
+    """Detokenised sacreBLEU of the test sources copied unchanged, per direction: the floor a translation must beat
+    (DDTP titles share package names, versions and technical words across languages)."""
+    import sacrebleu
+
+    def lines(lang):
+        with open(os.path.join(raw, f"test.en-fr.{lang}"), encoding="utf-8") as f:
+            return [line.rstrip("\n") for line in f]
+
+    return {f"{s}-{t}": sacrebleu.corpus_bleu(lines(s), [lines(t)]).score for s, t in (("en", "fr"), ("fr", "en"))}
+
+
+def unmt_report(ctx: Ctx, d: dict, earlier: dict) -> tuple:
     rows, series = [], {}
+    copied = copied_source_sacrebleu(d["raw"])
     for name, init, threads, step in unmt_runs(ctx):
         log = ctx.R.path("logs", f"{step}.log")
         label = f"{name} from {init} ({threads} core{'s' if threads > 1 else ''})"
@@ -326,27 +411,35 @@ def unmt_report(ctx: Ctx) -> tuple:
             cells += [fmt(test[-1][1] if test else None, 2), fmt(test[best][1] if best is not None else None, 2)]
         cells.append(fmt(test[-1][0] if test else None))
         rows.append(cells)
+    note = carry_over(rows, series, earlier, lambda label: [f"{label} en-fr", f"{label} fr-en"])
+    longest = max((points[-1][0] for points in series.values() if points), default=1.0)
+    for direction, score in copied.items():
+        series[f"source copied {direction}"] = [(0.0, score), (longest, score)]
     header = ["run", "en-fr test (last)", "en-fr test (best valid)", "fr-en test (last)", "fr-en test (best valid)"]
     text = f"""## Unsupervised MT: detokenised sacreBLEU on the DDTP test pairs against minutes of training
 
 Greedy decoding of the valid pairs (which choose) and the test pairs (reported, never used to choose) at every
-validation (every {UNMT_VALID_EVERY} updates); minutes exclude validation.
+validation (every {UNMT_VALID_EVERY} updates); minutes exclude validation. The test sources copied unchanged
+score en-fr {copied["en-fr"]:.2f}, fr-en {copied["fr-en"]:.2f} (same metric): a model below that has not yet
+learned to translate.
 
 {md_table(header + ["minutes"], rows)}
-"""
-    return text, series
+{note}"""
+    return text, series, rows
 
 
 def report(ctx: Ctx, d: dict) -> None:
     uni = {lang: unigram_ppl(d["bin"], lang) for lang in ("en", "fr")}
-    mlm_text, mlm_series = mlm_report(ctx, d, uni)
-    unmt_text, unmt_series = unmt_report(ctx)
+    earlier = earlier_report(ctx.results)
+    mlm_text, mlm_series, mlm_rows = mlm_report(ctx, d, uni, earlier["mlm"])
+    unmt_text, unmt_series, unmt_rows = unmt_report(ctx, d, earlier["unmt"])
     text = "# Study: the regime in which unsupervised en<->fr on DDTP learns fastest on 2 CPU cores\n\n"
     text += mlm_text + "\n" + unmt_text
     with open(os.path.join(ctx.results, "study.md"), "w", encoding="utf-8") as f:
         f.write(text)
     with open(os.path.join(ctx.results, "study.json"), "w", encoding="utf-8") as f:
-        json.dump({"unigram_ppl": uni, "mlm": mlm_series, "unmt": unmt_series}, f, indent=1)
+        rows = {part: {c[0].rstrip(" *"): c for c in r} for part, r in (("mlm", mlm_rows), ("unmt", unmt_rows))}
+        json.dump({"unigram_ppl": uni, "mlm": mlm_series, "unmt": unmt_series, "rows": rows}, f, indent=1)
     for panel, path in (
         (dict(series=mlm_series, ylabel="valid MLM ppl (mean en, fr)", log_y=True), "study_mlm.png"),
         (dict(series=unmt_series, ylabel="test sacreBLEU"), "study_unmt.png"),
