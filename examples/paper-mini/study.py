@@ -40,6 +40,12 @@ MLM_BASE = {
     "--word-pred": 0.15,
     "--lg-sampling-factor": 0.7,
 }
+FAST_LEARNED_POS = {
+    "--lr": "1e-3",
+    "--word-pred": 0.4,
+    "--dropout": 0.0,
+    "--attention-dropout": 0.0,
+}
 MLM_VARIANTS = {
     "base": {},
     "lr1e-3": {"--lr": "1e-3", "--warmup-updates": 1000},
@@ -67,37 +73,23 @@ MLM_VARIANTS = {
     # (its --stop-time-hours budget counts the CLM's training time too: fairseq restores it with the checkpoint)
     "mlm-from-clm": {"init": "clm"},
     # the same with learned positions (sinusoidal ones were slower alone)
-    "fast-learned-pos": {
-        "--lr": "1e-3",
-        "--word-pred": 0.4,
-        "--dropout": 0.0,
-        "--attention-dropout": 0.0,
-    },
+    "fast-learned-pos": FAST_LEARNED_POS,
     # fast-learned-pos on streams of 32 tokens (64 per update, the same tokens): uniform attention over 32 tokens
     # already carries the neighbours' topic, where over 128 it is diluted across several sentences
     "fast-tps32": {
-        "--lr": "1e-3",
-        "--word-pred": 0.4,
-        "--dropout": 0.0,
-        "--attention-dropout": 0.0,
+        **FAST_LEARNED_POS,
         "--tokens-per-sample": 32,
         "--batch-size": 64,
     },
     # the same on streams of 64 tokens
     "fast-tps64": {
-        "--lr": "1e-3",
-        "--word-pred": 0.4,
-        "--dropout": 0.0,
-        "--attention-dropout": 0.0,
+        **FAST_LEARNED_POS,
         "--tokens-per-sample": 64,
         "--batch-size": 32,
     },
     # fast-learned-pos with 4x the tokens per update: fewer, less noisy updates
     "fast-bs64": {
-        "--lr": "1e-3",
-        "--word-pred": 0.4,
-        "--dropout": 0.0,
-        "--attention-dropout": 0.0,
+        **FAST_LEARNED_POS,
         "--batch-size": 64,
     },
 }
