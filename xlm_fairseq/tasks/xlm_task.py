@@ -22,6 +22,7 @@ from ..dictionary import load_dictionary
 from ..errors import ConfigError
 from ..inference_assets import write_for_task
 from ..modules.transformer import N_MAX_POSITIONS
+from ..prefetch_exit import register as stop_prefetch_at_exit
 from ..steps import parse_langs
 
 logger = logging.getLogger(__name__)
@@ -123,6 +124,7 @@ class XLMTask(FairseqTask):
         """The task's own batches (batch_sampler), or fairseq's batching by size with batches of exactly
         --batch-size sentences, as XLM (no rounding to --required-batch-size-multiple)."""
         num_workers = self.loader_workers(num_workers)
+        stop_prefetch_at_exit()
         sampler = self.batch_sampler(dataset, max_tokens, max_sentences, epoch)
         if sampler is None:
             return super().get_batch_iterator(
