@@ -21,8 +21,10 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+# two test processes, one per core: most tests wait on single-threaded subprocesses (fairseq-train, ...);
+# whole files go to one process, so a file's module-scoped fixtures are built once
 test: lint
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile tests
 
 demo: $(STAMP)
 	$(BIN)/python examples/demo/run.py

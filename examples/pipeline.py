@@ -45,10 +45,11 @@ class Runner:
         stamps = os.listdir(self.path("stamps"))
         return sum(s for s in map(self.seconds, stamps) if s == s) / 60
 
-    def run(self, step: str, cmd, env: dict = None) -> str:
+    def run(self, step: str, cmd, env: dict = None, beside: bool = False) -> str:
         """Run cmd (a console script of this environment, or an absolute path, and its arguments) unless step
-        finished before; returns the step's log file. `env`: extra environment variables. The stamp holds
-        the step's wall-clock seconds."""
+        finished before; returns the step's log file. `env`: extra environment variables; `beside`: another
+        step runs at the same time (its screen lines are then labelled, without progress bars). The stamp
+        holds the step's wall-clock seconds."""
         log = self.path("logs", f"{step}.log")
         if self.done(step):
             self.say(f"{step}: done earlier, reused")
@@ -62,7 +63,7 @@ class Runner:
             proc = subprocess.Popen(
                 [exe] + [str(c) for c in cmd[1:]], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env
             )
-            stream_progress(proc.stdout, f)
+            stream_progress(proc.stdout, f, step if beside else None)
             if proc.wait() != 0:
                 raise SystemExit(f"{self.name} step {step} failed; see {log}")
         with open(self.path("stamps", step), "w") as f:
@@ -70,9 +71,10 @@ class Runner:
         return log
 
 
-def stream_progress(pipe, log) -> None:
+def stream_progress(pipe, log, label: str = None) -> None:
     """All output to the log; to the screen the progress bars (tqdm redraws with \\r) and the epoch
-    summaries, without fairseq's INFO chatter and model printout."""
+    summaries, without fairseq's INFO chatter and model printout. With a `label` (a step running beside
+    another), only the epoch summaries and BLEU lines, each starting with [label]."""
     pending = b""
     while True:
         chunk = pipe.read1(4096)
@@ -85,7 +87,10 @@ def stream_progress(pipe, log) -> None:
         for text, sep in zip(parts[0::2], parts[1::2]):
             line = text.decode("utf-8", "replace")
             noise = "| INFO |" in line or "INFO:" in line or "DEBUG" in line or line.startswith(" ") or line == ")"
-            if not noise or re.search(r"\| (valid|train) \|", line) or "BLEU" in line:
+            if label is not None:
+                if sep == b"\n" and (re.search(r"\| (valid|train) \|", line) or "BLEU" in line):
+                    sys.stdout.write(f"[{label}] {line}\n")
+            elif not noise or re.search(r"\| (valid|train) \|", line) or "BLEU" in line:
                 sys.stdout.write(line + sep.decode())
         sys.stdout.flush()
     if pending:
@@ -126,6 +131,18 @@ def generated(log: str) -> dict:
     return out
 
 
+def detok_sacrebleu(log: str, lang: str) -> float:
+    """Detokenised sacreBLEU (13a) of a fairseq-generate log whose text is Moses-tokenised with the BPE removed:
+    hypotheses and references detokenised per `lang` (the target language), as --eval-bleu scores them."""
+    from xlm_fairseq.bleu import Detokenizer, bleu_from_stats, bleu_stats
+
+    out, detok = generated(log), Detokenizer()
+    ids = sorted(i for i in out if "T" in out[i])
+    hyps = [detok(out[i].get("D", ""), lang) for i in ids]
+    refs = [detok(out[i]["T"], lang) for i in ids]
+    return bleu_from_stats(bleu_stats(hyps, refs, "sacre")) if ids else float("nan")
+
+
 def paired_bleu(baseline_log: str, system_log: str, samples: int = 1000) -> dict:
     """Corpus BLEU of two fairseq-generate logs of the same test set and of the source copied unchanged, on their
     text as written (sacreBLEU, tokenize none: fairseq-generate's BLEU), with sacreBLEU's paired bootstrap of the
@@ -151,8 +168,9 @@ def paired_bleu(baseline_log: str, system_log: str, samples: int = 1000) -> dict
         "baseline": base_r.score,
         "system": sys_r.score,
         "copy": copy_r.score,
-        # sacreBLEU's bootstrap gives p = 1/(samples+1) to a system against itself (zero difference, zero spread)
-        "p_value": 1.0 if named[0][1] == named[1][1] else sys_r.p_value,
+        # sacreBLEU's bootstrap gives p = 1/(samples+1) to a system whose score equals the baseline's (zero
+        # difference in every sample: the same outputs, or both at BLEU 0)
+        "p_value": 1.0 if sys_r.score == base_r.score else sys_r.p_value,
         "ci": sys_r.ci,
     }
 

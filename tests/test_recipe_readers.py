@@ -102,6 +102,37 @@ def test_paired_bleu_scores_both_systems_and_the_copied_source_on_the_text_as_wr
     assert same["system"] == same["baseline"] and same["p_value"] == 1.0
 
 
+def test_paired_bleu_of_two_different_outputs_with_the_same_score_is_no_difference(tmp_path):
+    refs = ["le paquet zlib", "la bibliothèque gtk"]
+    a = _generate_log(tmp_path / "a.log", [("x", r, "un deux trois") for r in refs])
+    b = _generate_log(tmp_path / "b.log", [("x", r, "quatre cinq six") for r in refs])
+    out = pipeline.paired_bleu(a, b, samples=200)
+    assert out["system"] == out["baseline"] == 0.0 and out["p_value"] == 1.0
+
+
+def test_detokenised_sacrebleu_of_a_generate_log(tmp_path):
+    """Hypotheses and references of a fairseq-generate log (Moses-tokenised, BPE removed) are detokenised with
+    sacremoses for the target language, then scored by sacreBLEU 13a: what --eval-bleu logs as *_mt_sacrebleu."""
+    import sacrebleu
+    from sacremoses import MosesDetokenizer
+
+    rows = [
+        (
+            "the zlib library",
+            "la bibliothèque zlib ( version 1.2 ) , compressée",
+            "la bibliothèque zlib ( version 1.2 )",
+        ),
+        ("the gtk toolkit", "l' outil gtk : interface graphique", "l' outil gtk : graphique"),
+    ]
+    log = _generate_log(tmp_path / "gen.log", rows)
+    md = MosesDetokenizer(lang="fr")
+    hyps, refs = ([md.detokenize(r[k].split()) for r in rows] for k in (2, 1))
+    assert hyps[1] == "l'outil gtk : graphique"  # the French elision rejoined: detokenised, not the tokens
+    expected = sacrebleu.corpus_bleu(hyps, [refs]).score
+    assert pipeline.detok_sacrebleu(log, "fr") == pytest.approx(expected)
+    assert expected != pytest.approx(sacrebleu.corpus_bleu([r[2] for r in rows], [[r[1] for r in rows]]).score)
+
+
 def test_paired_bleu_refuses_logs_of_different_sentences(tmp_path):
     a = _generate_log(tmp_path / "a.log", [("x", "y", "y")])
     b = _generate_log(tmp_path / "b.log", [("x", "y", "y"), ("x", "y", "y")])

@@ -17,11 +17,23 @@ DEFAULT_OUT = os.path.join(ROOT, "paper-mini-out")
 # every language any table uses: one `apt-get update` fetches all their DDTP files
 FETCH_LANGS = "cs,de,en,fr,sk"
 # the model of every table: xlm_small is 4 x 256 with 4 heads; 3 layers as examples/lowres-lm
-MODEL = ["--arch", "xlm_small", "--n-layers", 3, "--dropout", 0.1, "--attention-dropout", 0.1]
+ARCH = ["--arch", "xlm_small", "--n-layers", 3]
+MODEL = [*ARCH, "--dropout", 0.1, "--attention-dropout", 0.1]
 MODEL_TEXT = "`xlm_small --n-layers 3` (3 layers, 256 dims, 4 heads, GELU, dropout 0.1)"
-# LM pretraining (Tables 1, 2, 3, 5): streams of 128 tokens, 16 per update, validation every 250 updates
-PRETRAIN_UPDATES = 2500
+# LM pretraining (Tables 1, 2, 3, 5), the recipe of the learning study (study.py: fast-tps32, the one that left
+# the unigram plateau on 2 cores): streams of 32 tokens, 64 per update, 40% of the words predicted (MLM), no
+# dropout, lr 1e-3; validation every 250 updates
+PRETRAIN_UPDATES = 3000
 PRETRAIN_VALID_EVERY = 250
+PRETRAIN_TOKENS_PER_SAMPLE = 32
+PRETRAIN_TEXT = (
+    "streams of 32 tokens x 64, 40% of the words predicted (MLM), no dropout, Adam lr 1e-3 inverse-sqrt after 300 "
+    "warm-up updates"
+)
+# a step that runs beside another: one core each (two single-thread fairseq runs side by side train more updates
+# per minute in all than one after the other on both cores: UNMT here ≈ 38 per run and minute side by side,
+# 45-60 alone on 2 threads)
+ONE_CORE = {"OMP_NUM_THREADS": 1}
 OPTIM = ["--optimizer", "xlm_adam", "--adam-betas", "(0.9,0.98)", "--clip-norm", 5]
 T3_PAIRS = 5000  # Table 3: training pairs of the low-resource en-sk setting
 
@@ -182,10 +194,12 @@ def pretrain(
     task="xlm_cross_lingual_lm",
     updates: int = PRETRAIN_UPDATES,
     extra=(),
+    beside: bool = False,
 ) -> dict:
     """One LM pretraining run (`--clm-steps` or `--mlm-steps`), run once and reused by every table that needs
-    it. Returns the step name, the best checkpoint (by the mean valid perplexity) and the update count."""
-    step = f"pretrain-{name}"
+    it (`beside`: on one core, another step running at the same time). Returns the step name, the best
+    checkpoint (by the mean valid perplexity) and the update count."""
+    step = f"lm-{name}"
     n = ctx.n(updates)
     every = min(n, ctx.n(PRETRAIN_VALID_EVERY, 5))
     ctx.R.run(
@@ -199,20 +213,26 @@ def pretrain(
             langs,
             f"--{objective}-steps",
             steps,
-            *MODEL,
+            *ARCH,
+            "--dropout",
+            0.0,
+            "--attention-dropout",
+            0.0,
             "--criterion",
             "xlm_lm_loss",
             "--tokens-per-sample",
-            128,
+            PRETRAIN_TOKENS_PER_SAMPLE,
             "--batch-size",
-            16,
+            64,
             "--max-tokens",
             2048,
+            "--word-pred",
+            0.4,
             "--lg-sampling-factor",
             0.7,
             *OPTIM,
             "--lr",
-            "5e-4",
+            "1e-3",
             "--lr-scheduler",
             "inverse_sqrt",
             "--warmup-updates",
@@ -220,7 +240,7 @@ def pretrain(
             "--warmup-init-lr",
             "1e-7",
             "--epoch-size",
-            every * 16,
+            every * 64,
             "--max-update",
             n,
             "--max-valid-steps",
@@ -230,6 +250,8 @@ def pretrain(
             *fairseq_common(ctx.R.path(step)),
             *extra,
         ],
+        env=ONE_CORE if beside else None,
+        beside=beside,
     )
     return {
         "step": step,
@@ -242,12 +264,58 @@ def pretrain(
     }
 
 
+def lm_valid_ppl(
+    ctx: Ctx,
+    step: str,
+    data: str,
+    langs: str,
+    objective: str,
+    steps: str,
+    checkpoint: str,
+    tokens_per_sample: int = PRETRAIN_TOKENS_PER_SAMPLE,
+) -> dict:
+    """The valid metrics of an LM checkpoint (fairseq-validate; `objective`: mlm or clm on `steps`). MLM at 15%
+    predicted words, every one replaced by <mask> (the original's evaluation masking), whatever --word-pred it
+    trained with; on streams of the length it trained on (its position embeddings beyond that are untrained,
+    shorter streams give less context)."""
+    log = ctx.R.run(
+        step,
+        [
+            "fairseq-validate",
+            data,
+            "--user-dir",
+            USER_DIR,
+            "--task",
+            "xlm_cross_lingual_lm",
+            "--langs",
+            langs,
+            f"--{objective}-steps",
+            steps,
+            "--tokens-per-sample",
+            tokens_per_sample,
+            "--path",
+            checkpoint,
+            "--word-pred",
+            0.15,
+            "--valid-subset",
+            "valid",
+            "--batch-size",
+            16,
+            "--cpu",
+        ],
+    )
+    return valid_rows(log, "valid")[-1]
+
+
 # the translation runs of Tables 2 and 3 (after the model, the task flags and the optimiser)
 MT_BATCHES = ["--criterion", "xlm_mt_loss", "--max-tokens", 1500, "--batch-size", 64, "--max-len", 40]
 
 
-def generate_bleu(ctx: Ctx, step: str, data: str, langs: str, src: str, tgt: str, checkpoint: str) -> None:
-    """Test BLEU of one direction: fairseq-generate, greedy, tokenised BLEU with the BPE removed."""
+def generate_bleu(
+    ctx: Ctx, step: str, data: str, langs: str, src: str, tgt: str, checkpoint: str, beside: bool = False
+) -> None:
+    """Test BLEU of one direction: fairseq-generate, greedy, tokenised BLEU with the BPE removed (`beside`: on
+    one core, another step running at the same time)."""
     ctx.R.run(
         step,
         [
@@ -279,7 +347,31 @@ def generate_bleu(ctx: Ctx, step: str, data: str, langs: str, src: str, tgt: str
             "subword_nmt",
             "--cpu",
         ],
+        env=ONE_CORE if beside else None,
+        beside=beside,
     )
+
+
+def side_by_side(*jobs) -> list:
+    """Run the jobs (functions of no argument, whose steps run with `beside=True`) at the same time, one per
+    core; their results in order (a job's failure is raised once every job has ended)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(len(jobs)) as pool:
+        futures = [pool.submit(job) for job in jobs]
+    return [f.result() for f in futures]
+
+
+def copied_source_sacrebleu(raw: str) -> dict:
+    """Detokenised sacreBLEU of the test sources copied unchanged, per direction: the floor a translation must beat
+    (DDTP titles share package names, versions and technical words across languages)."""
+    import sacrebleu
+
+    def lines(lang):
+        with open(os.path.join(raw, f"test.en-fr.{lang}"), encoding="utf-8") as f:
+            return [line.rstrip("\n") for line in f]
+
+    return {f"{s}-{t}": sacrebleu.corpus_bleu(lines(s), [lines(t)]).score for s, t in (("en", "fr"), ("fr", "en"))}
 
 
 def curve(log: str, key: str, subset: str = "valid", x_div: float = 1.0) -> list:

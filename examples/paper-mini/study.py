@@ -23,8 +23,19 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from common import MODEL, MT_BATCHES, OPTIM, Ctx, data_enfrde, fairseq_common, fmt, md_table  # noqa: E402
-from pipeline import USER_DIR, plot_panels, train_rows, unigram_ppl, valid_rows  # noqa: E402
+from common import (  # noqa: E402
+    MODEL,
+    MT_BATCHES,
+    OPTIM,
+    Ctx,
+    copied_source_sacrebleu,
+    data_enfrde,
+    fairseq_common,
+    fmt,
+    lm_valid_ppl,
+    md_table,
+)
+from pipeline import plot_panels, train_rows, unigram_ppl, valid_rows  # noqa: E402
 
 LANGS = "de,en,fr"  # the data-bin's languages (de is not used)
 TABLE_MODEL = dict(zip(MODEL[::2], MODEL[1::2]))  # the model of every table, as flags a variant can override
@@ -239,36 +250,9 @@ def training_curve(log: str, key: str, subset: str = "valid") -> list:
 
 
 def validate_mlm(ctx: Ctx, d: dict, step: str, tokens_per_sample: int) -> dict:
-    """Valid MLM perplexity of the best checkpoint of `step` at 15% predicted words, whatever --word-pred the
-    variant trained with (evaluation masking: every predicted word replaced by <mask>), on streams of the length it
-    trained on (its position embeddings beyond that are untrained; shorter streams give less context)."""
-    log = ctx.R.run(
-        f"{step}-valid15",
-        [
-            "fairseq-validate",
-            d["bin"],
-            "--user-dir",
-            USER_DIR,
-            "--task",
-            "xlm_cross_lingual_lm",
-            "--langs",
-            LANGS,
-            "--mlm-steps",
-            "en,fr",
-            "--tokens-per-sample",
-            tokens_per_sample,
-            "--path",
-            ctx.R.path(step, "checkpoint_best.pt"),
-            "--word-pred",
-            0.15,
-            "--valid-subset",
-            "valid",
-            "--batch-size",
-            16,
-            "--cpu",
-        ],
-    )
-    return valid_rows(log, "valid")[-1]
+    """Valid MLM perplexity of the best checkpoint of `step` at 15% predicted words (common.lm_valid_ppl)."""
+    checkpoint = ctx.R.path(step, "checkpoint_best.pt")
+    return lm_valid_ppl(ctx, f"{step}-valid15", d["bin"], LANGS, "mlm", "en,fr", checkpoint, tokens_per_sample)
 
 
 def mlm_runs(ctx: Ctx) -> list:
@@ -374,18 +358,6 @@ evaluation masking), whatever `--word-pred` the run trained with, on streams of 
 {md_table(header, rows)}
 {note}"""
     return text, series, rows
-
-
-def copied_source_sacrebleu(raw: str) -> dict:
-    """Detokenised sacreBLEU of the test sources copied unchanged, per direction: the floor a translation must beat
-    (DDTP titles share package names, versions and technical words across languages)."""
-    import sacrebleu
-
-    def lines(lang):
-        with open(os.path.join(raw, f"test.en-fr.{lang}"), encoding="utf-8") as f:
-            return [line.rstrip("\n") for line in f]
-
-    return {f"{s}-{t}": sacrebleu.corpus_bleu(lines(s), [lines(t)]).score for s, t in (("en", "fr"), ("fr", "en"))}
 
 
 def unmt_report(ctx: Ctx, d: dict, earlier: dict) -> tuple:

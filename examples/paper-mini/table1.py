@@ -7,7 +7,19 @@ architecture: no pretraining, MLM (monolingual en/fr/de text) and MLM+TLM (the s
 sentence pairs), both pretrained for the same number of updates. Model selection on the mean valid accuracy
 (en, fr, de); the table gives the test accuracies of that epoch."""
 
-from common import MODEL, MODEL_TEXT, OPTIM, budget_lines, curve, data_enfrde, fmt, md_table, pretrain, write_result
+from common import (
+    MODEL,
+    MODEL_TEXT,
+    OPTIM,
+    PRETRAIN_TEXT,
+    budget_lines,
+    curve,
+    data_enfrde,
+    fmt,
+    md_table,
+    pretrain,
+    write_result,
+)
 from pipeline import best_by, fairseq_common, valid_rows
 
 FINETUNE_UPDATES = 2000
@@ -133,8 +145,7 @@ Valid MLM perplexity of the pretrained encoders at the end of pretraining (last 
 
 - model: {MODEL_TEXT}, one shared BPE (8000 merges) for en, fr, de
 - pretraining: {n_pre} updates each (MLM: `--mlm-steps en,fr,de`; MLM+TLM: `--task xlm_tlm --mlm-steps
-  en,fr,de,en-fr,de-en`, so about half of its updates are TLM), streams of 128 tokens x 16, Adam lr 5e-4
-  inverse-sqrt ({pre["MLM"]["warmup"]} warm-up updates), α = 0.7 language sampling
+  en,fr,de,en-fr,de-en`, so about half of its updates are TLM), {PRETRAIN_TEXT}, α = 0.7 language sampling
 - fine-tuning: {ctx.n(FINETUNE_UPDATES)} updates of 16 English titles for every variant, Adam lr 1e-4 (fixed),
   pooler dropout 0.1, all parameters trained
 - scale {ctx.scale:g}; wall time {ctx.minutes(all_steps):.1f} min in all (2 CPU cores), per step:

@@ -2,32 +2,43 @@
 
 Monolingual en and fr text from disjoint halves of the DDTP descriptions (`xlm-preprocess ddtp --disjoint-mono`),
 so no English sentence has its French translation in the training data; held-out parallel valid/test pairs.
-Pretraining: a CLM and an MLM on en+fr (same model, same updates). UNMT (denoising auto-encoding + online
-back-translation) from each initialisation for the same number of updates; then MT perplexity of the last
-checkpoint on valid and test (fairseq-validate) and test BLEU (fairseq-generate, greedy, tokenised BLEU on
-the Moses-tokenised text with BPE removed)."""
+Pretraining: a CLM and an MLM on en+fr (same model, same updates, the learning study's recipe). UNMT (denoising
+auto-encoding + online back-translation) from each initialisation for the same number of updates; then MT
+perplexity of the last checkpoint on valid and test (fairseq-validate) and test BLEU (fairseq-generate, greedy:
+detokenised sacreBLEU, and tokenised BLEU on the Moses-tokenised text with BPE removed). Runs go two at a time, one
+core each (the two pretrainings, then the cells in PAIRS). Results: results/table2.md, table2.png and table2.json
+(every number of the table, the pretraining perplexities beside the unigram ones, example translations)."""
+
+import json
+import os
 
 from common import (
     MODEL,
     MODEL_TEXT,
     MT_BATCHES,
+    ONE_CORE,
     OPTIM,
+    PRETRAIN_TEXT,
     budget_lines,
+    copied_source_sacrebleu,
     curve,
     data_enfrde,
     fmt,
     generate_bleu,
+    lm_valid_ppl,
     md_table,
     pretrain,
+    side_by_side,
     write_result,
 )
-from pipeline import USER_DIR, bleu_of, fairseq_common, valid_rows
+from pipeline import USER_DIR, bleu_of, detok_sacrebleu, fairseq_common, generated, paired_bleu, unigram_ppl, valid_rows
 
-UNMT_UPDATES = 1000
+UNMT_UPDATES = 1500
 UNMT_VALID_EVERY = 100
 LANGS = "de,en,fr"  # the data-bin's languages (de is unused here)
 TASK = ["--task", "xlm_unsupervised_mt", "--langs", LANGS, "--ae-steps", "en,fr", "--bt-steps", "en-fr-en,fr-en-fr"]
-# (encoder, decoder); "-" = random initialisation
+# (encoder, decoder); "-" = random initialisation. The cells run two at a time, one core each, in these pairs.
+PAIRS = [(("MLM", "MLM"), ("-", "-")), (("CLM", "CLM"), ("MLM", "-"))]
 CELLS = [("-", "-"), ("CLM", "CLM"), ("MLM", "MLM"), ("MLM", "-")]
 # paper Table 2, WMT'14 en-fr and fr-en BLEU of the same cells
 PAPER = {
@@ -41,13 +52,25 @@ PAPER = {
 DIRECTIONS = (("fr", "en"), ("en", "fr"))
 
 
-def mlm_enfr(ctx, d):
+def mlm_enfr(ctx, d, beside=False):
     """The en+fr MLM: Table 2's MLM initialisation and Table 5's XLM embeddings (computed once)."""
-    return pretrain(ctx, "mlm-enfr", d["bin"], LANGS, "mlm", "en,fr")
+    return pretrain(ctx, "mlm-enfr", d["bin"], LANGS, "mlm", "en,fr", beside=beside)
 
 
 def pretrainings(ctx, d):
-    return {"MLM": mlm_enfr(ctx, d), "CLM": pretrain(ctx, "clm-enfr", d["bin"], LANGS, "clm", "en,fr")}
+    """The MLM and the CLM, side by side (one core each)."""
+    mlm, clm = side_by_side(
+        lambda: mlm_enfr(ctx, d, beside=True),
+        lambda: pretrain(ctx, "clm-enfr", d["bin"], LANGS, "clm", "en,fr", beside=True),
+    )
+    return {"MLM": mlm, "CLM": clm}
+
+
+def pretraining_ppl(ctx, d, pre, objective):
+    """Valid perplexity per language of a pretraining's best checkpoint (MLM at 15% predicted words)."""
+    step, key = f"t2-{objective.lower()}-valid", objective.lower()
+    row = lm_valid_ppl(ctx, step, d["bin"], LANGS, key, "en,fr", pre["ckpt"])
+    return step, {lang: row.get(f"{lang}_{key}_ppl", float("nan")) for lang in ("en", "fr")}
 
 
 def cell_name(enc, dec):
@@ -55,6 +78,8 @@ def cell_name(enc, dec):
 
 
 def unmt(ctx, d, pre, enc, dec):
+    """One cell on one core: UNMT from its initialisation, then the MT perplexity of its last checkpoint on the
+    valid and test pairs and greedy test translations in both directions."""
     name = cell_name(enc, dec)
     step = f"t2-unmt-{name}"
     n = ctx.n(UNMT_UPDATES)
@@ -92,6 +117,8 @@ def unmt(ctx, d, pre, enc, dec):
             *reload,
             *fairseq_common(ctx.R.path(step)),
         ],
+        env=ONE_CORE,
+        beside=True,
     )
     checkpoint = ctx.R.path(step, "checkpoint_last.pt")
     steps = [step, f"t2-mt-ppl-{name}"]
@@ -113,18 +140,51 @@ def unmt(ctx, d, pre, enc, dec):
             64,
             "--cpu",
         ],
+        env=ONE_CORE,
+        beside=True,
     )
     for src, tgt in DIRECTIONS:
         steps.append(f"t2-bleu-{name}-{src}-{tgt}")
-        generate_bleu(ctx, steps[-1], d["bin"], LANGS, src, tgt, checkpoint)
+        generate_bleu(ctx, steps[-1], d["bin"], LANGS, src, tgt, checkpoint, beside=True)
     return name, steps
 
 
-def results(ctx, name):
+def results(ctx, name, steps, pre_minutes):
+    """A cell's numbers in table2.json's form (test perplexity, tokenised BLEU, detokenised sacreBLEU) and its
+    valid perplexities; `pre_minutes`: the wall time of the pretraining(s) it starts from."""
     log = ctx.R.path("logs", f"t2-mt-ppl-{name}.log")
     v, t = (valid_rows(log, s) for s in ("valid", "test"))
-    out = {"valid": v[-1] if v else {}, "test": t[-1] if t else {}}
-    out["bleu"] = {f"{s}-{t}": bleu_of(ctx.R.path("logs", f"t2-bleu-{name}-{s}-{t}.log")) for s, t in DIRECTIONS}
+    valid, test = (v[-1] if v else {}), (t[-1] if t else {})
+    nan = float("nan")
+    out = {}
+    for s, tg in DIRECTIONS:
+        generate_log = ctx.R.path("logs", f"t2-bleu-{name}-{s}-{tg}.log")
+        out[f"{s}-{tg}_sacrebleu"] = round(detok_sacrebleu(generate_log, tg), 2)
+        out[f"{s}-{tg}_bleu"] = bleu_of(generate_log)
+        out[f"{s}-{tg}_ppl"] = test.get(f"{s}-{tg}_mt_ppl", nan)
+        out[f"{s}-{tg}_valid_ppl"] = valid.get(f"{s}-{tg}_mt_ppl", nan)
+    out["updates"] = ctx.n(UNMT_UPDATES)
+    out["total_minutes"] = round(pre_minutes + ctx.minutes(steps), 1)
+    return out
+
+
+def examples(ctx, n=3):
+    """n test translations per direction (the first with a different hypothesis for each cell): source,
+    reference, MLM/MLM, random/random."""
+    out = {}
+    for s, tg in DIRECTIONS:
+        logs = {c: generated(ctx.R.path("logs", f"t2-bleu-{cell_name(*c)}-{s}-{tg}.log")) for c in CELLS}
+        mlm, rnd = logs[("MLM", "MLM")], logs[("-", "-")]
+        ids = [i for i in sorted(mlm) if len(mlm[i]["S"].split()) >= 4 and mlm[i].get("D") != rnd[i].get("D")]
+        out[f"{s}-{tg}"] = [
+            {
+                "source": mlm[i]["S"],
+                "reference": mlm[i]["T"],
+                "MLM/MLM": mlm[i].get("D", ""),
+                "-/-": rnd[i].get("D", ""),
+            }
+            for i in ids[:n]
+        ]
     return out
 
 
@@ -132,20 +192,64 @@ def run(ctx):
     d = data_enfrde(ctx)
     pre = pretrainings(ctx, d)
     all_steps = d["steps"][:3] + [p["step"] for p in pre.values()]
-    res = {}
-    for enc, dec in CELLS:
-        name, steps = unmt(ctx, d, pre, enc, dec)
-        all_steps += steps
-        res[(enc, dec)] = results(ctx, name)
+    pre_json, pre_rows = {}, []
+    for key, p in pre.items():
+        step, ppl = pretraining_ppl(ctx, d, p, key)
+        all_steps.append(step)
+        minutes = ctx.minutes([p["step"], step])
+        pre_json[key.lower()] = {
+            "en_ppl": ppl["en"],
+            "fr_ppl": ppl["fr"],
+            "unigram_en_ppl": round(unigram_ppl(d["bin"], "en"), 1),
+            "unigram_fr_ppl": round(unigram_ppl(d["bin"], "fr"), 1),
+            "updates": p["updates"],
+            "minutes": round(minutes, 1),
+        }
+        pre_rows.append([key, p["updates"], fmt(ppl["en"]), fmt(ppl["fr"]), fmt(minutes)])
 
-    nan = float("nan")
+    cell_steps = {}
+
+    def cell_job(cell):
+        return lambda: unmt(ctx, d, pre, *cell)
+
+    for pair in PAIRS:
+        for cell, (name, steps) in zip(pair, side_by_side(*(cell_job(c) for c in pair))):
+            cell_steps[cell] = (name, steps)
+            all_steps += steps
+    res = {}
+    for cell in CELLS:
+        name, steps = cell_steps[cell]
+        inits = {k for k in cell if k != "-"}
+        res[cell] = results(ctx, name, steps, sum(pre_json[k.lower()]["minutes"] for k in inits))
+
+    rand_mlm = {
+        f"{s}-{tg}": paired_bleu(
+            ctx.R.path("logs", f"t2-bleu-{cell_name('-', '-')}-{s}-{tg}.log"),
+            ctx.R.path("logs", f"t2-bleu-{cell_name('MLM', 'MLM')}-{s}-{tg}.log"),
+        )
+        for s, tg in DIRECTIONS
+    }
+    copied = copied_source_sacrebleu(d["raw"])
+    shown = examples(ctx)
+    n_test = len(generated(ctx.R.path("logs", f"t2-bleu-{cell_name('-', '-')}-en-fr.log")))
+    summary = {
+        "cells": {f"{e}/{dd}": res[(e, dd)] for e, dd in CELLS},
+        "pretraining": pre_json,
+        "copied_source_sacrebleu": {k: round(v, 2) for k, v in copied.items()},
+        "mlm_vs_random_bootstrap_p": {k: v["p_value"] for k, v in rand_mlm.items()},
+        "test_pairs": n_test,
+        "examples": shown,
+    }
+    with open(os.path.join(ctx.results, "table2.json"), "w", encoding="utf-8") as f:
+        json.dump(summary, f, indent=1, ensure_ascii=False)
+
     rows = []
     for cell in CELLS:
         r = res[cell]
-        ppl = [fmt(r[s].get(f"{a}-{b}_mt_ppl", nan)) for a, b in DIRECTIONS for s in ("valid", "test")]
-        bleu = [fmt(r["bleu"][f"{a}-{b}"], 2) for a, b in DIRECTIONS]
+        ppl = [fmt(r[f"{a}-{b}_{k}"]) for a, b in DIRECTIONS for k in ("valid_ppl", "ppl")]
+        bleu = [f"{fmt(r[f'{a}-{b}_sacrebleu'], 2)} ({fmt(r[f'{a}-{b}_bleu'], 2)})" for a, b in DIRECTIONS]
         paper = PAPER.get(cell)
-        rows.append([cell[0], cell[1], *ppl, *bleu, f"{paper[1]} / {paper[0]}" if paper else "—"])
+        rows.append([cell[0], cell[1], *ppl, *bleu, fmt(r["total_minutes"]), f"{paper[1]} / {paper[0]}"])
     table = md_table(
         [
             "encoder",
@@ -156,28 +260,50 @@ def run(ctx):
             "en→fr ppl test",
             "fr→en BLEU test",
             "en→fr BLEU test",
+            "minutes",
             "paper fr→en / en→fr BLEU",
         ],
         rows,
     )
     n = ctx.n(UNMT_UPDATES)
     mlm, rnd = res[("MLM", "MLM")], res[("-", "-")]
-    v_mlm, v_rnd = mlm["valid"].get("fr-en_mt_ppl", nan), rnd["valid"].get("fr-en_mt_ppl", nan)
-    verdict = "lower" if v_mlm < v_rnd else "not lower"
+    lines = [
+        f"{s}→{tg} {fmt(mlm[f'{s}-{tg}_sacrebleu'], 2)} vs {fmt(rnd[f'{s}-{tg}_sacrebleu'], 2)} "
+        f"(paired bootstrap of the tokenised BLEU: p = {rand_mlm[f'{s}-{tg}']['p_value']:.3f})"
+        for s, tg in DIRECTIONS
+    ]
+    example_text = "\n".join(
+        f"- {k.replace('-', '→')}: `{e['source']}`\n  - reference: `{e['reference']}`\n  - MLM/MLM: `{e['MLM/MLM']}`"
+        f"\n  - -/-: `{e['-/-']}`"
+        for k, items in shown.items()
+        for e in items
+    )
+    uni = pre_json["mlm"]
     text = f"""# Table 2 (miniature): unsupervised MT en-fr, by encoder/decoder initialisation
 
 "-" = random initialisation; CLM / MLM = the en+fr language model pretrained with that objective. Every cell
 trains {n} UNMT updates (denoising auto-encoding en, fr + online back-translation en-fr-en, fr-en-fr; each
 update is one of these four steps) and is evaluated at its last update. MT perplexity: `fairseq-validate` on the
-held-out parallel valid and test pairs; BLEU: `fairseq-generate` on test, greedy, `--max-len-a 1.5
---max-len-b 10`, tokenised BLEU on the Moses-tokenised text with BPE removed (`--post-process subword_nmt`).
+held-out parallel valid and test pairs; BLEU: `fairseq-generate` on the {n_test} test pairs, greedy, `--max-len-a
+1.5 --max-len-b 10`: detokenised sacreBLEU (13a, hypotheses and references detokenised with sacremoses), in
+brackets tokenised BLEU on the Moses-tokenised text with BPE removed (`--post-process subword_nmt`, the paper's
+metric). The test sources copied unchanged score sacreBLEU en→fr {copied["en-fr"]:.2f}, fr→en
+{copied["fr-en"]:.2f} (DDTP shares package names and technical words across languages): below that a cell has
+not learned to translate. Minutes: the cell's wall time, its pretraining(s) included, each run on one core while
+another ran on the other.
 
 {table}
 
-**MLM init vs random init after the same {n} UNMT updates: valid fr→en MT perplexity {fmt(v_mlm)} (MLM/MLM) vs
-{fmt(v_rnd)} (random/random), i.e. {verdict} from the MLM checkpoint; test BLEU fr→en
-{fmt(mlm["bleu"]["fr-en"], 2)} vs {fmt(rnd["bleu"]["fr-en"], 2)}, en→fr {fmt(mlm["bleu"]["en-fr"], 2)} vs
-{fmt(rnd["bleu"]["en-fr"], 2)}.**
+**MLM/MLM vs random/random after the same {n} UNMT updates, test sacreBLEU: {"; ".join(lines)}.**
+
+Pretraining (valid perplexity of the best checkpoint; MLM at 15% predicted words; the unigram perplexity of the
+same text, a model that knows only token frequencies: en {uni["unigram_en_ppl"]}, fr {uni["unigram_fr_ppl"]}):
+
+{md_table(["objective", "updates", "en ppl", "fr ppl", "minutes"], pre_rows)}
+
+Test translations (the first test pairs of at least 4 words on which MLM/MLM and random/random differ):
+
+{example_text}
 
 The paper's column is WMT'14 en-fr BLEU after full UNMT training of 1024-dim models (its "-/-" is 13.0 en→fr,
 15.8 fr→en; MLM/MLM 33.4 / 33.3); it shows the direction (pretrained > random, MLM > CLM, the encoder matters
@@ -188,11 +314,14 @@ most), not comparable values.
 - model: {MODEL_TEXT}, encoder and decoder each such a stack (the decoder with cross-attention, which starts
   fresh); one shared BPE (8000 merges)
 - pretraining: {pre["MLM"]["updates"]} updates each for the CLM (`--clm-steps en,fr`) and the MLM
-  (`--mlm-steps en,fr`), streams of 128 tokens x 16, Adam lr 5e-4 inverse-sqrt; the MLM is also Table 5's
+  (`--mlm-steps en,fr`), {PRETRAIN_TEXT}; the two side by side, one core each; the MLM is also Table 5's
 - UNMT: {n} updates per cell, batches of at most 1500 tokens / 64 sentences of at most 40 BPE tokens,
   word shuffle 3, dropout 0.1, blank 0.1, Adam lr 3e-4 (fixed after {min(n, ctx.n(100, 2))} warm-up updates),
-  back-translation greedy with the live model
-- scale {ctx.scale:g}; wall time {ctx.minutes(all_steps):.1f} min in all (2 CPU cores), per step:
+  back-translation greedy with the live model; cells two at a time ({
+        " and ".join(" beside ".join(f"{e}/{dd}" for e, dd in pair) for pair in PAIRS)
+    }), one core each
+- scale {ctx.scale:g}; wall time {ctx.minutes(all_steps):.1f} min in all steps (2 CPU cores, two steps at a
+  time), per step:
 
 {budget_lines(ctx, all_steps, {pre["MLM"]["step"]: "Table 5"})}
 """

@@ -14,6 +14,7 @@ from common import (
     MODEL_TEXT,
     MT_BATCHES,
     OPTIM,
+    PRETRAIN_TEXT,
     T3_PAIRS,
     budget_lines,
     curve,
@@ -176,7 +177,7 @@ the direction (MLM > no pretraining in every row, back-translation helps), not c
 
 - model: {MODEL_TEXT}; encoder and decoder both from the MLM (`--reload-encoder/--reload-decoder`) or random;
   one shared BPE (8000 merges) for en and sk
-- MLM pretraining: {mlm["updates"]} updates, `--mlm-steps en,sk`, streams of 128 tokens x 16, Adam lr 5e-4
+- MLM pretraining: {mlm["updates"]} updates, `--mlm-steps en,sk`, {PRETRAIN_TEXT}
 - MT: {iters} iterations per run, batches of at most 1500 tokens / 64 sentences of at most 40 BPE tokens, Adam
   lr 3e-4 fixed after a warm-up of {min(iters, ctx.n(50, 2))} iterations; back-translation greedy with the live model
 - scale {ctx.scale:g}; wall time {ctx.minutes(all_steps):.1f} min in all (2 CPU cores), per step:

@@ -15,6 +15,7 @@ import sys
 from common import (
     HERE,
     MODEL_TEXT,
+    PRETRAIN_TEXT,
     PRETRAIN_UPDATES,
     budget_lines,
     curve,
@@ -185,7 +186,7 @@ which is not done here). L2 distances depend on the scale of each table and comp
 ## Budget
 
 - model: {MODEL_TEXT}; one shared BPE (8000 merges) for en, fr, de
-- XLM: Table 2's en+fr MLM, {xlm["updates"]} updates (`--mlm-steps en,fr`, streams of 128 tokens x 16, α = 0.7
+- XLM: Table 2's en+fr MLM, {xlm["updates"]} updates (`--mlm-steps en,fr`, {PRETRAIN_TEXT}, α = 0.7
   language sampling, so about {xlm["updates"] // 2} updates per language)
 - baseline: `--mlm-steps en` (seed 1) and `--mlm-steps fr` (seed 2), {mono["en"]["updates"]} updates each, same
   settings otherwise
