@@ -268,6 +268,9 @@ def test_translation_bad_input(setup, tmp_path):
         )
     )
     assert str(cut) in msg and "not a readable checkpoint" in msg
+    # fairseq-validate without --task (fairseq's own parser would raise KeyError: None)
+    msg = user_error(cli("fairseq-validate", data, "--user-dir", USER_DIR, "--path", mlm, "--cpu", check=False))
+    assert "no --task given" in msg and "--task xlm_" in msg and "--langs en,fr" in msg
 
 
 def test_zero_lambda_auto_encoding_is_never_run(setup, tmp_path):

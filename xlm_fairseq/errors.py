@@ -61,6 +61,35 @@ def _unreadable_checkpoint(exc):
     return None
 
 
+def _missing_task(exc) -> bool:
+    """fairseq-validate / fairseq-generate / fairseq-interactive without --task: fairseq's parser looks up the
+    task None (fairseq/options.py: parse_args_and_arch) and raises KeyError(None)."""
+    if not (isinstance(exc, KeyError) and exc.args == (None,)):
+        return False
+    tb = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_name == "parse_args_and_arch":
+            return True
+        tb = tb.tb_next
+    return False
+
+
+def _missing_task_message(argv) -> str:
+    """The line for a command without --task, naming the task and languages of its --path checkpoint if readable."""
+    hint = "--task xlm_unsupervised_mt --langs en,fr"
+    if "--path" in argv[:-1]:
+        try:
+            from .checkpoints import config_value, read_config
+
+            cfg = read_config(argv[argv.index("--path") + 1].split(":")[0], "--path")
+            task, langs = config_value(cfg, "task", "_name"), config_value(cfg, "task", "langs")
+            if task:
+                hint = f"--task {task}" + (f" --langs {langs}" if langs else "")
+        except Exception:  # the checkpoint's own problem is reported once --task is given
+            pass
+    return f"no --task given: pass the task the model was trained with, e.g. {hint}"
+
+
 def install_excepthook() -> None:
     previous = sys.excepthook
     if getattr(previous, "_xlm_fairseq", False):
@@ -76,6 +105,8 @@ def install_excepthook() -> None:
                 "checkpoint: pass another file (--restore-file, --finetune-from-model, --path), or delete "
                 "it to start afresh. Nothing was written"
             )
+        if user_error is None and unreadable is None and _missing_task(exc):
+            user_error = _missing_task_message(sys.argv)
         if user_error is not None:
             sys.stderr.write(f"error: {user_error}\n")
             sys.stderr.flush()
