@@ -12,7 +12,8 @@ Options: --scale S multiplies every update count (0.02 = a smoke test of a few m
 OUT/scale-S and its tables to OUT/scale-S/results), --out DIR (default paper-mini-out/ at the repo root),
 --dictionary FILE (Table 5: a MUSE-format `src tgt` en-fr dictionary instead of FreeDict's).
 Reruns reuse every finished step (a stamp per step in OUT/stamps; delete one to redo it); training steps run
-one at a time. Results at scale 1: examples/paper-mini/results/tableN.md and tableN.png."""
+one at a time on both cores, except Table 2's, which run two at a time on one core each. Results at scale 1:
+examples/paper-mini/results/tableN.md and tableN.png."""
 
 import argparse
 import os
