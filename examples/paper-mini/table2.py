@@ -320,8 +320,8 @@ most), not comparable values.
   back-translation greedy with the live model; cells two at a time ({
         " and ".join(" beside ".join(f"{e}/{dd}" for e, dd in pair) for pair in PAIRS)
     }), one core each
-- scale {ctx.scale:g}; wall time {ctx.minutes(all_steps):.1f} min in all steps (2 CPU cores, two steps at a
-  time), per step:
+- scale {ctx.scale:g}; the steps' wall times sum to {ctx.minutes(all_steps):.1f} min (2 CPU cores; two steps ran at
+  a time, one core each, so the table takes about half of that), per step:
 
 {budget_lines(ctx, all_steps, {pre["MLM"]["step"]: "Table 5"})}
 """
