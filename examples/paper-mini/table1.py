@@ -18,6 +18,7 @@ from common import (
     fmt,
     md_table,
     pretrain,
+    side_by_side,
     write_result,
 )
 from pipeline import best_by, fairseq_common, valid_rows
@@ -33,10 +34,14 @@ PAPER = {
 
 
 def pretrainings(ctx, d):
-    return {
-        "MLM": pretrain(ctx, "mlm-enfrde", d["bin"], "de,en,fr", "mlm", "en,fr,de"),
-        "MLM+TLM": pretrain(ctx, "mlm-tlm-enfrde", d["bin"], "de,en,fr", "mlm", "en,fr,de,en-fr,de-en", task="xlm_tlm"),
-    }
+    """The MLM and the MLM+TLM, side by side (one core each)."""
+    mlm, tlm = side_by_side(
+        lambda: pretrain(ctx, "mlm-enfrde", d["bin"], "de,en,fr", "mlm", "en,fr,de", beside=True),
+        lambda: pretrain(
+            ctx, "mlm-tlm-enfrde", d["bin"], "de,en,fr", "mlm", "en,fr,de,en-fr,de-en", task="xlm_tlm", beside=True
+        ),
+    )
+    return {"MLM": mlm, "MLM+TLM": tlm}
 
 
 def finetune(ctx, d, name, init):
@@ -145,7 +150,8 @@ Valid MLM perplexity of the pretrained encoders at the end of pretraining (last 
 
 - model: {MODEL_TEXT}, one shared BPE (8000 merges) for en, fr, de
 - pretraining: {n_pre} updates each (MLM: `--mlm-steps en,fr,de`; MLM+TLM: `--task xlm_tlm --mlm-steps
-  en,fr,de,en-fr,de-en`, so about half of its updates are TLM), {PRETRAIN_TEXT}, α = 0.7 language sampling
+  en,fr,de,en-fr,de-en`, so about half of its updates are TLM), {PRETRAIN_TEXT}, α = 0.7 language sampling;
+  the two side by side, one core each
 - fine-tuning: {ctx.n(FINETUNE_UPDATES)} updates of 16 English titles for every variant, Adam lr 1e-4 (fixed),
   pooler dropout 0.1, all parameters trained
 - scale {ctx.scale:g}; wall time {ctx.minutes(all_steps):.1f} min in all (2 CPU cores), per step:
