@@ -48,8 +48,9 @@ class Runner:
     def run(self, step: str, cmd, env: dict = None, beside: bool = False) -> str:
         """Run cmd (a console script of this environment, or an absolute path, and its arguments) unless step
         finished before; returns the step's log file. `env`: extra environment variables; `beside`: another
-        step runs at the same time (its screen lines are then labelled, without progress bars). The stamp
-        holds the step's wall-clock seconds."""
+        step runs at the same time, so this one computes on one core (OMP_NUM_THREADS=1: two single-thread
+        runs keep both cores busy without competing for them) and its screen lines are labelled, without
+        progress bars. The stamp holds the step's wall-clock seconds."""
         log = self.path("logs", f"{step}.log")
         if self.done(step):
             self.say(f"{step}: done earlier, reused")
@@ -58,6 +59,8 @@ class Runner:
         self.say(f"{step}: {shown} ...")
         exe = cmd[0] if os.path.isabs(cmd[0]) else os.path.join(BIN, cmd[0])
         env = dict(os.environ, PYTHONWARNINGS="ignore", **{k: str(v) for k, v in (env or {}).items()})
+        if beside:
+            env["OMP_NUM_THREADS"] = "1"
         start = time.time()
         with open(log, "wb") as f:
             proc = subprocess.Popen(

@@ -30,10 +30,6 @@ PRETRAIN_TEXT = (
     "streams of 32 tokens x 64, 40% of the words predicted (MLM), no dropout, Adam lr 1e-3 inverse-sqrt after 300 "
     "warm-up updates"
 )
-# a step that runs beside another: one core each (two single-thread fairseq runs side by side train more updates
-# per minute in all than one after the other on both cores: UNMT here ≈ 38 per run and minute side by side,
-# 45-60 alone on 2 threads)
-ONE_CORE = {"OMP_NUM_THREADS": 1}
 OPTIM = ["--optimizer", "xlm_adam", "--adam-betas", "(0.9,0.98)", "--clip-norm", 5]
 T3_PAIRS = 5000  # Table 3: training pairs of the low-resource en-sk setting
 
@@ -250,7 +246,6 @@ def pretrain(
             *fairseq_common(ctx.R.path(step)),
             *extra,
         ],
-        env=ONE_CORE if beside else None,
         beside=beside,
     )
     return {
@@ -347,7 +342,6 @@ def generate_bleu(
             "subword_nmt",
             "--cpu",
         ],
-        env=ONE_CORE if beside else None,
         beside=beside,
     )
 

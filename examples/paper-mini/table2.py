@@ -16,7 +16,6 @@ from common import (
     MODEL,
     MODEL_TEXT,
     MT_BATCHES,
-    ONE_CORE,
     OPTIM,
     PRETRAIN_TEXT,
     budget_lines,
@@ -117,7 +116,6 @@ def unmt(ctx, d, pre, enc, dec):
             *reload,
             *fairseq_common(ctx.R.path(step)),
         ],
-        env=ONE_CORE,
         beside=True,
     )
     checkpoint = ctx.R.path(step, "checkpoint_last.pt")
@@ -140,7 +138,6 @@ def unmt(ctx, d, pre, enc, dec):
             64,
             "--cpu",
         ],
-        env=ONE_CORE,
         beside=True,
     )
     for src, tgt in DIRECTIONS:
