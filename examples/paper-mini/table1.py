@@ -155,7 +155,8 @@ words they trained with; at 15% predicted, as Table 2 reports its MLM, perplexit
   the two side by side, one core each
 - fine-tuning: {ctx.n(FINETUNE_UPDATES)} updates of 16 English titles for every variant, Adam lr 1e-4 (fixed),
   pooler dropout 0.1, all parameters trained
-- scale {ctx.scale:g}; wall time {ctx.minutes(all_steps):.1f} min in all (2 CPU cores), per step:
+- scale {ctx.scale:g}; the steps' wall times sum to {ctx.minutes(all_steps):.1f} min (2 CPU cores; the two
+  pretrainings ran side by side, one core each), per step:
 
 {budget_lines(ctx, all_steps)}
 """
