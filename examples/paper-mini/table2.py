@@ -39,6 +39,7 @@ TASK = ["--task", "xlm_unsupervised_mt", "--langs", LANGS, "--ae-steps", "en,fr"
 # (encoder, decoder); "-" = random initialisation. The cells run two at a time, one core each, in these pairs.
 PAIRS = [(("MLM", "MLM"), ("-", "-")), (("CLM", "CLM"), ("MLM", "-"))]
 CELLS = [("-", "-"), ("CLM", "CLM"), ("MLM", "MLM"), ("MLM", "-")]
+CELLS_SHOWN = (("MLM", "MLM"), ("-", "-"))  # the example translations: pretrained beside random
 # paper Table 2, WMT'14 en-fr and fr-en BLEU of the same cells
 PAPER = {
     ("-", "-"): (13.0, 15.8),
@@ -166,12 +167,11 @@ def results(ctx, name, steps, pre_minutes):
 
 
 def examples(ctx, n=3):
-    """n test translations per direction (the first with a different hypothesis for each cell): source,
-    reference, MLM/MLM, random/random."""
+    """n test translations per direction: the first test pairs of at least 4 words that MLM/MLM and random/random
+    translate differently (source, reference, both hypotheses)."""
     out = {}
     for s, tg in DIRECTIONS:
-        logs = {c: generated(ctx.R.path("logs", f"t2-bleu-{cell_name(*c)}-{s}-{tg}.log")) for c in CELLS}
-        mlm, rnd = logs[("MLM", "MLM")], logs[("-", "-")]
+        mlm, rnd = (generated(ctx.R.path("logs", f"t2-bleu-{cell_name(*c)}-{s}-{tg}.log")) for c in CELLS_SHOWN)
         ids = [i for i in sorted(mlm) if len(mlm[i]["S"].split()) >= 4 and mlm[i].get("D") != rnd[i].get("D")]
         out[f"{s}-{tg}"] = [
             {
@@ -190,6 +190,7 @@ def run(ctx):
     pre = pretrainings(ctx, d)
     all_steps = d["steps"][:3] + [p["step"] for p in pre.values()]
     pre_json, pre_rows = {}, []
+    unigram = {lang: round(unigram_ppl(d["bin"], lang), 1) for lang in ("en", "fr")}
     for key, p in pre.items():
         step, ppl = pretraining_ppl(ctx, d, p, key)
         all_steps.append(step)
@@ -197,8 +198,8 @@ def run(ctx):
         pre_json[key.lower()] = {
             "en_ppl": ppl["en"],
             "fr_ppl": ppl["fr"],
-            "unigram_en_ppl": round(unigram_ppl(d["bin"], "en"), 1),
-            "unigram_fr_ppl": round(unigram_ppl(d["bin"], "fr"), 1),
+            "unigram_en_ppl": unigram["en"],
+            "unigram_fr_ppl": unigram["fr"],
             "updates": p["updates"],
             "minutes": round(minutes, 1),
         }
@@ -275,7 +276,6 @@ def run(ctx):
         for k, items in shown.items()
         for e in items
     )
-    uni = pre_json["mlm"]
     text = f"""# Table 2 (miniature): unsupervised MT en-fr, by encoder/decoder initialisation
 
 "-" = random initialisation; CLM / MLM = the en+fr language model pretrained with that objective. Every cell
@@ -294,7 +294,7 @@ another ran on the other.
 **MLM/MLM vs random/random after the same {n} UNMT updates, test sacreBLEU: {"; ".join(lines)}.**
 
 Pretraining (valid perplexity of the best checkpoint; MLM at 15% predicted words; the unigram perplexity of the
-same text, a model that knows only token frequencies: en {uni["unigram_en_ppl"]}, fr {uni["unigram_fr_ppl"]}):
+same text, a model that knows only token frequencies: en {unigram["en"]}, fr {unigram["fr"]}):
 
 {md_table(["objective", "updates", "en ppl", "fr ppl", "minutes"], pre_rows)}
 
