@@ -31,26 +31,41 @@ class Runner:
     def done(self, step: str) -> bool:
         return os.path.exists(self.path("stamps", step))
 
-    def seconds(self, step: str) -> float:
-        """Wall-clock seconds the step took when it ran (written into its stamp); nan if unknown."""
+    def _stamp(self, step: str) -> list:
+        """The numbers of a step's stamp: [seconds, start, end] (start and end: epoch seconds; older stamps
+        hold the seconds alone); [] if unreadable."""
         try:
             with open(self.path("stamps", step)) as f:
-                return float(f.read().strip() or "nan")
+                return [float(x) for x in f.read().split()]
         except (OSError, ValueError):
-            return float("nan")
+            return []
+
+    def seconds(self, step: str) -> float:
+        """Wall-clock seconds the step took when it ran (written into its stamp); nan if unknown."""
+        stamp = self._stamp(step)
+        return stamp[0] if stamp else float("nan")
 
     def total_minutes(self) -> float:
-        """Wall-clock minutes of every step that finished, whichever invocation ran it (a resumed run counts
-        the steps of the earlier invocations too)."""
-        stamps = os.listdir(self.path("stamps"))
-        return sum(s for s in map(self.seconds, stamps) if s == s) / 60
+        """Wall-clock minutes during which a step that finished was running, whichever invocation ran it (a
+        resumed run counts the steps of the earlier invocations too; steps that ran side by side count once)."""
+        spans, alone = [], 0.0
+        for stamp in map(self._stamp, os.listdir(self.path("stamps"))):
+            if len(stamp) >= 3:
+                spans.append((stamp[1], stamp[2]))
+            elif stamp and stamp[0] == stamp[0]:
+                alone += stamp[0]
+        covered, reach = 0.0, float("-inf")
+        for start, end in sorted(spans):
+            covered += max(0.0, end - max(start, reach))
+            reach = max(reach, end)
+        return (covered + alone) / 60
 
     def run(self, step: str, cmd, env: dict = None, beside: bool = False) -> str:
         """Run cmd (a console script of this environment, or an absolute path, and its arguments) unless step
         finished before; returns the step's log file. `env`: extra environment variables; `beside`: another
         step runs at the same time, so this one computes on one core (OMP_NUM_THREADS=1: two single-thread
         runs keep both cores busy without competing for them) and its screen lines are labelled, without
-        progress bars. The stamp holds the step's wall-clock seconds."""
+        progress bars. The stamp holds the step's wall-clock seconds, its start and its end."""
         log = self.path("logs", f"{step}.log")
         if self.done(step):
             self.say(f"{step}: done earlier, reused")
@@ -58,7 +73,10 @@ class Runner:
         shown = " ".join(str(c) for c in cmd[:4])
         self.say(f"{step}: {shown} ...")
         exe = cmd[0] if os.path.isabs(cmd[0]) else os.path.join(BIN, cmd[0])
-        env = dict(os.environ, PYTHONWARNINGS="ignore", **{k: str(v) for k, v in (env or {}).items()})
+        # unbuffered: fairseq logs to stdout, which a pipe would hold back for minutes
+        env = dict(
+            os.environ, PYTHONWARNINGS="ignore", PYTHONUNBUFFERED="1", **{k: str(v) for k, v in (env or {}).items()}
+        )
         if beside:
             env["OMP_NUM_THREADS"] = "1"
         start = time.time()
@@ -69,9 +87,20 @@ class Runner:
             stream_progress(proc.stdout, f, step if beside else None)
             if proc.wait() != 0:
                 raise SystemExit(f"{self.name} step {step} failed; see {log}")
+        end = time.time()
         with open(self.path("stamps", step), "w") as f:
-            f.write(f"{time.time() - start:.1f}\n")
+            f.write(f"{end - start:.1f} {start:.1f} {end:.1f}\n")
         return log
+
+
+def side_by_side(*jobs) -> list:
+    """Run the jobs (functions of no argument, whose steps run with `beside=True`) at the same time, one per
+    core; their results in order (a job's failure is raised once every job has ended)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(len(jobs)) as pool:
+        futures = [pool.submit(job) for job in jobs]
+    return [f.result() for f in futures]
 
 
 def stream_progress(pipe, log, label: str = None) -> None:

@@ -45,8 +45,21 @@ def test_total_minutes_counts_the_steps_of_earlier_invocations(tmp_path):
         f.write("90.0\n")
     resumed = pipeline.Runner(str(tmp_path), "t")
     resumed.run("a", [sys.executable, "-c", "raise SystemExit(1)"])  # done earlier: reused, not rerun
-    assert resumed.total_minutes() == pytest.approx((90.0 + first.seconds("a")) / 60)
+    assert resumed.total_minutes() == pytest.approx((90.0 + first.seconds("a")) / 60, abs=0.2 / 60)
     assert 90.0 / 60 <= resumed.total_minutes() < 90.0 / 60 + 1
+
+
+def test_total_minutes_counts_steps_that_ran_side_by_side_once(tmp_path):
+    runner = pipeline.Runner(str(tmp_path), "t")
+    sleep = [sys.executable, "-c", "import time; time.sleep(1.5)"]
+    pipeline.side_by_side(lambda: runner.run("a", sleep, beside=True), lambda: runner.run("b", sleep, beside=True))
+    both = runner.seconds("a") + runner.seconds("b")
+    assert runner.total_minutes() * 60 < 0.8 * both  # overlapping, not summed
+    assert runner.total_minutes() * 60 >= max(runner.seconds("a"), runner.seconds("b")) - 0.2
+    with open(runner.path("stamps", "c"), "w") as f:  # a step stamped later, 60 s after both ended
+        end = max(float(open(runner.path("stamps", s)).read().split()[2]) for s in "ab")
+        f.write(f"10.0 {end + 60:.1f} {end + 70:.1f}\n")
+    assert runner.total_minutes() * 60 == pytest.approx(max(runner.seconds("a"), runner.seconds("b")) + 10, abs=0.3)
 
 
 def test_unigram_perplexity_of_the_valid_text_under_training_frequencies(tmp_path):

@@ -11,7 +11,7 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
-from pipeline import ROOT, USER_DIR, Runner, fairseq_common, plot_panels, valid_rows  # noqa: E402,F401
+from pipeline import ROOT, USER_DIR, Runner, fairseq_common, plot_panels, side_by_side, valid_rows  # noqa: E402,F401
 
 DEFAULT_OUT = os.path.join(ROOT, "paper-mini-out")
 # every language any table uses: one `apt-get update` fetches all their DDTP files
@@ -344,16 +344,6 @@ def generate_bleu(
         ],
         beside=beside,
     )
-
-
-def side_by_side(*jobs) -> list:
-    """Run the jobs (functions of no argument, whose steps run with `beside=True`) at the same time, one per
-    core; their results in order (a job's failure is raised once every job has ended)."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    with ThreadPoolExecutor(len(jobs)) as pool:
-        futures = [pool.submit(job) for job in jobs]
-    return [f.result() for f in futures]
 
 
 def copied_source_sacrebleu(raw: str) -> dict:
