@@ -41,7 +41,8 @@ def lines_of(path):
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
     """demo-out/ as examples/demo/run.py lays it out, on tiny text: data-bin (xlm-preprocess prepare), cls-bin
-    (xlm-preprocess classification), pretrain (MLM+TLM), classify-pretrained, unmt-pretrained; plus a CLM."""
+    (xlm-preprocess classification), pretrain (an MLM on en, fr, de), classify-pretrained, unmt-pretrained; plus a
+    CLM."""
     root = tmp_path_factory.mktemp("hub") / "demo-out"
     root.mkdir()
     data = prepare_data_bin(str(root), langs=LANGS, pairs=(("en", "fr"), ("de", "en")))
@@ -52,7 +53,7 @@ def demo(tmp_path_factory):
             root / "pretrain",
             "--best-checkpoint-metric",
             "mlm_ppl",
-            steps="en,fr,de,en-fr,de-en",
+            steps="en,fr,de",
             langs="de,en,fr",
             max_update=12,
         ),

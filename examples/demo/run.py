@@ -3,14 +3,16 @@
 1. fetch Debian's translated package descriptions (DDTP) for en, fr, de   (xlm-preprocess ddtp)
 2. shared BPE + dictionary + binarisation                                   (xlm-preprocess prepare)
 3. package-Section classification data with the same BPE and dictionary    (xlm-preprocess classification)
-4. pretrain a small CLM+MLM+TLM model                                       (fairseq-train --task xlm_tlm)
+4. pretrain an MLM on en, fr, de                                            (fairseq-train --task xlm_tlm)
 5. fine-tune Section classification on English, zero-shot fr/de: from the pretrained model and from scratch
 6. unsupervised en-fr MT (denoising + online back-translation): from the pretrained model and from scratch
 7. one table: per language MLM perplexity and zero-shot accuracy, per direction MT perplexity and BLEU,
    with pretraining and without, BLEU beside copying the source and with a paired bootstrap test.
 
-Everything goes under demo-out/ (or DEMO_OUT); a rerun reuses the steps that finished (delete
-demo-out/stamps/<step> to redo one). DEMO_SCALE=0.25 runs a 4x shorter version.
+The pretraining runs on both cores; then two steps at a time, one core each: the MT from the pretrained model
+beside the no-pretraining MT, the classifications and the perplexities. Everything goes under demo-out/ (or
+DEMO_OUT); a rerun reuses the steps that finished (delete demo-out/stamps/<step> to redo one). DEMO_SCALE=0.25
+runs a 4x shorter version.
 """
 
 import json
@@ -28,6 +30,7 @@ from pipeline import (  # noqa: E402
     generated,
     paired_bleu,
     random_init_checkpoint,
+    side_by_side,
     unigram_ppl,
     valid_rows,
 )
@@ -35,10 +38,10 @@ from pipeline import (  # noqa: E402
 SCALE = float(os.environ.get("DEMO_SCALE", "1"))
 LANGS = "de,en,fr"
 # updates of each training step at DEMO_SCALE=1, cut so that the whole demo stays under 20 minutes on 2 cores
-# (measured 2026-12-02 on a quiet machine: pretraining 4.4 min, classification 0.9 and unsupervised MT 2.6 per column,
-# 18.6 min in all with data and evaluation)
-UPDATES = {"pretrain": 500, "classify": 500, "unmt": 130}
-MODEL = ["--arch", "xlm_small", "--dropout", 0.1, "--attention-dropout", 0.1]
+# (measured 2026-12-02 on a quiet machine: see README)
+UPDATES = {"pretrain": 1600, "classify": 500, "unmt": 900}
+# xlm_small with 3 layers (as examples/paper-mini): 30% more updates per minute than its 4
+MODEL = ["--arch", "xlm_small", "--n-layers", 3, "--dropout", 0.1, "--attention-dropout", 0.1]
 # MLM streams of 32 tokens, 64 per update, 40% of the words predicted, no dropout while pretraining: the recipe that
 # left the unigram plateau within minutes in paper-mini's study (results/study.md), where streams of 128 did not
 STREAM = 32
@@ -113,12 +116,10 @@ def pretrain():
             "xlm_tlm",
             "--langs",
             LANGS,
-            # CLM steps beside MLM and TLM (the original trains any mix): at this budget an MLM stays near the unigram
-            # plateau, a CLM does not, and unsupervised MT starts its decoder from this model
-            "--clm-steps",
-            "en,fr",
+            # MLM only, as the paper's best UNMT initialisation (Table 2); no TLM: the MT column is unsupervised, so
+            # the model it starts from never sees an en-fr pair
             "--mlm-steps",
-            "en,fr,de,en-fr,de-en",
+            "en,fr,de",
             *MODEL,
             "--criterion",
             "xlm_lm_loss",
@@ -151,7 +152,7 @@ def pretrain():
             "--clip-norm",
             5,
             "--epoch-size",
-            64 * 300,  # validation every 300 updates
+            64 * 250,  # validation every 250 updates
             "--max-update",
             updates("pretrain"),
             "--max-valid-steps",
@@ -199,6 +200,7 @@ def classify(name, init):
             *extra,
             *fairseq_common(R.path(f"classify-{name}")),
         ],
+        beside=True,
     )
 
 
@@ -231,8 +233,9 @@ def unmt(name, init):
             *MODEL,
             "--criterion",
             "xlm_mt_loss",
+            # batches of 750 tokens: 1.8x the updates per minute of 1500, which learn faster per minute here
             "--max-tokens",
-            1500,
+            750,
             "--batch-size",
             64,
             "--max-len",
@@ -244,13 +247,14 @@ def unmt(name, init):
             "--lr",
             "3e-4",
             "--epoch-size",
-            100000,
+            64 * 100,  # a summary line every 100 updates
             "--max-update",
             updates("unmt"),
             "--disable-validation",
             *reload,
             *fairseq_common(R.path(f"unmt-{name}")),
         ],
+        beside=True,
     )
     checkpoint = R.path(f"unmt-{name}", "checkpoint_last.pt")
     R.run(
@@ -271,6 +275,7 @@ def unmt(name, init):
             64,
             "--cpu",
         ],
+        beside=True,
     )
     for src, tgt in (("en", "fr"), ("fr", "en")):
         R.run(
@@ -304,6 +309,7 @@ def unmt(name, init):
                 "subword_nmt",
                 "--cpu",
             ],
+            beside=True,
         )
 
 
@@ -331,6 +337,7 @@ def mlm_ppl(name, checkpoint):
             "test",
             "--cpu",
         ],
+        beside=True,
     )
     return valid_rows(log, "test")[-1]
 
@@ -356,10 +363,16 @@ def examples(n: int = 3) -> str:
     return "\n".join(out)
 
 
+def lm_perplexities(best):
+    """Test MLM perplexity of the pretrained model and of a freshly initialised one of the same configuration."""
+    return (
+        mlm_ppl("pretrained", best),
+        mlm_ppl("random", random_init_checkpoint(best, R.path("random-init", "checkpoint.pt"))),
+    )
+
+
 def table():
-    best = R.path("pretrain", "checkpoint_best.pt")
-    pre = mlm_ppl("pretrained", best)
-    rnd = mlm_ppl("random", random_init_checkpoint(best, R.path("random-init", "checkpoint.pt")))
+    pre, rnd = lm_perplexities(R.path("pretrain", "checkpoint_best.pt"))
     acc = {n: accuracy(n) for n in ("pretrained", "random")}
     mt = {n: valid_rows(R.path("logs", f"mt-ppl-{n}.log"), "test")[-1] for n in ("pretrained", "random")}
     bleu = {
@@ -402,12 +415,12 @@ def table():
         f"package names, versions); pretrained minus random, sacreBLEU's paired bootstrap (1000 resamples, "
         f"two-sided): {tested}"
     )
-    lines = ["| test set | XLM pretraining (CLM+MLM+TLM) | no pretraining |", "|---|---|---|"]
+    lines = ["| test set | XLM pretraining (MLM) | no pretraining |", "|---|---|---|"]
     lines += [f"| {label} | {a:.{d}f} | {b:.{d}f} |" for label, a, b, d in rows]
     budget = (
-        f"xlm_small (4 layers, 256 dims); {updates('pretrain')} pretraining updates, "
+        f"xlm_small with 3 layers (256 dims); {updates('pretrain')} pretraining updates, "
         f"{updates('classify')} classification and {updates('unmt')} unsupervised-MT updates per column; "
-        f"wall time {R.total_minutes():.1f} min (every step, across resumes)"
+        f"wall time {R.total_minutes():.1f} min (the whole run, across resumes)"
     )
     text = "\n".join(lines) + "\n\n" + unigram_line + "\n\n" + bleu_line + "\n\n" + budget + "\n\n" + examples() + "\n"
     with open(R.path("results.md"), "w", encoding="utf-8") as f:
@@ -434,12 +447,14 @@ def main():
     if shutil.which("apt-get") is None and not R.done("fetch"):
         raise SystemExit("the demo fetches Debian's translation files with apt-get, which is not installed here")
     prepare_data()
-    pretrain()
     best = R.path("pretrain", "checkpoint_best.pt")
-    classify("pretrained", best)
-    classify("random", None)
-    unmt("pretrained", best)
-    unmt("random", None)
+    pretrain()  # on both cores: MLM steps run 1.7x faster on two threads than on one beside another run
+    # then two at a time, one core each (back-translation's greedy decoding gains little from a second thread): each
+    # column's MT, then the classifications and the MLM perplexities, shared so that both cores end together
+    side_by_side(
+        lambda: (unmt("pretrained", best), classify("random", None)),
+        lambda: (unmt("random", None), classify("pretrained", best), *lm_perplexities(best)),
+    )
     table()
 
 
