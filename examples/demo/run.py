@@ -233,7 +233,7 @@ def unmt(name, init):
             *MODEL,
             "--criterion",
             "xlm_mt_loss",
-            # batches of 750 tokens: 1.8x the updates per minute of 1500, which learn faster per minute here
+            # batches of 750 tokens: 1.8x the updates per minute of 1500 (measured); more, smaller steps
             "--max-tokens",
             750,
             "--batch-size",
