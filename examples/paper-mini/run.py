@@ -6,7 +6,7 @@ package descriptions, DDTP), one command per table:
     python examples/paper-mini/run.py table3     # supervised MT sk→en, 5k pairs: random / MLM x 3 configurations
     python examples/paper-mini/run.py table4     # low-resource LM: cs, + en, + sk, + both (examples/lowres-lm)
     python examples/paper-mini/run.py table5     # word embeddings: XLM vs per-language MLMs (FreeDict en-fr)
-    python examples/paper-mini/run.py all        # the five, one after the other (about 3 hours on 2 cores)
+    python examples/paper-mini/run.py all        # the five, one after the other (about 4 hours on 2 cores)
 
 Options: --scale S multiplies every update count (0.02 = a smoke test of a few minutes; its artefacts go to
 OUT/scale-S and its tables to OUT/scale-S/results), --out DIR (default paper-mini-out/ at the repo root),
