@@ -14,6 +14,22 @@ BIN = os.path.dirname(sys.executable)
 METRIC = re.compile(r"\| (\S+) (-?[\d.]+|nan|inf)(?= \|| *$)")
 
 
+def covered_minutes(stamps) -> float:
+    """Minutes during which at least one of the steps of these stamps (Runner.stamp) was running: steps that ran
+    side by side count once; a stamp without start and end (older ones) adds its seconds."""
+    spans, alone = [], 0.0
+    for stamp in stamps:
+        if len(stamp) >= 3:
+            spans.append((stamp[1], stamp[2]))
+        elif stamp and stamp[0] == stamp[0]:
+            alone += stamp[0]
+    covered, reach = 0.0, float("-inf")
+    for start, end in sorted(spans):
+        covered += max(0.0, end - max(start, reach))
+        reach = max(reach, end)
+    return (covered + alone) / 60
+
+
 class Runner:
     def __init__(self, out: str, name: str):
         self.out = os.path.abspath(out)
@@ -31,7 +47,7 @@ class Runner:
     def done(self, step: str) -> bool:
         return os.path.exists(self.path("stamps", step))
 
-    def _stamp(self, step: str) -> list:
+    def stamp(self, step: str) -> list:
         """The numbers of a step's stamp: [seconds, start, end] (start and end: epoch seconds; older stamps
         hold the seconds alone); [] if unreadable."""
         try:
@@ -42,23 +58,13 @@ class Runner:
 
     def seconds(self, step: str) -> float:
         """Wall-clock seconds the step took when it ran (written into its stamp); nan if unknown."""
-        stamp = self._stamp(step)
+        stamp = self.stamp(step)
         return stamp[0] if stamp else float("nan")
 
     def total_minutes(self) -> float:
         """Wall-clock minutes during which a step that finished was running, whichever invocation ran it (a
         resumed run counts the steps of the earlier invocations too; steps that ran side by side count once)."""
-        spans, alone = [], 0.0
-        for stamp in map(self._stamp, os.listdir(self.path("stamps"))):
-            if len(stamp) >= 3:
-                spans.append((stamp[1], stamp[2]))
-            elif stamp and stamp[0] == stamp[0]:
-                alone += stamp[0]
-        covered, reach = 0.0, float("-inf")
-        for start, end in sorted(spans):
-            covered += max(0.0, end - max(start, reach))
-            reach = max(reach, end)
-        return (covered + alone) / 60
+        return covered_minutes(map(self.stamp, os.listdir(self.path("stamps"))))
 
     def run(self, step: str, cmd, env: dict = None, beside: bool = False) -> str:
         """Run cmd (a console script of this environment, or an absolute path, and its arguments) unless step

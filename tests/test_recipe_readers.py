@@ -62,6 +62,17 @@ def test_total_minutes_counts_steps_that_ran_side_by_side_once(tmp_path):
     assert runner.total_minutes() * 60 == pytest.approx(max(runner.seconds("a"), runner.seconds("b")) + 10, abs=0.3)
 
 
+def test_covered_minutes_counts_overlaps_once_and_gaps_never():
+    stamps = [
+        [60.0, 1000.0, 1060.0],  # two steps side by side: 1000-1060 and 1030-1120
+        [90.0, 1030.0, 1120.0],
+        [30.0, 2000.0, 2030.0],  # a later step, after an idle hour that is not counted
+        [45.0],  # an older stamp without start and end: its seconds are added
+        [],  # an unreadable stamp
+    ]
+    assert pipeline.covered_minutes(stamps) == pytest.approx((120 + 30 + 45) / 60)
+
+
 def test_unigram_perplexity_of_the_valid_text_under_training_frequencies(tmp_path):
     import torch
     from fairseq.data import indexed_dataset

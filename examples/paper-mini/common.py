@@ -11,7 +11,16 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
-from pipeline import ROOT, USER_DIR, Runner, fairseq_common, plot_panels, side_by_side, valid_rows  # noqa: E402,F401
+from pipeline import (  # noqa: E402,F401
+    ROOT,
+    USER_DIR,
+    Runner,
+    covered_minutes,
+    fairseq_common,
+    plot_panels,
+    side_by_side,
+    valid_rows,
+)
 
 DEFAULT_OUT = os.path.join(ROOT, "paper-mini-out")
 # every language any table uses: one `apt-get update` fetches all their DDTP files
@@ -59,6 +68,10 @@ class Ctx:
             sec = self.R.seconds(s) if self.R.done(s) else self.data.seconds(s)
             total += 0.0 if math.isnan(sec) else sec
         return total / 60
+
+    def wall_minutes(self, steps) -> float:
+        """Minutes during which at least one of these steps was running (steps side by side count once)."""
+        return covered_minutes((self.R if self.R.done(s) else self.data).stamp(s) for s in steps)
 
 
 # ------------------------------------------------------------------ data

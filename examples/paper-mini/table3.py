@@ -194,8 +194,8 @@ the direction (MLM > no pretraining in every row, back-translation helps), not c
 - MT: {iters} iterations per run, batches of at most 1500 tokens / 64 sentences of at most 40 BPE tokens, Adam
   lr 3e-4 fixed after a warm-up of {min(iters, ctx.n(50, 2))} iterations; back-translation greedy with the live model
 - the MLM pretraining on both cores, then each row's two runs side by side, one core each
-- scale {ctx.scale:g}; the steps' wall times sum to {ctx.minutes(all_steps):.1f} min (2 CPU cores; the runs after the
-  pretraining went two at a time, so the table takes less than that), per step:
+- scale {ctx.scale:g}; wall time {ctx.wall_minutes(all_steps):.1f} min in all (2 CPU cores; the steps' own times below
+  sum to {ctx.minutes(all_steps):.1f}: the runs after the pretraining went two at a time), per step:
 
 {budget_lines(ctx, all_steps)}
 """

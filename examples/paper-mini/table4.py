@@ -109,7 +109,6 @@ def run(ctx):
         ],
         rows,
     )
-    wall = ctx.minutes(d["steps"]) + max(ctx.minutes([lane_step(lane)]) for lane in LANES)
     text = f"""# Table 4 (miniature): low-resource language modelling (Czech)
 
 CLM perplexity of **Czech** (per BPE token, `</s>` included; streams of 128 tokens) for a model trained on Czech
@@ -132,8 +131,8 @@ direction (a related language helps much more than a distant one, both help most
   (`MAX_UPDATE={s["MAX_UPDATE"]} VALID_EVERY={s["VALID_EVERY"]} PATIENCE={PATIENCE} LR={s["LR"]:g} WARMUP={s["WARMUP"]}
   DATA_BIN=… bash examples/lowres-lm/run.sh`; every other setting is the recipe's default)
 - two lanes side by side, one core each (`VARIANTS="{" ".join(LANES[0])}"` and `VARIANTS="{" ".join(LANES[1])}"`)
-- scale {ctx.scale:g}; wall time {wall:.1f} min in all (2 CPU cores; the lanes' steps below ran at the same time),
-  per step:
+- scale {ctx.scale:g}; wall time {ctx.wall_minutes(all_steps):.1f} min in all (2 CPU cores; the lanes' steps below
+  ran at the same time), per step:
 
 {budget_lines(ctx, all_steps)}
 """
