@@ -1,6 +1,7 @@
-"""Optimizer xlm_adam: fairseq adam's update (the original's Adam) to rounding, its state layout, and a real
-fairseq-train run that resumes exactly."""
+"""Optimizer xlm_adam: fairseq adam's update (the original's Adam) to rounding with torch's fused kernel and with
+its foreach kernels, its state layout, and a real fairseq-train run that resumes exactly."""
 
+import pytest
 import torch
 from fairseq.optim.adam import Adam
 
@@ -10,7 +11,8 @@ from .helpers_cli import cli, lm_train_args, load_model_state, max_param_diff, t
 from .helpers_data import make_data_bin
 
 
-def test_same_update_as_fairseq_adam_to_rounding():
+@pytest.mark.parametrize("fused", [None, False])
+def test_same_update_as_fairseq_adam_to_rounding(fused):
     torch.manual_seed(0)
     shapes = [(300,), (20, 30), (7,)]
     for wd, eps in ((0.0, 1e-8), (0.01, 1e-6)):
@@ -18,7 +20,7 @@ def test_same_update_as_fairseq_adam_to_rounding():
         a = [p.clone().requires_grad_() for p in start]
         b = [p.clone().requires_grad_() for p in start]
         kw = dict(lr=1e-3, betas=(0.9, 0.98), eps=eps, weight_decay=wd)
-        fairseq_adam, ours = Adam(a, **kw), XLMAdam(b, **kw)
+        fairseq_adam, ours = Adam(a, **kw), XLMAdam(b, **kw, fused=fused)
         for step in range(100):
             for x, y in zip(a, b):
                 g = torch.randn_like(x) * 1e-2

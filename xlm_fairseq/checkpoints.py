@@ -146,7 +146,7 @@ def map_language_rows(
         if lang in source:
             rows.append(weight[source.index(lang)])
         else:
-            rows.append(torch.randn(weight.size(1), dtype=weight.dtype) * weight.size(1) ** -0.5)
+            rows.append(torch.randn(weight.size(1), dtype=weight.dtype, device=weight.device) * weight.size(1) ** -0.5)
     if list(source) != list(target):
         fresh = f"; fresh rows for {','.join(missing)}" if missing else ""
         logger.info(

@@ -89,7 +89,7 @@ class XLMHubInterface(nn.Module):
             name, key = FAIRSEQ_BPE[settings.bpe_backend]
             self.bpe = encoders.build_bpe(_config(name, **{key: settings.bpe_codes}))
         self._tokenizers: Dict[str, XLMMosesTokenizer] = {}
-        self.register_buffer("_float_tensor", torch.tensor([0], dtype=torch.float))
+        self.register_buffer("_float_tensor", torch.tensor([0], dtype=torch.float, device="cpu"))  # moves with .to()
 
     @property
     def device(self):
@@ -141,7 +141,7 @@ class XLMHubInterface(nn.Module):
 
     def decode(self, tokens: torch.LongTensor, lang: Optional[str] = None) -> str:
         """Ids -> detokenised text (BPE removed; Moses detokenisation in `lang`, English rules by default)."""
-        tokens = torch.as_tensor(tokens).view(-1).cpu()
+        tokens = torch.as_tensor(tokens, device="cpu").view(-1)
         tokens = tokens[tokens.ne(self.dictionary.pad())]
         text = self.dictionary.string(tokens)
         if self.bpe is not None:
@@ -158,7 +158,7 @@ class XLMHubInterface(nn.Module):
             )
 
     def _batch(self, tokens, arg: str = "tokens") -> torch.LongTensor:
-        tokens = torch.as_tensor(tokens)
+        tokens = torch.as_tensor(tokens, device=self.device)
         if tokens.dim() == 1:
             tokens = tokens.unsqueeze(0)
         if tokens.dim() != 2 or tokens.size(0) != 1:
@@ -168,7 +168,7 @@ class XLMHubInterface(nn.Module):
         if tokens.numel() == 0 or int(tokens.min()) < 0 or int(tokens.max()) >= len(self.dictionary):
             raise InputError(f"{arg}: ids must lie in 0..{len(self.dictionary) - 1} (use encode())")
         self._check_length(tokens.size(1), arg)
-        return tokens.long().to(self.device)
+        return tokens.long()
 
     # ------------------------------------------------------------------------------------------ kinds
     def _task_value(self, key: str):
@@ -212,7 +212,7 @@ class XLMHubInterface(nn.Module):
             raise InputError(f"pool={pool!r}: choose 'first' or 'mean'")
         lid = self.lang_id(lang)
         encoded = [self.encode(s, lang, f"sentences[{i}]") for i, s in enumerate(sentences)]
-        out = torch.empty(len(encoded), self.model.encoder.dim)
+        out = torch.empty(len(encoded), self.model.encoder.dim, device="cpu")
         order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
         start = 0
         while start < len(order):
@@ -220,8 +220,9 @@ class XLMHubInterface(nn.Module):
             while end < len(order) and len(encoded[order[end]]) * (end - start + 1) <= max(max_tokens, longest):
                 end += 1
             idx = order[start:end]
-            lengths = torch.tensor([len(encoded[i]) for i in idx])
-            batch = torch.full((len(idx), int(lengths.max())), self.dictionary.pad(), dtype=torch.long)
+            # built on the CPU row by row, then moved at once
+            lengths = torch.tensor([len(encoded[i]) for i in idx], device="cpu")
+            batch = torch.full((len(idx), int(lengths.max())), self.dictionary.pad(), dtype=torch.long, device="cpu")
             for row, i in enumerate(idx):
                 batch[row, : len(encoded[i])] = encoded[i]
             batch, lengths = batch.to(self.device), lengths.to(self.device)

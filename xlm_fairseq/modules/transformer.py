@@ -31,8 +31,8 @@ def embedding(num: int, dim: int, padding_idx: Optional[int] = None) -> nn.Embed
 
 def sinusoidal_table_(weight: Tensor) -> None:
     n_pos, dim = weight.shape
-    pos = torch.arange(n_pos, dtype=torch.float64).unsqueeze(1)
-    rate = torch.pow(10000.0, 2 * (torch.arange(dim) // 2).double() / dim)
+    pos = torch.arange(n_pos, dtype=torch.float64, device=weight.device).unsqueeze(1)
+    rate = torch.pow(10000.0, 2 * (torch.arange(dim, device=weight.device) // 2).double() / dim)
     table = pos / rate
     table[:, 0::2] = torch.sin(table[:, 0::2])
     table[:, 1::2] = torch.cos(table[:, 1::2])
