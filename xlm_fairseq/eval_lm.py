@@ -131,7 +131,7 @@ class CLMEvaluator:
         return {
             "ppl": float(values.get(f"{self.step}_ppl", float("nan"))),
             "acc": float(values.get(f"{self.step}_acc", float("nan"))),
-            "loss": loss / n if n else float("nan"),
+            "loss": float(loss) / n if n else float("nan"),
             "predicted": n,
             "windows": len(logs),
         }

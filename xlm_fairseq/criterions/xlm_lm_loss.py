@@ -9,7 +9,6 @@ the task (zeros for the others), so all ranks sum the same keys in the same orde
 from dataclasses import dataclass
 
 import torch.nn.functional as F
-from fairseq import utils
 from fairseq.criterions import FairseqCriterion, register_criterion
 from fairseq.dataclass import FairseqDataclass
 
@@ -17,14 +16,16 @@ from ..step_metrics import counters, log_mean_loss
 
 
 def mean_cross_entropy(logits, target):
-    """(mean loss tensor, summed loss float, n, correct) over the rows of logits."""
+    """(mean loss tensor, summed loss, n, correct) over the rows of logits. The summed loss and the count of correct
+    predictions stay tensors on the model's device: fairseq's meters add them up and read them back only when a
+    line is logged, so a training step on a GPU waits for nothing."""
     n = target.numel()
     if n == 0:  # nothing predicted in this batch (possible with tiny batches); keep the graph alive
         zero = logits.sum() * 0.0
         return zero, 0.0, 0, 0
     loss_sum = F.cross_entropy(logits.float(), target, reduction="sum")
-    correct = int((logits.argmax(dim=-1) == target).sum())
-    return loss_sum / n, utils.item(loss_sum.detach()), n, correct
+    correct = (logits.argmax(dim=-1) == target).sum()
+    return loss_sum / n, loss_sum.detach(), n, correct
 
 
 @dataclass
@@ -55,7 +56,7 @@ class XLMLMLoss(FairseqCriterion):
         logging_output.update(counters(name, loss_sum, n, correct))
         logging_output.update(
             {
-                "loss": utils.item(loss.detach()),
+                "loss": loss.detach(),
                 "ntokens": sample["ntokens"],
                 "nsentences": sample["nsentences"],
                 "sample_size": 1,

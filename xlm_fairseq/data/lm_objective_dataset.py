@@ -4,7 +4,11 @@ MLM/TLM masking (training or deterministic evaluation) or the CLM prediction mas
 The masks are drawn from a RandomState seeded by (seed, epoch, step, batch), so a batch gets the same mask
 whichever worker builds it, and a resumed run sees exactly the masks of an uninterrupted one. Evaluation
 masks ignore the epoch, so validation perplexities are comparable across epochs (facebookresearch/XLM
-`xlm/evaluation/evaluator.py: evaluate_mlm`)."""
+`xlm/evaluation/evaluator.py: evaluate_mlm`).
+
+The batch carries what the model would otherwise read back from the GPU: the padding mask (None when no row is
+padded, as stream windows) and the predicted positions as flat indices, both computed here on the CPU, so a
+training step on a GPU needs no host synchronisation."""
 
 import zlib
 from typing import Optional
@@ -13,7 +17,7 @@ import numpy as np
 import torch
 from fairseq.data import FairseqDataset
 
-from .lm_objectives import MaskingConfig, clm_mask, mlm_eval_mask, mlm_train_mask
+from .lm_objectives import MaskingConfig, clm_mask, mlm_eval_mask, mlm_train_mask, padding_mask
 
 
 def batch_rng(*keys) -> np.random.RandomState:
@@ -109,11 +113,12 @@ class LMObjectiveDataset(FairseqDataset):
             rng = batch_rng(self.seed, 0, self.step, ids[0], len(ids))
             x, pred_mask, target = mlm_eval_mask(x, lengths, self.masking.word_pred, self.masking.mask_index, rng)
 
+        padding = padding_mask(lengths, x.size(1))
         net_input = {
             "src_tokens": x,
-            "src_lengths": lengths,
+            "padding_mask": padding if bool(padding.any()) else None,
             "langs": langs,
-            "pred_mask": pred_mask,
+            "pred_index": pred_mask.view(-1).nonzero().squeeze(1),  # row-major: the order of target
             "causal": self.objective == "clm",
         }
         if positions is not None:

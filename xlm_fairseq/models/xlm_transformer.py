@@ -157,6 +157,8 @@ class XLMTransformerModel(BaseFairseqModel):
         positions: Optional[Tensor] = None,
         causal: bool = False,
         pred_mask: Optional[Tensor] = None,
+        pred_index: Optional[Tensor] = None,
+        padding_mask: Optional[Tensor] = None,
         prev_output_tokens: Optional[Tensor] = None,
         src_langs: Optional[Tensor] = None,
         tgt_langs: Optional[Tensor] = None,
@@ -164,7 +166,9 @@ class XLMTransformerModel(BaseFairseqModel):
         features_only: bool = False,
     ):
         """Every objective goes through here (so DistributedDataParallel sees each forward):
-        - LM (CLM/MLM/TLM): logits at pred_mask positions of the encoder (or hidden states if features_only);
+        - LM (CLM/MLM/TLM): logits at the pred_mask / pred_index positions of the encoder (or hidden states if
+          features_only); the padding from padding_mask when given (the LM batches give it, None when no row is
+          padded), else from src_lengths;
         - translation (prev_output_tokens given): encoder on src, decoder logits at pred_mask positions;
         - classification (classification_head_name): logits of the head on the first hidden state."""
         if prev_output_tokens is not None:
@@ -172,7 +176,8 @@ class XLMTransformerModel(BaseFairseqModel):
             return self.decoder(
                 prev_output_tokens, encoder_out=encoder_out, pred_mask=pred_mask, features_only=features_only
             )[0]
-        padding_mask = padding_mask_from_lengths(src_tokens, src_lengths, self.encoder.pad_index)
+        if padding_mask is None and src_lengths is not None:
+            padding_mask = padding_mask_from_lengths(src_tokens, src_lengths, self.encoder.pad_index)
         hidden = self.encoder.fwd(
             src_tokens, padding_mask=padding_mask, positions=positions, langs=langs, causal=causal
         )
@@ -180,7 +185,7 @@ class XLMTransformerModel(BaseFairseqModel):
             return self.classification_heads[classification_head_name](hidden[:, 0])
         if features_only:
             return hidden
-        return self.encoder.predict(hidden, pred_mask)
+        return self.encoder.predict(hidden, pred_mask, pred_index)
 
     def register_classification_head(self, name: str, num_classes: int, dropout: Optional[float] = None):
         if name in self.classification_heads:

@@ -126,7 +126,8 @@ class XLMStack:
     ) -> Tensor:
         """tokens (bs, slen) -> hidden states (bs, slen, dim).
 
-        padding_mask: (bs, slen) True at padding, or None (no padding). positions/langs: (bs, slen) or None
+        padding_mask: (bs, slen) True at padding, or None when no row is padded (callers decide, so that this needs no
+        host synchronisation on a GPU). positions/langs: (bs, slen) or None
         (positions default to start_position + arange; langs may also be (bs,) meaning one id per row).
         causal: lower-triangular self-attention (CLM, decoder). src_enc/src_padding_mask: encoder states for
         the decoder's cross-attention. incremental_state: decoding cache (tokens are then only the new ones,
@@ -166,7 +167,7 @@ class XLMStack:
         self_mask = self._self_attention_mask(padding_mask, causal, slen, incremental_state, tokens.device)
         use_is_causal = causal and self_mask is None and incremental_state is None
         cross_mask = None
-        if src_enc is not None and src_padding_mask is not None and src_padding_mask.any():
+        if src_enc is not None and src_padding_mask is not None:
             cross_mask = (~src_padding_mask)[:, None, None, :]
 
         for i in range(self.n_layers):
@@ -186,10 +187,7 @@ class XLMStack:
     def _self_attention_mask(padding_mask, causal, slen, incremental_state, device) -> Optional[Tensor]:
         """Boolean mask (True = may attend) or None when nothing needs masking (or is_causal suffices).
         A decoding step attends to every cached position, so it needs no mask."""
-        if incremental_state is not None:
-            return None
-        has_pad = padding_mask is not None and bool(padding_mask.any())
-        if not has_pad:
+        if incremental_state is not None or padding_mask is None:
             return None
         mask = (~padding_mask)[:, None, None, :]
         if causal:
@@ -214,9 +212,15 @@ class XLMStack:
             state[prefix + "position_embeddings.weight"] = state[prefix + "position_embeddings.weight"] + rows[0]
             del state[key]
 
-    def predict(self, hidden: Tensor, pred_mask: Optional[Tensor] = None) -> Tensor:
-        """Logits over the vocabulary, only at pred_mask positions when given ((n_pred, n_words))."""
-        if pred_mask is not None:
+    def predict(
+        self, hidden: Tensor, pred_mask: Optional[Tensor] = None, pred_index: Optional[Tensor] = None
+    ) -> Tensor:
+        """Logits over the vocabulary, only at the predicted positions when given ((n_pred, n_words)): pred_mask, a
+        (bs, slen) boolean mask (its count is read back from the device), or pred_index, the same positions as flat
+        row-major indices into (bs * slen) (no read-back: the LM batches carry them)."""
+        if pred_index is not None:
+            hidden = hidden.reshape(-1, hidden.size(-1)).index_select(0, pred_index)
+        elif pred_mask is not None:
             hidden = hidden[pred_mask]
         return self.pred_layer(hidden)
 
