@@ -55,6 +55,13 @@ class XLMTransformerConfig(FairseqDataclass):
     )
     encoder_only: bool = field(default=True, metadata={"help": "set by the task: False builds a decoder"})
     pooler_dropout: float = field(default=0.0, metadata={"help": "dropout before a classification head"})
+    compile_layers: bool = field(
+        default=False,
+        metadata={
+            "help": "fairseq-train: run the transformer layers through torch.compile (fused element-wise kernels; "
+            "pays on GPUs, see benchmarks/; the first batches of each kind take seconds to compile)"
+        },
+    )
 
 
 def _stack_args(cfg) -> dict:
@@ -119,6 +126,11 @@ class XLMTransformerModel(BaseFairseqModel):
         encoder = XLMEncoder(dictionary, **_stack_args(cfg))
         decoder = None if cfg.encoder_only else XLMDecoder(dictionary, **_stack_args(cfg))
         return cls(cfg, encoder, decoder)
+
+    def compile_layers(self) -> None:
+        for stack in (self.encoder, getattr(self, "decoder", None)):
+            if stack is not None:
+                stack.compile_layers()
 
     @property
     def langs(self) -> List[str]:

@@ -76,6 +76,7 @@ class XLMStack:
         self.n_words, self.pad_index, self.dim = n_words, pad_index, emb_dim
         self.n_layers, self.n_heads = n_layers, n_heads
         self.dropout = dropout
+        self.compiled_layers = None
         self.is_decoder = is_decoder
         self.n_langs = n_langs
         self.use_lang_emb = use_lang_emb and n_langs > 1
@@ -169,9 +170,25 @@ class XLMStack:
         cross_mask = None
         if src_enc is not None and src_padding_mask is not None:
             cross_mask = (~src_padding_mask)[:, None, None, :]
+        if self.compiled_layers is not None and incremental_state is None and inner_states is None:
+            return self.compiled_layers(x, self_mask, use_is_causal, keep, src_enc, cross_mask)
+        return self.layers(x, self_mask, use_is_causal, keep, src_enc, cross_mask, incremental_state, inner_states)
 
+    def layers(
+        self,
+        x: Tensor,
+        self_mask: Optional[Tensor],
+        is_causal: bool,
+        keep: Optional[Tensor],
+        src_enc: Optional[Tensor],
+        cross_mask: Optional[Tensor],
+        incremental_state: Optional[Dict[str, Dict[str, Optional[Tensor]]]] = None,
+        inner_states: Optional[List[Tensor]] = None,
+    ) -> Tensor:
+        """The layers of fwd() on the embedded input x (bs, slen, dim); keep: (bs, slen, 1) 1.0 at tokens, 0.0 at
+        padding, or None."""
         for i in range(self.n_layers):
-            a = self.attentions[i](x, self_mask, is_causal=use_is_causal, incremental_state=incremental_state)
+            a = self.attentions[i](x, self_mask, is_causal=is_causal, incremental_state=incremental_state)
             x = self.layer_norm1[i](x + dropout(a, self.dropout, self.training))
             if self.is_decoder and src_enc is not None:
                 a = self.encoder_attn[i](x, cross_mask, kv=src_enc, incremental_state=incremental_state)
@@ -182,6 +199,13 @@ class XLMStack:
             if inner_states is not None:
                 inner_states.append(x)
         return x
+
+    def compile_layers(self) -> None:
+        """Run the layers of every full-sequence pass (training, validation, encoding; not the decoding steps) through
+        torch.compile: one fused kernel for each chain of element-wise operations (bias, GELU, dropout, residual,
+        layer norm) instead of one per operation. Compiled once per kind of batch (mask or none, causal or not,
+        train or eval), the shapes symbolic after the first recompilation."""
+        self.compiled_layers = torch.compile(self.layers)
 
     @staticmethod
     def _self_attention_mask(padding_mask, causal, slen, incremental_state, device) -> Optional[Tensor]:

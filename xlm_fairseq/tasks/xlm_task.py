@@ -85,6 +85,8 @@ class XLMTask(FairseqTask):
         self.max_model_positions = model.encoder.max_positions()
         if not from_checkpoint:
             self.map_languages_of_loaded_checkpoint(model)
+            if getattr(cfg, "compile_layers", False):
+                model.compile_layers()
         return model
 
     def map_languages_of_loaded_checkpoint(self, model) -> None:
