@@ -32,6 +32,9 @@ import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
+sys.path.insert(0, os.path.join(ROOT, "examples"))
+import recipes  # noqa: E402  (the command lines of our runs)
+
 BIN = os.path.dirname(sys.executable)
 USER_DIR = os.path.join(ROOT, "xlm_fairseq")
 SHAPES = {  # dim, layers, heads, streams per MLM batch, tokens per stream, updates per run (UNMT: unmt_updates)
@@ -45,8 +48,7 @@ RATE = re.compile(r"\| train_inner \|.* wps=([\d.]+), ups=([\d.]+)")
 
 
 def common(updates, save, device):
-    on_device = ["--cpu"] if device == "cpu" else ["--fp16"]
-    return on_device + [
+    return recipes.train_device(device) + [
         "--adam-betas",
         "(0.9,0.98)",
         "--lr",
@@ -90,24 +92,13 @@ def xlm_model(shape, optimizer):
 
 
 def commands(shape, data, peers, optimizer):
+    """The runs' flags after `fairseq-train` (common() adds the updates, the log and the device)."""
     s = shape
+    # our LM runs: the recipe's task and batches with this model, no lr schedule, no best checkpoint
+    ours = dict(flags=xlm_model(s, optimizer), optimizer=(), scheduler=None, metric=None)
+    mlm = recipes.lm_pretrain(data, "en,fr", "en", tokens_per_sample=s["slen"], batch_size=s["bs"], **ours)
     return {
-        "ours_mlm": [
-            data,
-            "--task",
-            "xlm_cross_lingual_lm",
-            "--langs",
-            "en,fr",
-            "--mlm-steps",
-            "en",
-            *xlm_model(s, optimizer),
-            "--criterion",
-            "xlm_lm_loss",
-            "--tokens-per-sample",
-            s["slen"],
-            "--batch-size",
-            s["bs"],
-        ],
+        "ours_mlm": mlm[1:],
         "fairseq_masked_lm": [
             peers["masked_lm"],
             "--optimizer",
@@ -139,48 +130,26 @@ def commands(shape, data, peers, optimizer):
             "--batch-size",
             s["bs"],
         ],
-        "ours_mlm_tlm": [
+        "ours_mlm_tlm": recipes.lm_pretrain(
             data,
-            "--task",
-            "xlm_tlm",
-            "--langs",
             "en,fr",
-            "--mlm-steps",
             "en,fr,en-fr",
-            *xlm_model(s, optimizer),
-            "--criterion",
-            "xlm_lm_loss",
-            "--tokens-per-sample",
-            s["slen"],
-            "--batch-size",
-            s["bs"],
-            "--max-tokens",
-            s["bs"] * s["slen"],
-        ],
-        "ours_unmt": [
+            task="xlm_tlm",
+            tokens_per_sample=s["slen"],
+            batch_size=s["bs"],
+            max_tokens=s["bs"] * s["slen"],
+            **ours,
+        )[1:],
+        "ours_unmt": recipes.mt_train(
             data,
-            "--task",
-            "xlm_unsupervised_mt",
-            "--langs",
             "en,fr",
-            "--ae-steps",
-            "en,fr",
-            "--bt-steps",
-            "en-fr-en,fr-en-fr",
-            "--word-shuffle",
-            3,
-            "--word-dropout",
-            0.1,
-            "--word-blank",
-            0.1,
-            *xlm_model(s, optimizer),
-            "--criterion",
-            "xlm_mt_loss",
-            "--max-tokens",
-            1000,
-            "--max-len",
-            40,
-        ],
+            ae="en,fr",
+            bt="en-fr-en,fr-en-fr",
+            flags=xlm_model(s, optimizer),
+            max_tokens=1000,
+            max_len=40,
+            optimizer=(),
+        )[1:],
         "fairseq_online_bt": [
             peers["online_bt"],
             "--optimizer",
