@@ -1,6 +1,10 @@
 """Building blocks of the runnable recipes (examples/demo, examples/paper-mini): run real command lines
 once each (a stamp per finished step, so reruns reuse them), stream fairseq's progress bars, read metrics
-back from the logs. Every command is the one a user would type."""
+back from the logs. Every command is the one a user would type (examples/recipes.py builds them).
+
+On a CPU, steps that do not depend on each other run side by side, one core each (side_by_side, and
+Runner.run(beside=True) gives the step one compute thread); on a GPU they run one after the other (the scheduling
+is the Runner's, by its device). A dry run prints every command and runs nothing, writes nothing."""
 
 import os
 import re
@@ -8,8 +12,9 @@ import subprocess
 import sys
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-USER_DIR = os.path.join(ROOT, "xlm_fairseq")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from recipes import ROOT, USER_DIR, check_device, shell  # noqa: E402,F401
+
 BIN = os.path.dirname(sys.executable)
 METRIC = re.compile(r"\| (\S+) (-?[\d.]+|nan|inf)(?= \|| *$)")
 
@@ -31,12 +36,19 @@ def covered_minutes(stamps) -> float:
 
 
 class Runner:
-    def __init__(self, out: str, name: str):
+    def __init__(self, out: str, name: str, device: str = "cpu", dry_run: bool = False):
+        """`device`: cpu or cuda, where the steps compute (it decides their scheduling: side by side on one core
+        each on a CPU, one after the other on a GPU); `dry_run`: print each step's command instead of running it
+        (`planned` keeps them), create nothing."""
         self.out = os.path.abspath(out)
         self.name = name
+        self.device = check_device(device)
+        self.dry_run = dry_run
+        self.planned = []  # (step, argv, env) of every step a dry run met
         self.t0 = time.time()
-        os.makedirs(self.path("logs"), exist_ok=True)
-        os.makedirs(self.path("stamps"), exist_ok=True)
+        if not dry_run:
+            os.makedirs(self.path("logs"), exist_ok=True)
+            os.makedirs(self.path("stamps"), exist_ok=True)
 
     def path(self, *parts) -> str:
         return os.path.join(self.out, *parts)
@@ -69,10 +81,17 @@ class Runner:
     def run(self, step: str, cmd, env: dict = None, beside: bool = False) -> str:
         """Run cmd (a console script of this environment, or an absolute path, and its arguments) unless step
         finished before; returns the step's log file. `env`: extra environment variables; `beside`: another
-        step runs at the same time, so this one computes on one core (OMP_NUM_THREADS=1: two single-thread
-        runs keep both cores busy without competing for them) and its screen lines are labelled, without
-        progress bars. The stamp holds the step's wall-clock seconds, its start and its end."""
+        step runs at the same time on a CPU, so this one computes on one core (OMP_NUM_THREADS=1: two
+        single-thread runs keep both cores busy without competing for them) and its screen lines are labelled,
+        without progress bars (on a GPU steps run one after the other: `beside` does nothing). The stamp holds
+        the step's wall-clock seconds, its start and its end."""
         log = self.path("logs", f"{step}.log")
+        if self.dry_run:
+            self.planned.append((step, [str(c) for c in cmd], {k: str(v) for k, v in (env or {}).items()}))
+            reused = "  (done earlier: would be reused)" if self.done(step) else ""
+            print(f"# {self.name}: {step}{reused}\n{shell(cmd, env)}\n", flush=True)
+            return log
+        beside = beside and self.device == "cpu"
         if self.done(step):
             self.say(f"{step}: done earlier, reused")
             return log
@@ -98,11 +117,27 @@ class Runner:
             f.write(f"{end - start:.1f} {start:.1f} {end:.1f}\n")
         return log
 
+    def side_by_side(self, *jobs) -> list:
+        """The jobs' results in order: side_by_side on a CPU, one after the other on a GPU or in a dry run."""
+        return side_by_side(*jobs, at_once=self.device == "cpu" and not self.dry_run)
 
-def side_by_side(*jobs) -> list:
+    def do(self, what: str, fn, *args, **kwargs):
+        """fn(*args, **kwargs), a step done in Python (a file written, a checkpoint initialised); a dry run says
+        `what` instead and returns None."""
+        if self.dry_run:
+            print(f"# {self.name}: {what} (in Python)\n", flush=True)
+            return None
+        return fn(*args, **kwargs)
+
+
+def side_by_side(*jobs, at_once: bool = True) -> list:
     """Run the jobs (functions of no argument, whose steps run with `beside=True`) at the same time, one per
-    core; their results in order (a job's failure is raised once every job has ended)."""
+    core; their results in order (a job's failure is raised once every job has ended). `at_once` False: one
+    after the other."""
     from concurrent.futures import ThreadPoolExecutor
+
+    if not at_once:
+        return [job() for job in jobs]
 
     with ThreadPoolExecutor(len(jobs)) as pool:
         futures = [pool.submit(job) for job in jobs]
@@ -241,27 +276,7 @@ def best_by(rows_valid: list, rows_test: list, key: str, maximize: bool = True) 
     return out
 
 
-# ------------------------------------------------------------------ commands
-def fairseq_common(save_dir: str, *extra) -> list:
-    return [
-        "--user-dir",
-        USER_DIR,
-        "--save-dir",
-        save_dir,
-        "--cpu",
-        "--num-workers",
-        0,
-        "--seed",
-        1,
-        "--log-format",
-        "tqdm",
-        "--log-interval",
-        25,
-        "--no-epoch-checkpoints",
-        *extra,
-    ]
-
-
+# ------------------------------------------------------------------ steps in Python
 def random_init_checkpoint(reference: str, target: str, seed: int = 1) -> str:
     """`reference` with the weights of a freshly initialised model of the same configuration (built by
     fairseq from the checkpoint's own config): the 'no pretraining' baseline of a perplexity."""

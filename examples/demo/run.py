@@ -9,43 +9,47 @@
 7. one table: per language MLM perplexity and zero-shot accuracy, per direction MT perplexity and BLEU,
    with pretraining and without, BLEU beside copying the source and with a paired bootstrap test.
 
-The pretraining runs on both cores; then two steps at a time, one core each: the MT from the pretrained model
-beside the no-pretraining MT, the classifications and the perplexities. Everything goes under demo-out/ (or
-DEMO_OUT); a rerun reuses the steps that finished (delete demo-out/stamps/<step> to redo one). DEMO_SCALE=0.25
-runs a 4x shorter version.
+    python examples/demo/run.py                   # on the CPU (make demo)
+    python examples/demo/run.py --device cuda     # on a GPU: training in mixed precision, loader workers
+    python examples/demo/run.py --dry-run         # print every command it would run
+
+On a CPU the pretraining runs on both cores; then two steps at a time, one core each: the MT from the pretrained
+model beside the no-pretraining MT, the classifications and the perplexities. On a GPU the steps run one after the
+other. Everything goes under demo-out/ (or --out, or DEMO_OUT); a rerun reuses the steps that finished (delete
+demo-out/stamps/<step> to redo one). --scale 0.25 (or DEMO_SCALE=0.25) runs a 4x shorter version.
 """
 
+import argparse
 import json
 import os
 import shutil
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import recipes  # noqa: E402
 from pipeline import (  # noqa: E402
     ROOT,
-    USER_DIR,
     Runner,
     best_by,
-    fairseq_common,
     generated,
     paired_bleu,
     random_init_checkpoint,
-    side_by_side,
     unigram_ppl,
     valid_rows,
 )
 
-SCALE = float(os.environ.get("DEMO_SCALE", "1"))
 LANGS = "de,en,fr"
-# updates of each training step at DEMO_SCALE=1, cut so that the whole demo stays under 20 minutes on 2 cores
+# updates of each training step at --scale 1, cut so that the whole demo stays under 20 minutes on 2 cores
 # (measured 2026-12-02 on a quiet machine: see README)
 UPDATES = {"pretrain": 1600, "classify": 500, "unmt": 900}
 # xlm_small with 3 layers (as examples/paper-mini): 30% more updates per minute than its 4
-MODEL = ["--arch", "xlm_small", "--n-layers", 3, "--dropout", 0.1, "--attention-dropout", 0.1]
+MODEL = recipes.SMALL_MODEL
 # MLM streams of 32 tokens, 64 per update, 40% of the words predicted, no dropout while pretraining: the recipe that
 # left the unigram plateau within minutes in paper-mini's study (results/study.md), where streams of 128 did not
-STREAM = 32
-R = Runner(os.environ.get("DEMO_OUT", os.path.join(ROOT, "demo-out")), "demo")
+STREAM = recipes.CPU_PRETRAIN["tokens_per_sample"]
+# the run (main sets them): its Runner (output folder, device, dry run) and its scale
+R: Runner = None
+SCALE = 1.0
 
 
 def updates(name):
@@ -53,293 +57,109 @@ def updates(name):
 
 
 def prepare_data():
-    R.run(
-        "fetch",
-        [
-            "xlm-preprocess",
-            "ddtp",
-            "--langs",
-            "en,fr,de",
-            "--out",
-            R.path("raw"),
-            "--lists",
-            R.path("apt-lists"),
-            "--disjoint-mono",
-        ],
-    )
-    R.run(
-        "prepare",
-        [
-            "xlm-preprocess",
-            "prepare",
-            R.path("raw"),
-            R.path("data-bin"),
-            "--langs",
-            LANGS,
-            "--codes",
-            8000,
-            "--workers",
-            2,
-        ],
-    )
-    R.run(
-        "cls-data",
-        [
-            "xlm-preprocess",
-            "classification",
-            "--input-dir",
-            R.path("raw"),
-            "--input-name",
-            "cls",
-            "--destdir",
-            R.path("cls-bin"),
-            "--codes-file",
-            R.path("data-bin", "work", "codes"),
-            "--dict",
-            R.path("data-bin", "dict.txt"),
-            "--langs",
-            LANGS,
-            "--drop-unseen-labels",
-            "--workers",
-            2,
-        ],
-    )
+    R.run("fetch", recipes.ddtp("en,fr,de", R.path("raw"), lists=R.path("apt-lists"), disjoint_mono=True))
+    R.run("prepare", recipes.prepare(R.path("raw"), R.path("data-bin"), LANGS, codes=8000))
+    R.run("cls-data", recipes.classification_data(R.path("raw"), R.path("cls-bin"), R.path("data-bin"), LANGS))
 
 
 def pretrain():
     R.run(
         "pretrain",
-        [
-            "fairseq-train",
+        recipes.lm_pretrain(
             R.path("data-bin"),
-            "--task",
-            "xlm_tlm",
-            "--langs",
             LANGS,
             # MLM only, as the paper's best UNMT initialisation (Table 2); no TLM: the MT column is unsupervised, so
             # the model it starts from never sees an en-fr pair
-            "--mlm-steps",
             "en,fr,de",
-            *MODEL,
-            "--criterion",
-            "xlm_lm_loss",
-            "--tokens-per-sample",
-            STREAM,
-            "--batch-size",
-            64,
-            "--max-tokens",
-            2048,
-            "--word-pred",
-            0.4,
-            "--dropout",
-            0.0,
-            "--attention-dropout",
-            0.0,
-            "--lg-sampling-factor",
-            0.7,
-            "--optimizer",
-            "xlm_adam",
-            "--adam-betas",
-            "(0.9,0.98)",
-            "--lr",
-            "1e-3",
-            "--lr-scheduler",
-            "inverse_sqrt",
-            "--warmup-updates",
-            300,
-            "--warmup-init-lr",
-            "1e-7",
-            "--clip-norm",
-            5,
-            "--epoch-size",
-            64 * 250,  # validation every 250 updates
-            "--max-update",
-            updates("pretrain"),
-            "--max-valid-steps",
-            30,
-            "--best-checkpoint-metric",
-            "mlm_ppl",
-            *fairseq_common(R.path("pretrain")),
-        ],
+            task="xlm_tlm",
+            flags=MODEL,
+            dropout=0.0,
+            optimizer=recipes.XLM_ADAM,
+            clip_norm=5,
+            epoch_size=64 * 250,  # validation every 250 updates
+            max_update=updates("pretrain"),
+            run=recipes.train_run(R.path("pretrain"), R.device),
+            **recipes.CPU_PRETRAIN,
+        ),
     )
 
 
 def classify(name, init):
-    extra = ["--finetune-from-model", init] if init else []
     return R.run(
         f"classify-{name}",
-        [
-            "fairseq-train",
+        recipes.classify(
             R.path("cls-bin"),
-            "--task",
-            "xlm_classification",
-            "--langs",
             LANGS,
-            "--train-langs",
-            "en",
-            *MODEL,
-            "--criterion",
-            "xlm_classification_loss",
-            "--batch-size",
-            16,
-            "--optimizer",
-            "xlm_adam",
-            "--lr",
-            "1e-4",
-            "--pooler-dropout",
-            0.1,
-            "--epoch-size",
-            4000,
-            "--valid-subset",
-            "valid,test",
-            "--max-update",
-            updates("classify"),
-            "--best-checkpoint-metric",
-            "acc",
-            "--maximize-best-checkpoint-metric",
-            *extra,
-            *fairseq_common(R.path(f"classify-{name}")),
-        ],
+            flags=MODEL,
+            batch_size=16,
+            lr="1e-4",
+            pooler_dropout=0.1,
+            epoch_size=4000,
+            max_update=updates("classify"),
+            finetune_from=init,
+            run=recipes.train_run(R.path(f"classify-{name}"), R.device),
+        ),
         beside=True,
     )
 
 
-UNMT_TASK = [
-    "--task",
-    "xlm_unsupervised_mt",
-    "--langs",
-    LANGS,
-    "--ae-steps",
-    "en,fr",
-    "--bt-steps",
-    "en-fr-en,fr-en-fr",
-]
+UNMT_STEPS = dict(ae="en,fr", bt="en-fr-en,fr-en-fr")
 
 
 def unmt(name, init):
-    reload = ["--reload-model", f"{init},{init}"] if init else []
     R.run(
         f"unmt-{name}",
-        [
-            "fairseq-train",
+        recipes.mt_train(
             R.path("data-bin"),
-            *UNMT_TASK,
-            "--word-shuffle",
-            3,
-            "--word-dropout",
-            0.1,
-            "--word-blank",
-            0.1,
-            *MODEL,
-            "--criterion",
-            "xlm_mt_loss",
+            LANGS,
+            **UNMT_STEPS,
+            flags=MODEL,
             # batches of 750 tokens: 1.8x the updates per minute of 1500 (measured); more, smaller steps
-            "--max-tokens",
-            750,
-            "--batch-size",
-            64,
-            "--max-len",
-            40,
-            "--optimizer",
-            "xlm_adam",
-            "--adam-betas",
-            "(0.9,0.98)",
-            "--lr",
-            "3e-4",
-            "--epoch-size",
-            64 * 100,  # a summary line every 100 updates
-            "--max-update",
-            updates("unmt"),
-            "--disable-validation",
-            *reload,
-            *fairseq_common(R.path(f"unmt-{name}")),
-        ],
+            max_tokens=750,
+            batch_size=64,
+            max_len=40,
+            # (no gradient clipping: the published run's setting, unlike paper-mini's)
+            optimizer=recipes.XLM_ADAM,
+            lr="3e-4",
+            epoch_size=64 * 100,  # a summary line every 100 updates
+            max_update=updates("unmt"),
+            validate=False,
+            reload_model=f"{init},{init}" if init else None,
+            run=recipes.train_run(R.path(f"unmt-{name}"), R.device),
+        ),
         beside=True,
     )
     checkpoint = R.path(f"unmt-{name}", "checkpoint_last.pt")
     R.run(
         f"mt-ppl-{name}",
-        [
-            "fairseq-validate",
-            R.path("data-bin"),
-            "--user-dir",
-            USER_DIR,
-            *UNMT_TASK,
-            "--criterion",
-            "xlm_mt_loss",
-            "--path",
-            checkpoint,
-            "--valid-subset",
-            "test",
-            "--batch-size",
-            64,
-            "--cpu",
-        ],
+        recipes.mt_validate(R.path("data-bin"), LANGS, checkpoint, **UNMT_STEPS, subset="test", device=R.device),
         beside=True,
     )
     for src, tgt in (("en", "fr"), ("fr", "en")):
         R.run(
             f"bleu-{name}-{src}-{tgt}",
-            [
-                "fairseq-generate",
-                R.path("data-bin"),
-                "--user-dir",
-                USER_DIR,
-                "--task",
-                "xlm_unsupervised_mt",
-                "--langs",
-                LANGS,
-                "--source-lang",
-                src,
-                "--target-lang",
-                tgt,
-                "--path",
-                checkpoint,
-                "--gen-subset",
-                "test",
-                "--beam",
-                1,
-                "--max-len-a",
-                1.5,
-                "--max-len-b",
-                10,
-                "--batch-size",
-                64,
-                "--post-process",
-                "subword_nmt",
-                "--cpu",
-            ],
+            recipes.generate(R.path("data-bin"), LANGS, src, tgt, checkpoint, batch_size=64, device=R.device),
             beside=True,
         )
 
 
 def mlm_ppl(name, checkpoint):
-    log = R.run(
+    """Test MLM perplexity of a checkpoint (at the task's 15% predicted words)."""
+    R.run(
         f"mlm-ppl-{name}",
-        [
-            "fairseq-validate",
+        recipes.lm_validate(
             R.path("data-bin"),
-            "--user-dir",
-            USER_DIR,
-            "--task",
-            "xlm_tlm",
-            "--langs",
             LANGS,
-            "--mlm-steps",
             "en,fr,de",
-            "--tokens-per-sample",
-            STREAM,
-            "--path",
             checkpoint,
-            "--batch-size",
-            64,
-            "--valid-subset",
-            "test",
-            "--cpu",
-        ],
+            task="xlm_tlm",
+            tokens_per_sample=STREAM,
+            flags=["--batch-size", 64],  # (before --valid-subset, as in the run that measured the published table)
+            subset="test",
+            device=R.device,
+        ),
         beside=True,
     )
-    return valid_rows(log, "test")[-1]
 
 
 def accuracy(name):
@@ -365,14 +185,14 @@ def examples(n: int = 3) -> str:
 
 def lm_perplexities(best):
     """Test MLM perplexity of the pretrained model and of a freshly initialised one of the same configuration."""
-    return (
-        mlm_ppl("pretrained", best),
-        mlm_ppl("random", random_init_checkpoint(best, R.path("random-init", "checkpoint.pt"))),
-    )
+    mlm_ppl("pretrained", best)
+    random = R.path("random-init", "checkpoint.pt")
+    R.do(f"{random}: {best} with freshly initialised weights", random_init_checkpoint, best, random)
+    mlm_ppl("random", random)
 
 
 def table():
-    pre, rnd = lm_perplexities(R.path("pretrain", "checkpoint_best.pt"))
+    pre, rnd = (valid_rows(R.path("logs", f"mlm-ppl-{n}.log"), "test")[-1] for n in ("pretrained", "random"))
     acc = {n: accuracy(n) for n in ("pretrained", "random")}
     mt = {n: valid_rows(R.path("logs", f"mt-ppl-{n}.log"), "test")[-1] for n in ("pretrained", "random")}
     bleu = {
@@ -443,20 +263,55 @@ def table():
     print(f"(written to {os.path.relpath(R.path('results.md'), ROOT)})")
 
 
-def main():
-    if shutil.which("apt-get") is None and not R.done("fetch"):
-        raise SystemExit("the demo fetches Debian's translation files with apt-get, which is not installed here")
+def main(argv=None):
+    global R, SCALE
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0].split(": ", 1)[1].capitalize(),
+        epilog=__doc__.split("\n\n", 1)[1],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--device", default="cpu", choices=recipes.DEVICES, help="where to train and evaluate (default cpu)")
+    p.add_argument(
+        "--out",
+        default=os.environ.get("DEMO_OUT", os.path.join(ROOT, "demo-out")),
+        help="work folder (default: $DEMO_OUT, else demo-out/ at the repository root)",
+    )
+    p.add_argument(
+        "--scale",
+        type=float,
+        default=float(os.environ.get("DEMO_SCALE", "1")),
+        help="multiply every update count (default: $DEMO_SCALE, else 1; 0.25 is a 4x shorter demo)",
+    )
+    p.add_argument("--dry-run", action="store_true", help="print every command the demo runs; run and write nothing")
+    args = p.parse_args(argv)
+    if not args.scale > 0:
+        p.error(f"--scale {args.scale}: must be positive")
+    R, SCALE = Runner(args.out, "demo", args.device, args.dry_run), args.scale
+    if not args.dry_run:
+        check_machine(args.device)
     prepare_data()
     best = R.path("pretrain", "checkpoint_best.pt")
     pretrain()  # on both cores: MLM steps run 1.7x faster on two threads than on one beside another run
-    # then two at a time, one core each (back-translation's greedy decoding gains little from a second thread): the
-    # MT from the pretrained model beside the MT without pretraining (which ends about 30 s sooner), then one
-    # classification on each core and the MLM perplexities
-    side_by_side(
+    # then, on a CPU, two at a time, one core each (back-translation's greedy decoding gains little from a second
+    # thread): the MT from the pretrained model beside the MT without pretraining (which ends about 30 s sooner), then
+    # one classification on each core and the MLM perplexities; on a GPU one after the other
+    R.side_by_side(
         lambda: (unmt("pretrained", best), classify("random", None)),
-        lambda: (unmt("random", None), classify("pretrained", best), *lm_perplexities(best)),
+        lambda: (unmt("random", None), classify("pretrained", best), lm_perplexities(best)),
     )
-    table()
+    if not args.dry_run:
+        table()
+    return R
+
+
+def check_machine(device):
+    if shutil.which("apt-get") is None and not R.done("fetch"):
+        raise SystemExit("the demo fetches Debian's translation files with apt-get, which is not installed here")
+    if device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise SystemExit("--device cuda: torch sees no CUDA GPU here (use --device cpu)")
 
 
 if __name__ == "__main__":

@@ -5,9 +5,16 @@
 #
 #   bash examples/lowres-lm/run.sh                      # DDTP: Czech, + English, + Slovak, + both
 #   DATA_BIN=my-bin TARGET=ne DISTANT=en RELATED=hi bash examples/lowres-lm/run.sh
+#   DEVICE=cuda bash examples/lowres-lm/run.sh          # on a GPU (the default: one if torch sees it)
 #
 # Every setting is an environment variable (defaults below); see README.md.
 set -euo pipefail
+case ${1:-} in
+  -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+  "") ;;
+  *) echo "error: run.sh takes no arguments (its settings are environment variables; see --help)" >&2; exit 2 ;;
+esac
+HERE=$(cd "$(dirname "$0")" && pwd)
 
 TARGET=${TARGET:-cs}
 DISTANT=${DISTANT:-en}
@@ -29,12 +36,21 @@ MAX_UPDATE=${MAX_UPDATE:-20000}   # a cap; early stopping normally ends training
 LG_SAMPLING=${LG_SAMPLING:--1}    # --lg-sampling-factor: -1 = every training language equally often
 SEED=${SEED:-1}
 EXTRA_TRAIN_ARGS=${EXTRA_TRAIN_ARGS:-}
+DEVICE=${DEVICE:-}                # cpu or cuda; empty: cuda if torch sees a GPU
+NUM_WORKERS=${NUM_WORKERS:-}      # loader processes; empty: the examples' choice for the device (0 on a CPU)
 
 PY=${PYTHON:-python}
 USER_DIR=$($PY -c "import os, xlm_fairseq; print(os.path.dirname(xlm_fairseq.__file__))")
 if command -v xlm-eval-lm >/dev/null 2>&1; then EVAL_LM=(xlm-eval-lm); else EVAL_LM=($PY -m xlm_fairseq.eval_lm); fi
-DEVICE_ARGS=()
-if ! $PY -c "import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)"; then DEVICE_ARGS=(--cpu); fi
+if [ -z "$DEVICE" ]; then
+  DEVICE=cpu
+  if $PY -c "import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)"; then DEVICE=cuda; fi
+fi
+# the device's training flags (--cpu, or the examples' GPU precision) and loader workers: examples/recipes.py
+read -r -a TRAIN_DEVICE_ARGS <<< "$($PY "$HERE/../recipes.py" --train-device "$DEVICE")"
+if [ -z "$NUM_WORKERS" ]; then NUM_WORKERS=$($PY "$HERE/../recipes.py" --loader-workers "$DEVICE"); fi
+DEVICE_ARGS=()                    # xlm-eval-lm's
+if [ "$DEVICE" = cpu ]; then DEVICE_ARGS=(--cpu); fi
 LANGS=$(printf '%s\n' "$TARGET" "$DISTANT" "$RELATED" | sort -u | paste -sd, -)
 mkdir -p "$OUT"
 
@@ -92,8 +108,8 @@ for variant in $VARIANTS; do
     --optimizer xlm_adam --adam-betas '(0.9,0.98)' --lr "$LR" --lr-scheduler inverse_sqrt --warmup-updates "$WARMUP" \
     --clip-norm 5 --max-update "$MAX_UPDATE" \
     --best-checkpoint-metric "${TARGET}_clm_ppl" --patience "$PATIENCE" --no-epoch-checkpoints \
-    --save-dir "$save" --seed "$SEED" --num-workers 0 --log-format simple --log-interval 50 --no-progress-bar \
-    ${DEVICE_ARGS[@]+"${DEVICE_ARGS[@]}"} $EXTRA_TRAIN_ARGS > "$log" 2>&1 \
+    --save-dir "$save" --seed "$SEED" --num-workers "$NUM_WORKERS" --log-format simple --log-interval 50 \
+    --no-progress-bar "${TRAIN_DEVICE_ARGS[@]}" $EXTRA_TRAIN_ARGS > "$log" 2>&1 \
     || { echo "error: fairseq-train failed for $name; see $log" >&2; tail -5 "$log" >&2; exit 1; }
   touch "$save/done"
 done

@@ -1,9 +1,9 @@
 """What the paper-mini tables share: the scale and the folders, the DDTP data-bins, the model, the LM
 pretraining runs (each computed once, whichever table needs it first), and the results writer.
 
-Every step is a command a user could type (examples/pipeline.py's Runner runs it once and stamps it with its
-wall time); data steps live in OUT (shared by every scale), training steps in OUT (scale 1) or
-OUT/scale-S (any other --scale)."""
+Every step is a command a user could type (examples/recipes.py builds it; examples/pipeline.py's Runner runs it once
+and stamps it with its wall time); data steps live in OUT (shared by every scale), training steps in OUT (scale 1)
+or OUT/scale-S (any other --scale)."""
 
 import math
 import os
@@ -11,14 +11,12 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
+import recipes  # noqa: E402
 from pipeline import (  # noqa: E402,F401
     ROOT,
-    USER_DIR,
     Runner,
     covered_minutes,
-    fairseq_common,
     plot_panels,
-    side_by_side,
     valid_rows,
 )
 
@@ -26,36 +24,44 @@ DEFAULT_OUT = os.path.join(ROOT, "paper-mini-out")
 # every language any table uses: one `apt-get update` fetches all their DDTP files
 FETCH_LANGS = "cs,de,en,fr,sk"
 # the model of every table: xlm_small is 4 x 256 with 4 heads; 3 layers as examples/lowres-lm
-ARCH = ["--arch", "xlm_small", "--n-layers", 3]
-MODEL = [*ARCH, "--dropout", 0.1, "--attention-dropout", 0.1]
+ARCH = recipes.SMALL_ARCH
+MODEL = recipes.SMALL_MODEL
 MODEL_TEXT = "`xlm_small --n-layers 3` (3 layers, 256 dims, 4 heads, GELU, dropout 0.1)"
 # LM pretraining (Tables 1, 2, 3, 5), the recipe of the learning study (study.py: fast-tps32, the one that left
-# the unigram plateau on 2 cores): streams of 32 tokens, 64 per update, 40% of the words predicted (MLM), no
-# dropout, lr 1e-3; validation every 250 updates
+# the unigram plateau on 2 cores; recipes.CPU_PRETRAIN): streams of 32 tokens, 64 per update, 40% of the words
+# predicted (MLM), no dropout, lr 1e-3; validation every 250 updates
 PRETRAIN_UPDATES = 3000
 PRETRAIN_VALID_EVERY = 250
-PRETRAIN_TOKENS_PER_SAMPLE = 32
+PRETRAIN_TOKENS_PER_SAMPLE = recipes.CPU_PRETRAIN["tokens_per_sample"]
 PRETRAIN_TEXT = (
     "streams of 32 tokens x 64, 40% of the words predicted (MLM), no dropout, Adam lr 1e-3 inverse-sqrt after 300 "
     "warm-up updates"
 )
-OPTIM = ["--optimizer", "xlm_adam", "--adam-betas", "(0.9,0.98)", "--clip-norm", 5]
+OPTIM = recipes.XLM_ADAM_CLIP
 T3_PAIRS = 5000  # Table 3: training pairs of the low-resource en-sk setting
 
 
 class Ctx:
-    """The scale, the runners and the folders of one invocation."""
+    """The scale, the device, the runners and the folders of one invocation (`dry_run`: the runners print the
+    commands instead of running them)."""
 
-    def __init__(self, scale: float, out: str = DEFAULT_OUT):
+    def __init__(self, scale: float, out: str = DEFAULT_OUT, device: str = "cpu", dry_run: bool = False):
         if not scale > 0:
             raise SystemExit(f"--scale {scale}: must be positive")
         self.scale = scale
+        self.device = device
+        self.dry_run = dry_run
         base = os.path.abspath(out)
-        self.data = Runner(base, "paper-mini data")
+        self.data = Runner(base, "paper-mini data", device, dry_run)
         run_dir = base if scale == 1 else os.path.join(base, f"scale-{scale:g}")
-        self.R = Runner(run_dir, "paper-mini")
+        self.R = Runner(run_dir, "paper-mini", device, dry_run)
         self.results = os.path.join(HERE, "results") if scale == 1 else os.path.join(run_dir, "results")
-        os.makedirs(self.results, exist_ok=True)
+        if not dry_run:
+            os.makedirs(self.results, exist_ok=True)
+
+    def train_run(self, save_dir: str) -> list:
+        """Where a training step writes and on which device (recipes.train_run)."""
+        return recipes.train_run(save_dir, self.device)
 
     def n(self, updates: int, minimum: int = 10) -> int:
         """An update count at this scale."""
@@ -78,9 +84,7 @@ class Ctx:
 def fetch(ctx: Ctx) -> str:
     """Debian's translation files of every language into a private apt folder (no root); returns it."""
     lists = ctx.data.path("apt-lists")
-    ctx.data.run(
-        "fetch", ["xlm-preprocess", "ddtp", "--langs", FETCH_LANGS, "--out", ctx.data.path("raw-all"), "--lists", lists]
-    )
+    ctx.data.run("fetch", recipes.ddtp(FETCH_LANGS, ctx.data.path("raw-all"), lists=lists))
     return lists
 
 
@@ -89,36 +93,9 @@ def data_enfrde(ctx: Ctx) -> dict:
     (unsupervised MT), held-out parallel valid/test, shared BPE (8000 merges); Section-labelled titles."""
     lists, D = fetch(ctx), ctx.data
     raw, data, cls = D.path("raw-enfrde"), D.path("bin-enfrde"), D.path("cls-enfrde")
-    D.run(
-        "data-enfrde-ddtp",
-        ["xlm-preprocess", "ddtp", "--langs", "en,fr,de", "--out", raw, "--from-lists", lists, "--disjoint-mono"],
-    )
-    D.run(
-        "data-enfrde-prepare",
-        ["xlm-preprocess", "prepare", raw, data, "--langs", "de,en,fr", "--codes", 8000, "--workers", 2],
-    )
-    D.run(
-        "data-enfrde-cls",
-        [
-            "xlm-preprocess",
-            "classification",
-            "--input-dir",
-            raw,
-            "--input-name",
-            "cls",
-            "--destdir",
-            cls,
-            "--codes-file",
-            os.path.join(data, "work", "codes"),
-            "--dict",
-            os.path.join(data, "dict.txt"),
-            "--langs",
-            "de,en,fr",
-            "--drop-unseen-labels",
-            "--workers",
-            2,
-        ],
-    )
+    D.run("data-enfrde-ddtp", recipes.ddtp("en,fr,de", raw, from_lists=lists, disjoint_mono=True))
+    D.run("data-enfrde-prepare", recipes.prepare(raw, data, "de,en,fr", codes=8000))
+    D.run("data-enfrde-cls", recipes.classification_data(raw, cls, data, "de,en,fr"))
     return {
         "raw": raw,
         "bin": data,
@@ -133,6 +110,24 @@ def _link(src: str, dst: str) -> None:
     os.symlink(os.path.abspath(src), dst)
 
 
+def _link_ensk(full: str, few: str, raw: str) -> None:
+    os.makedirs(raw, exist_ok=True)
+    for split in ("train", "valid", "test"):
+        for lang in ("en", "sk"):
+            _link(os.path.join(full, f"{split}.{lang}"), os.path.join(raw, f"{split}.{lang}"))
+            _link(
+                os.path.join(few if split == "train" else full, f"{split}.en-sk.{lang}"),
+                os.path.join(raw, f"{split}.en-sk.{lang}"),
+            )
+
+
+def _link_mono(src: str, raw: str, langs) -> None:
+    os.makedirs(raw, exist_ok=True)
+    for split in ("train", "valid", "test"):
+        for lang in langs:
+            _link(os.path.join(src, f"{split}.{lang}"), os.path.join(raw, f"{split}.{lang}"))
+
+
 def data_ensk(ctx: Ctx) -> dict:
     """Table 3: all en and sk monolingual text (for the MLM and back-translation), but only T3_PAIRS of the
     ~33k en-sk training pairs (a second `ddtp --max-sentences-per-lang` run picks them by a hash); valid and
@@ -144,34 +139,10 @@ def data_ensk(ctx: Ctx) -> dict:
         D.path("raw-ensk"),
         D.path("bin-ensk"),
     )
-    D.run("data-ensk-ddtp", ["xlm-preprocess", "ddtp", "--langs", "en,sk", "--out", full, "--from-lists", lists])
-    D.run(
-        f"data-ensk-ddtp-{T3_PAIRS}",
-        [
-            "xlm-preprocess",
-            "ddtp",
-            "--langs",
-            "en,sk",
-            "--out",
-            few,
-            "--from-lists",
-            lists,
-            "--max-sentences-per-lang",
-            T3_PAIRS,
-        ],
-    )
-    os.makedirs(raw, exist_ok=True)
-    for split in ("train", "valid", "test"):
-        for lang in ("en", "sk"):
-            _link(os.path.join(full, f"{split}.{lang}"), os.path.join(raw, f"{split}.{lang}"))
-            _link(
-                os.path.join(few if split == "train" else full, f"{split}.en-sk.{lang}"),
-                os.path.join(raw, f"{split}.en-sk.{lang}"),
-            )
-    D.run(
-        "data-ensk-prepare",
-        ["xlm-preprocess", "prepare", raw, data, "--langs", "en,sk", "--codes", 8000, "--workers", 2],
-    )
+    D.run("data-ensk-ddtp", recipes.ddtp("en,sk", full, from_lists=lists))
+    D.run(f"data-ensk-ddtp-{T3_PAIRS}", recipes.ddtp("en,sk", few, from_lists=lists, max_sentences=T3_PAIRS))
+    D.do(f"{raw}: links to {full}, the train pairs to {few}", _link_ensk, full, few, raw)
+    D.run("data-ensk-prepare", recipes.prepare(raw, data, "en,sk", codes=8000))
     return {"bin": data, "steps": ["fetch", "data-ensk-ddtp", f"data-ensk-ddtp-{T3_PAIRS}", "data-ensk-prepare"]}
 
 
@@ -180,15 +151,9 @@ def data_csensk(ctx: Ctx) -> dict:
     builds itself (built here once so that every --scale shares it)."""
     lists, D = fetch(ctx), ctx.data
     ddtp, raw, data = D.path("raw-csensk-ddtp"), D.path("raw-csensk"), D.path("bin-csensk")
-    D.run("data-csensk-ddtp", ["xlm-preprocess", "ddtp", "--langs", "cs,en,sk", "--out", ddtp, "--from-lists", lists])
-    os.makedirs(raw, exist_ok=True)
-    for split in ("train", "valid", "test"):
-        for lang in ("cs", "en", "sk"):
-            _link(os.path.join(ddtp, f"{split}.{lang}"), os.path.join(raw, f"{split}.{lang}"))
-    D.run(
-        "data-csensk-prepare",
-        ["xlm-preprocess", "prepare", raw, data, "--langs", "cs,en,sk", "--codes", 10000, "--workers", 2],
-    )
+    D.run("data-csensk-ddtp", recipes.ddtp("cs,en,sk", ddtp, from_lists=lists))
+    D.do(f"{raw}: links to the monolingual files of {ddtp}", _link_mono, ddtp, raw, ("cs", "en", "sk"))
+    D.run("data-csensk-prepare", recipes.prepare(raw, data, "cs,en,sk", codes=10000))
     return {"bin": data, "steps": ["fetch", "data-csensk-ddtp", "data-csensk-prepare"]}
 
 
@@ -213,52 +178,20 @@ def pretrain(
     every = min(n, ctx.n(PRETRAIN_VALID_EVERY, 5))
     ctx.R.run(
         step,
-        [
-            "fairseq-train",
+        recipes.lm_pretrain(
             data,
-            "--task",
-            task,
-            "--langs",
             langs,
-            f"--{objective}-steps",
             steps,
-            *ARCH,
-            "--dropout",
-            0.0,
-            "--attention-dropout",
-            0.0,
-            "--criterion",
-            "xlm_lm_loss",
-            "--tokens-per-sample",
-            PRETRAIN_TOKENS_PER_SAMPLE,
-            "--batch-size",
-            64,
-            "--max-tokens",
-            2048,
-            "--word-pred",
-            0.4,
-            "--lg-sampling-factor",
-            0.7,
-            *OPTIM,
-            "--lr",
-            "1e-3",
-            "--lr-scheduler",
-            "inverse_sqrt",
-            "--warmup-updates",
-            min(300, n),
-            "--warmup-init-lr",
-            "1e-7",
-            "--epoch-size",
-            every * 64,
-            "--max-update",
-            n,
-            "--max-valid-steps",
-            30,
-            "--best-checkpoint-metric",
-            f"{objective}_ppl",
-            *fairseq_common(ctx.R.path(step)),
-            *extra,
-        ],
+            objective=objective,
+            task=task,
+            flags=[*ARCH, *recipes.NO_DROPOUT],
+            optimizer=OPTIM,
+            **dict(recipes.CPU_PRETRAIN, warmup=min(300, n)),
+            epoch_size=every * 64,
+            max_update=n,
+            run=ctx.train_run(ctx.R.path(step)),
+            extra=extra,
+        ),
         beside=beside,
     )
     return {
@@ -272,7 +205,7 @@ def pretrain(
     }
 
 
-def lm_valid_ppl(
+def lm_valid(
     ctx: Ctx,
     step: str,
     data: str,
@@ -281,42 +214,37 @@ def lm_valid_ppl(
     steps: str,
     checkpoint: str,
     tokens_per_sample: int = PRETRAIN_TOKENS_PER_SAMPLE,
-) -> dict:
-    """The valid metrics of an LM checkpoint (fairseq-validate; `objective`: mlm or clm on `steps`). MLM at 15%
-    predicted words, every one replaced by <mask> (the original's evaluation masking), whatever --word-pred it
-    trained with; on streams of the length it trained on (its position embeddings beyond that are untrained,
-    shorter streams give less context)."""
-    log = ctx.R.run(
+) -> str:
+    """The valid perplexities of an LM checkpoint (fairseq-validate; `objective`: mlm or clm on `steps`); returns
+    the log (lm_valid_ppl reads it). MLM at 15% predicted words, every one replaced by <mask> (the original's
+    evaluation masking), whatever --word-pred it trained with; on streams of the length it trained on (its
+    position embeddings beyond that are untrained, shorter streams give less context)."""
+    return ctx.R.run(
         step,
-        [
-            "fairseq-validate",
+        recipes.lm_validate(
             data,
-            "--user-dir",
-            USER_DIR,
-            "--task",
-            "xlm_cross_lingual_lm",
-            "--langs",
             langs,
-            f"--{objective}-steps",
             steps,
-            "--tokens-per-sample",
-            tokens_per_sample,
-            "--path",
             checkpoint,
-            "--word-pred",
-            0.15,
-            "--valid-subset",
-            "valid",
-            "--batch-size",
-            16,
-            "--cpu",
-        ],
+            objective=objective,
+            tokens_per_sample=tokens_per_sample,
+            flags=["--word-pred", 0.15],
+            batch_size=16,
+            device=ctx.device,
+        ),
     )
+
+
+def lm_valid_ppl(log: str) -> dict:
+    """The valid metrics of lm_valid's log."""
     return valid_rows(log, "valid")[-1]
 
 
-# the translation runs of Tables 2 and 3 (after the model, the task flags and the optimiser)
-MT_BATCHES = ["--criterion", "xlm_mt_loss", "--max-tokens", 1500, "--batch-size", 64, "--max-len", 40]
+# the translation runs' batches (Tables 2 and 3, the study's UNMT)
+MT_BATCHES = dict(max_tokens=1500, batch_size=64, max_len=40)
+# Tables 2 and 3's translation training (recipes.mt_train): the model, those batches, Adam lr 3e-4, fixed after
+# the warm-up
+MT_TRAINING = dict(flags=MODEL, **MT_BATCHES, optimizer=OPTIM, lr="3e-4", scheduler="fixed")
 
 
 def generate_bleu(
@@ -326,35 +254,7 @@ def generate_bleu(
     one core, another step running at the same time)."""
     ctx.R.run(
         step,
-        [
-            "fairseq-generate",
-            data,
-            "--user-dir",
-            USER_DIR,
-            "--task",
-            "xlm_unsupervised_mt",
-            "--langs",
-            langs,
-            "--source-lang",
-            src,
-            "--target-lang",
-            tgt,
-            "--path",
-            checkpoint,
-            "--gen-subset",
-            "test",
-            "--beam",
-            1,
-            "--max-len-a",
-            1.5,
-            "--max-len-b",
-            10,
-            "--batch-size",
-            64,
-            "--post-process",
-            "subword_nmt",
-            "--cpu",
-        ],
+        recipes.generate(data, langs, src, tgt, checkpoint, batch_size=64, device=ctx.device),
         beside=beside,
     )
 

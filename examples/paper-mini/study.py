@@ -6,6 +6,9 @@ with its curves read back from the logs; the report shows those that ran.
     python examples/paper-mini/study.py unmt [NAME ...] --init VARIANT|random          # UNMT from a pretraining
     python examples/paper-mini/study.py report        # results/study.md, study.json, study_mlm.png, study_unmt.png
 
+--device cuda trains on a GPU (mixed precision; --threads sets CPU threads and does nothing there); --dry-run prints
+every command and runs nothing.
+
 Each run stops after a wall-clock budget (fairseq's --stop-time-hours: time since the run started, validation
 included, plus the training time of a checkpoint it was restored from); curves are plotted against minutes of
 training, validation excluded. An LM variant trains on the en and fr monolingual DDTP text of Table 2 and
@@ -30,10 +33,11 @@ from common import (  # noqa: E402
     Ctx,
     copied_source_sacrebleu,
     data_enfrde,
-    fairseq_common,
     fmt,
+    lm_valid,
     lm_valid_ppl,
     md_table,
+    recipes,
 )
 from pipeline import plot_panels, train_rows, unigram_ppl, valid_rows  # noqa: E402
 
@@ -148,40 +152,31 @@ def run_mlm(ctx: Ctx, d: dict, name: str, threads: int, minutes: float) -> None:
     init = []
     if "init" in variant:
         start = ctx.R.path(mlm_step(variant["init"], threads), "checkpoint_best.pt")
-        if not os.path.exists(start):
+        if not os.path.exists(start) and not ctx.dry_run:
             raise SystemExit(f"{name} starts from {variant['init']}: run `study.py mlm {variant['init']}` first")
         reset = ["--reset-optimizer", "--reset-dataloader", "--reset-lr-scheduler", "--reset-meters"]
         init = ["--restore-file", start, *reset]
     ctx.R.run(
         step,
-        [
-            "fairseq-train",
+        recipes.lm_pretrain(
             d["bin"],
-            "--task",
-            "xlm_cross_lingual_lm",
-            "--langs",
             LANGS,
-            f"--{objective}-steps",
             "en,fr",
-            *flags(MLM_BASE, variant),
-            "--criterion",
-            "xlm_lm_loss",
-            *init,
-            *OPTIM,
-            "--lr-scheduler",
-            "inverse_sqrt",
-            "--warmup-init-lr",
-            "1e-7",
-            "--epoch-size",
-            VALID_EVERY * bs,
-            "--stop-time-hours",
-            minutes / 60,
-            "--best-checkpoint-metric",
-            f"{objective}_ppl",
-            *fairseq_common(ctx.R.path(step)),
-        ],
-        env={"OMP_NUM_THREADS": threads},
+            objective=objective,
+            flags=flags(MLM_BASE, variant),
+            start=init,
+            optimizer=OPTIM,
+            epoch_size=VALID_EVERY * bs,
+            stop_hours=minutes / 60,
+            run=ctx.train_run(ctx.R.path(step)),
+        ),
+        env=threads_env(ctx, threads),
     )
+
+
+def threads_env(ctx: Ctx, threads: int) -> dict:
+    """The compute threads of a run on a CPU (--threads); nothing on a GPU."""
+    return {"OMP_NUM_THREADS": threads} if ctx.device == "cpu" else {}
 
 
 def unmt_step(name: str, init: str, threads: int) -> str:
@@ -191,47 +186,36 @@ def unmt_step(name: str, init: str, threads: int) -> str:
 def run_unmt(ctx: Ctx, d: dict, name: str, init: str, threads: int, minutes: float) -> None:
     """UNMT for `minutes` of training from the best checkpoint of the MLM variant `init` (its 2-core run if there
     is one) or from random weights (`init` = random); valid and test BLEU (greedy) at every validation."""
-    reload = []
+    reload = None
     if init != "random":
         found = [ctx.R.path(mlm_step(init, t), "checkpoint_best.pt") for t in (2, 1) if ctx.R.done(mlm_step(init, t))]
-        if not found:
+        if not found and not ctx.dry_run:
             raise SystemExit(f"--init {init}: that MLM variant has not run; run `study.py mlm {init}` first")
-        ckpt = found[0]
-        reload = ["--reload-model", f"{ckpt},{ckpt}"]
+        ckpt = found[0] if found else ctx.R.path(mlm_step(init, threads), "checkpoint_best.pt")
+        reload = f"{ckpt},{ckpt}"
     step = unmt_step(name, init, threads)
     ctx.R.run(
         step,
-        [
-            "fairseq-train",
+        recipes.mt_train(
             d["bin"],
-            "--task",
-            "xlm_unsupervised_mt",
-            "--langs",
             LANGS,
-            "--ae-steps",
-            "en,fr",
-            "--bt-steps",
-            "en-fr-en,fr-en-fr",
-            *flags(UNMT_BASE, UNMT_VARIANTS[name]),
-            *MT_BATCHES,
-            *OPTIM,
-            "--lr-scheduler",
-            "fixed",
-            "--warmup-updates",
-            100,
-            "--epoch-size",
-            64 * UNMT_VALID_EVERY,
-            "--stop-time-hours",
-            minutes / 60,
-            "--valid-subset",
-            "valid,test",
-            "--eval-bleu",
-            "--eval-bleu-bpe",
-            "subword_nmt",
-            *reload,
-            *fairseq_common(ctx.R.path(step)),
-        ],
-        env={"OMP_NUM_THREADS": threads},
+            ae="en,fr",
+            bt="en-fr-en,fr-en-fr",
+            noise=(),  # in the flags, which the variants change
+            flags=flags(UNMT_BASE, UNMT_VARIANTS[name]),
+            **MT_BATCHES,
+            optimizer=OPTIM,
+            scheduler="fixed",
+            warmup=100,
+            epoch_size=64 * UNMT_VALID_EVERY,
+            stop_hours=minutes / 60,
+            valid_subset="valid,test",
+            eval_bleu=True,
+            eval_bleu_bpe="subword_nmt",
+            reload_model=reload,
+            run=ctx.train_run(ctx.R.path(step)),
+        ),
+        env=threads_env(ctx, threads),
     )
 
 
@@ -249,10 +233,10 @@ def training_curve(log: str, key: str, subset: str = "valid") -> list:
     ]
 
 
-def validate_mlm(ctx: Ctx, d: dict, step: str, tokens_per_sample: int) -> dict:
-    """Valid MLM perplexity of the best checkpoint of `step` at 15% predicted words (common.lm_valid_ppl)."""
+def validate_mlm(ctx: Ctx, d: dict, step: str, tokens_per_sample: int) -> str:
+    """Valid MLM perplexity of the best checkpoint of `step` at 15% predicted words (common.lm_valid): its log."""
     checkpoint = ctx.R.path(step, "checkpoint_best.pt")
-    return lm_valid_ppl(ctx, f"{step}-valid15", d["bin"], LANGS, "mlm", "en,fr", checkpoint, tokens_per_sample)
+    return lm_valid(ctx, f"{step}-valid15", d["bin"], LANGS, "mlm", "en,fr", checkpoint, tokens_per_sample)
 
 
 def mlm_runs(ctx: Ctx) -> list:
@@ -319,7 +303,17 @@ def describe(variant: dict) -> str:
     return " ".join(words + [str(f) for f in flags({}, variant)]) or "(baseline)"
 
 
-def mlm_report(ctx: Ctx, d: dict, uni: dict, earlier: dict) -> tuple:
+def mlm_validations(ctx: Ctx, d: dict) -> dict:
+    """{step: log} of the 15% valid perplexity of every MLM run that ran (validate_mlm)."""
+    logs = {}
+    for name, _, step in mlm_runs(ctx):
+        variant = dict(MLM_BASE, **MLM_VARIANTS[name])
+        if MLM_VARIANTS[name].get("objective", "mlm") == "mlm":
+            logs[step] = validate_mlm(ctx, d, step, int(variant["--tokens-per-sample"]))
+    return logs
+
+
+def mlm_report(ctx: Ctx, d: dict, uni: dict, earlier: dict, validated: dict) -> tuple:
     rows, series = [], {}
     for name, threads, step in mlm_runs(ctx):
         log = ctx.R.path("logs", f"{step}.log")
@@ -327,8 +321,7 @@ def mlm_report(ctx: Ctx, d: dict, uni: dict, earlier: dict) -> tuple:
         curve = training_curve(log, f"{objective}_ppl")
         label = f"{name} ({threads} core{'s' if threads > 1 else ''})"
         series[label] = curve
-        tps = int(dict(MLM_BASE, **MLM_VARIANTS[name])["--tokens-per-sample"])
-        final = validate_mlm(ctx, d, step, tps) if objective == "mlm" else valid_rows(log)[-1]
+        final = lm_valid_ppl(validated[step]) if objective == "mlm" else valid_rows(log)[-1]
         reach = next((m for m, p in curve if p <= 200), None)
         ups = [r["ups"] for r in train_rows(log) if "ups" in r]
         rows.append(
@@ -393,9 +386,12 @@ learned to translate.
 
 
 def report(ctx: Ctx, d: dict) -> None:
+    validated = mlm_validations(ctx, d)
+    if ctx.dry_run:
+        return
     uni = {lang: unigram_ppl(d["bin"], lang) for lang in ("en", "fr")}
     earlier = earlier_report(ctx.results)
-    mlm_text, mlm_series, mlm_rows = mlm_report(ctx, d, uni, earlier["mlm"])
+    mlm_text, mlm_series, mlm_rows = mlm_report(ctx, d, uni, earlier["mlm"], validated)
     unmt_text, unmt_series, unmt_rows = unmt_report(ctx, d, earlier["unmt"])
     text = "# Study: the regime in which unsupervised en<->fr on DDTP learns fastest on 2 CPU cores\n\n"
     text += mlm_text + "\n" + unmt_text
@@ -415,7 +411,11 @@ def report(ctx: Ctx, d: dict) -> None:
 def main(argv=None):
     import argparse
 
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        epilog=__doc__.split("\n\n", 1)[1],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("what", choices=["mlm", "unmt", "report"])
     p.add_argument("--init", default="random", help="unmt: the MLM variant to start from, or random")
     p.add_argument(
@@ -429,8 +429,19 @@ def main(argv=None):
         help="compute threads per run (1: two variants can run side by side on 2 cores, each on its own)",
     )
     p.add_argument("--out", default=os.path.join(os.path.dirname(os.path.dirname(HERE)), "paper-mini-out"))
+    p.add_argument("--device", default="cpu", choices=recipes.DEVICES, help="where to train (default cpu)")
+    p.add_argument("--dry-run", action="store_true", help="print every command it would run; run and write nothing")
     args = p.parse_args(argv)
-    ctx = Ctx(1.0, args.out)
+    known = {"mlm": MLM_VARIANTS, "unmt": UNMT_VARIANTS, "report": {}}[args.what]
+    unknown = [n for n in args.names if n not in known]
+    if unknown:
+        p.error(f"{args.what}: unknown variant {', '.join(unknown)} (choose from {', '.join(known) or 'none'})")
+    if args.device == "cuda" and not args.dry_run:
+        import torch
+
+        if not torch.cuda.is_available():
+            raise SystemExit("--device cuda: torch sees no CUDA GPU here (use --device cpu)")
+    ctx = Ctx(1.0, args.out, args.device, args.dry_run)
     d = data_enfrde(ctx)
     if args.what == "mlm":
         for name in args.names or list(MLM_VARIANTS):

@@ -18,10 +18,10 @@ from common import (
     fmt,
     md_table,
     pretrain,
-    side_by_side,
+    recipes,
     write_result,
 )
-from pipeline import best_by, fairseq_common, valid_rows
+from pipeline import best_by, valid_rows
 
 FINETUNE_UPDATES = 2000
 FINETUNE_VALID_EVERY = 250
@@ -35,7 +35,7 @@ PAPER = {
 
 def pretrainings(ctx, d):
     """The MLM and the MLM+TLM, side by side (one core each)."""
-    mlm, tlm = side_by_side(
+    mlm, tlm = ctx.R.side_by_side(
         lambda: pretrain(ctx, "mlm-enfrde", d["bin"], "de,en,fr", "mlm", "en,fr,de", beside=True),
         lambda: pretrain(
             ctx, "mlm-tlm-enfrde", d["bin"], "de,en,fr", "mlm", "en,fr,de,en-fr,de-en", task="xlm_tlm", beside=True
@@ -48,40 +48,21 @@ def finetune(ctx, d, name, init):
     step = f"t1-classify-{name}"
     n = ctx.n(FINETUNE_UPDATES)
     every = min(n, ctx.n(FINETUNE_VALID_EVERY, 5))
-    extra = ["--finetune-from-model", init] if init else []
     ctx.R.run(
         step,
-        [
-            "fairseq-train",
+        recipes.classify(
             d["cls"],
-            "--task",
-            "xlm_classification",
-            "--langs",
             "de,en,fr",
-            "--train-langs",
-            "en",
-            *MODEL,
-            "--criterion",
-            "xlm_classification_loss",
-            "--batch-size",
-            16,
-            *OPTIM,
-            "--lr",
-            "1e-4",
-            "--pooler-dropout",
-            0.1,
-            "--epoch-size",
-            every * 16,
-            "--valid-subset",
-            "valid,test",
-            "--max-update",
-            n,
-            "--best-checkpoint-metric",
-            "acc",
-            "--maximize-best-checkpoint-metric",
-            *extra,
-            *fairseq_common(ctx.R.path(step)),
-        ],
+            flags=MODEL,
+            batch_size=16,
+            optimizer=OPTIM,
+            lr="1e-4",
+            pooler_dropout=0.1,
+            epoch_size=every * 16,
+            max_update=n,
+            finetune_from=init,
+            run=ctx.train_run(ctx.R.path(step)),
+        ),
     )
     return step
 
@@ -91,6 +72,8 @@ def run(ctx):
     pre = pretrainings(ctx, d)
     variants = {"no pretraining": None, "MLM": pre["MLM"]["ckpt"], "MLM+TLM": pre["MLM+TLM"]["ckpt"]}
     steps = {name: finetune(ctx, d, name.replace(" ", "-").replace("+", "-"), init) for name, init in variants.items()}
+    if ctx.dry_run:
+        return {"steps": []}
 
     rows, nan = [], float("nan")
     for name, step in steps.items():

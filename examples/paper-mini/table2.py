@@ -13,10 +13,8 @@ import json
 import os
 
 from common import (
-    MODEL,
     MODEL_TEXT,
-    MT_BATCHES,
-    OPTIM,
+    MT_TRAINING,
     PRETRAIN_TEXT,
     budget_lines,
     copied_source_sacrebleu,
@@ -24,18 +22,19 @@ from common import (
     data_enfrde,
     fmt,
     generate_bleu,
+    lm_valid,
     lm_valid_ppl,
     md_table,
     pretrain,
-    side_by_side,
+    recipes,
     write_result,
 )
-from pipeline import USER_DIR, bleu_of, detok_sacrebleu, fairseq_common, generated, paired_bleu, unigram_ppl, valid_rows
+from pipeline import bleu_of, detok_sacrebleu, generated, paired_bleu, unigram_ppl, valid_rows
 
 UNMT_UPDATES = 1500
 UNMT_VALID_EVERY = 100
 LANGS = "de,en,fr"  # the data-bin's languages (de is unused here)
-TASK = ["--task", "xlm_unsupervised_mt", "--langs", LANGS, "--ae-steps", "en,fr", "--bt-steps", "en-fr-en,fr-en-fr"]
+STEPS = dict(ae="en,fr", bt="en-fr-en,fr-en-fr")  # UNMT: denoising and back-translation in both directions
 # (encoder, decoder); "-" = random initialisation. The cells run two at a time, one core each, in these pairs.
 PAIRS = [(("MLM", "MLM"), ("-", "-")), (("CLM", "CLM"), ("MLM", "-"))]
 CELLS = [("-", "-"), ("CLM", "CLM"), ("MLM", "MLM"), ("MLM", "-")]
@@ -59,18 +58,24 @@ def mlm_enfr(ctx, d, beside=False):
 
 def pretrainings(ctx, d):
     """The MLM and the CLM, side by side (one core each)."""
-    mlm, clm = side_by_side(
+    mlm, clm = ctx.R.side_by_side(
         lambda: mlm_enfr(ctx, d, beside=True),
         lambda: pretrain(ctx, "clm-enfr", d["bin"], LANGS, "clm", "en,fr", beside=True),
     )
     return {"MLM": mlm, "CLM": clm}
 
 
-def pretraining_ppl(ctx, d, pre, objective):
-    """Valid perplexity per language of a pretraining's best checkpoint (MLM at 15% predicted words)."""
-    step, key = f"t2-{objective.lower()}-valid", objective.lower()
-    row = lm_valid_ppl(ctx, step, d["bin"], LANGS, key, "en,fr", pre["ckpt"])
-    return step, {lang: row.get(f"{lang}_{key}_ppl", float("nan")) for lang in ("en", "fr")}
+def pretraining_valid(ctx, d, pre, objective):
+    """Valid perplexities of a pretraining's best checkpoint (MLM at 15% predicted words): the step's name."""
+    step = f"t2-{objective.lower()}-valid"
+    lm_valid(ctx, step, d["bin"], LANGS, objective.lower(), "en,fr", pre["ckpt"])
+    return step
+
+
+def pretraining_ppl(ctx, step, objective):
+    """{lang: valid perplexity} of pretraining_valid's step."""
+    row = lm_valid_ppl(ctx.R.path("logs", f"{step}.log"))
+    return {lang: row.get(f"{lang}_{objective.lower()}_ppl", float("nan")) for lang in ("en", "fr")}
 
 
 def cell_name(enc, dec):
@@ -84,61 +89,27 @@ def unmt(ctx, d, pre, enc, dec):
     step = f"t2-unmt-{name}"
     n = ctx.n(UNMT_UPDATES)
     every = min(n, ctx.n(UNMT_VALID_EVERY, 5))
-    reload = []
-    if enc != "-":
-        reload += ["--reload-encoder", pre[enc]["ckpt"]]
-    if dec != "-":
-        reload += ["--reload-decoder", pre[dec]["ckpt"]]
     ctx.R.run(
         step,
-        [
-            "fairseq-train",
+        recipes.mt_train(
             d["bin"],
-            *TASK,
-            "--word-shuffle",
-            3,
-            "--word-dropout",
-            0.1,
-            "--word-blank",
-            0.1,
-            *MODEL,
-            *MT_BATCHES,
-            *OPTIM,
-            "--lr",
-            "3e-4",
-            "--lr-scheduler",
-            "fixed",
-            "--warmup-updates",
-            min(n, ctx.n(100, 2)),
-            "--epoch-size",
-            64 * every,
-            "--max-update",
-            n,
-            *reload,
-            *fairseq_common(ctx.R.path(step)),
-        ],
+            LANGS,
+            **STEPS,
+            **MT_TRAINING,
+            warmup=min(n, ctx.n(100, 2)),
+            epoch_size=64 * every,
+            max_update=n,
+            reload_encoder=pre[enc]["ckpt"] if enc != "-" else None,
+            reload_decoder=pre[dec]["ckpt"] if dec != "-" else None,
+            run=ctx.train_run(ctx.R.path(step)),
+        ),
         beside=True,
     )
     checkpoint = ctx.R.path(step, "checkpoint_last.pt")
     steps = [step, f"t2-mt-ppl-{name}"]
     ctx.R.run(
         f"t2-mt-ppl-{name}",
-        [
-            "fairseq-validate",
-            d["bin"],
-            "--user-dir",
-            USER_DIR,
-            *TASK,
-            "--criterion",
-            "xlm_mt_loss",
-            "--path",
-            checkpoint,
-            "--valid-subset",
-            "valid,test",
-            "--batch-size",
-            64,
-            "--cpu",
-        ],
+        recipes.mt_validate(d["bin"], LANGS, checkpoint, **STEPS, subset="valid,test", device=ctx.device),
         beside=True,
     )
     for src, tgt in DIRECTIONS:
@@ -188,11 +159,24 @@ def examples(ctx, n=3):
 def run(ctx):
     d = data_enfrde(ctx)
     pre = pretrainings(ctx, d)
+    valid_steps = {key: pretraining_valid(ctx, d, p, key) for key, p in pre.items()}
+    cell_steps = {}
+
+    def cell_job(cell):
+        return lambda: unmt(ctx, d, pre, *cell)
+
+    for pair in PAIRS:
+        for cell, name_steps in zip(pair, ctx.R.side_by_side(*(cell_job(c) for c in pair))):
+            cell_steps[cell] = name_steps
+    if ctx.dry_run:
+        return {"steps": []}
+
     all_steps = d["steps"][:3] + [p["step"] for p in pre.values()]
     pre_json, pre_rows = {}, []
     unigram = {lang: round(unigram_ppl(d["bin"], lang), 1) for lang in ("en", "fr")}
     for key, p in pre.items():
-        step, ppl = pretraining_ppl(ctx, d, p, key)
+        step = valid_steps[key]
+        ppl = pretraining_ppl(ctx, step, key)
         all_steps.append(step)
         minutes = ctx.minutes([p["step"], step])
         pre_json[key.lower()] = {
@@ -204,16 +188,9 @@ def run(ctx):
             "minutes": round(minutes, 1),
         }
         pre_rows.append([key, p["updates"], fmt(ppl["en"]), fmt(ppl["fr"]), fmt(minutes)])
-
-    cell_steps = {}
-
-    def cell_job(cell):
-        return lambda: unmt(ctx, d, pre, *cell)
-
     for pair in PAIRS:
-        for cell, (name, steps) in zip(pair, side_by_side(*(cell_job(c) for c in pair))):
-            cell_steps[cell] = (name, steps)
-            all_steps += steps
+        for cell in pair:
+            all_steps += cell_steps[cell][1]
     res = {}
     for cell in CELLS:
         name, steps = cell_steps[cell]

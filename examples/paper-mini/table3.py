@@ -11,10 +11,8 @@ import os
 from functools import partial
 
 from common import (
-    MODEL,
     MODEL_TEXT,
-    MT_BATCHES,
-    OPTIM,
+    MT_TRAINING,
     PRETRAIN_TEXT,
     T3_PAIRS,
     budget_lines,
@@ -24,18 +22,18 @@ from common import (
     generate_bleu,
     md_table,
     pretrain,
-    side_by_side,
+    recipes,
     write_result,
 )
-from pipeline import USER_DIR, bleu_of, fairseq_common, valid_rows
+from pipeline import bleu_of, valid_rows
 
 ITERATIONS = 350
 VALIDATIONS = 7  # per run
 LANGS = "en,sk"
-CONFIGS = [  # name, task flags, updates per iteration
-    ("sk→en", ["--mt-steps", "sk-en"], 1),
-    ("sk↔en", ["--mt-steps", "sk-en,en-sk"], 2),
-    ("sk↔en + BT", ["--mt-steps", "sk-en,en-sk", "--bt-steps", "en-sk-en,sk-en-sk"], 4),
+CONFIGS = [  # name, the task's steps, updates per iteration
+    ("sk→en", dict(mt="sk-en"), 1),
+    ("sk↔en", dict(mt="sk-en,en-sk"), 2),
+    ("sk↔en + BT", dict(mt="sk-en,en-sk", bt="en-sk-en,sk-en-sk"), 4),
 ]
 # paper Table 3: WMT'16 ro→en BLEU (rows ro→en, ro↔en, ro↔en + BT; columns no pretraining, MLM)
 PAPER = {
@@ -52,65 +50,32 @@ def slug(config, init):
     return {"sk→en": "sk-en", "sk↔en": "both", "sk↔en + BT": "both-bt"}[config] + ("-mlm" if init != "-" else "-rand")
 
 
-def train(ctx, d, config, flags, k, init, ckpt):
+def train(ctx, d, config, task_steps, k, init, ckpt):
     """One run on one core (another runs beside it): MT, then its sk→en perplexity and test BLEU."""
     name = slug(config, init)
     step = f"t3-mt-{name}"
     iters = ctx.n(ITERATIONS)
     every = max(1, iters // VALIDATIONS) * k  # updates between validations
-    reload = ["--reload-encoder", ckpt, "--reload-decoder", ckpt] if ckpt else []
     ctx.R.run(
         step,
-        [
-            "fairseq-train",
+        recipes.mt_train(
             d["bin"],
-            "--task",
-            "xlm_unsupervised_mt",
-            "--langs",
             LANGS,
-            *flags,
-            *MODEL,
-            *MT_BATCHES,
-            *OPTIM,
-            "--lr",
-            "3e-4",
-            "--lr-scheduler",
-            "fixed",
-            "--warmup-updates",
-            min(iters, ctx.n(50, 2)) * k,
-            "--epoch-size",
-            64 * every,
-            "--max-update",
-            iters * k,
-            *reload,
-            *fairseq_common(ctx.R.path(step)),
-        ],
+            **task_steps,
+            **MT_TRAINING,
+            warmup=min(iters, ctx.n(50, 2)) * k,
+            epoch_size=64 * every,
+            max_update=iters * k,
+            reload_encoder=ckpt,
+            reload_decoder=ckpt,
+            run=ctx.train_run(ctx.R.path(step)),
+        ),
         beside=True,
     )
     checkpoint = ctx.R.path(step, "checkpoint_last.pt")
     ctx.R.run(
         f"t3-mt-ppl-{name}",
-        [
-            "fairseq-validate",
-            d["bin"],
-            "--user-dir",
-            USER_DIR,
-            "--task",
-            "xlm_unsupervised_mt",
-            "--langs",
-            LANGS,
-            "--mt-steps",
-            "sk-en",
-            "--criterion",
-            "xlm_mt_loss",
-            "--path",
-            checkpoint,
-            "--valid-subset",
-            "valid,test",
-            "--batch-size",
-            64,
-            "--cpu",
-        ],
+        recipes.mt_validate(d["bin"], LANGS, checkpoint, mt="sk-en", subset="valid,test", device=ctx.device),
         beside=True,
     )
     generate_bleu(ctx, f"t3-bleu-{name}", d["bin"], LANGS, "sk", "en", checkpoint, beside=True)
@@ -125,9 +90,11 @@ def run(ctx):
     mlm = pretrain(ctx, "mlm-ensk", d["bin"], LANGS, "mlm", "en,sk")
     trained = {}
     for c, f, k in CONFIGS:
-        trained[(c, "-")], trained[(c, "MLM")] = side_by_side(
+        trained[(c, "-")], trained[(c, "MLM")] = ctx.R.side_by_side(
             partial(train, ctx, d, c, f, k, "-", None), partial(train, ctx, d, c, f, k, "MLM", mlm["ckpt"])
         )
+    if ctx.dry_run:
+        return {"steps": []}
     all_steps = d["steps"] + [mlm["step"]]
     res, logs = {}, {}
     for config, _, k in CONFIGS:

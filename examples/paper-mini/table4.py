@@ -10,7 +10,7 @@ import sys
 from functools import partial
 
 from common import MODEL_TEXT, ROOT, budget_lines, curve, data_csensk, fmt, md_table, write_result
-from pipeline import BIN, side_by_side
+from pipeline import BIN
 
 MAX_UPDATE = 5000  # a cap per variant (the recipe's default is 20000) that early stopping should end before
 VALID_EVERY = 100  # the recipe's default
@@ -50,7 +50,8 @@ def lane_step(lane) -> str:
 
 
 def run_lane(ctx, data_bin: str, lane) -> None:
-    """examples/lowres-lm/run.sh as it is, for the variants of one lane, on one core."""
+    """examples/lowres-lm/run.sh as it is, for the variants of one lane (on a CPU on one core, beside the other
+    lane)."""
     env = dict(
         settings(ctx),
         VARIANTS=" ".join(lane),
@@ -58,6 +59,7 @@ def run_lane(ctx, data_bin: str, lane) -> None:
         OUT=ctx.R.path(lane_step(lane)),
         PYTHON=sys.executable,
         PATH=BIN + os.pathsep + os.environ.get("PATH", ""),
+        DEVICE=ctx.device,
     )
     ctx.R.run(
         lane_step(lane),
@@ -69,7 +71,9 @@ def run_lane(ctx, data_bin: str, lane) -> None:
 
 def run(ctx):
     d = data_csensk(ctx)
-    side_by_side(*(partial(run_lane, ctx, d["bin"], lane) for lane in LANES))
+    ctx.R.side_by_side(*(partial(run_lane, ctx, d["bin"], lane) for lane in LANES))
+    if ctx.dry_run:
+        return {"steps": []}
     lane_of = {variant: lane for lane in LANES for variant in lane}
     all_steps = d["steps"] + [lane_step(lane) for lane in LANES]
     s = settings(ctx)

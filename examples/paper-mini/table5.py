@@ -24,7 +24,6 @@ from common import (
     fmt,
     md_table,
     pretrain,
-    side_by_side,
     write_result,
 )
 from pipeline import random_init_checkpoint
@@ -84,7 +83,7 @@ def without_identical(path, out):
 def export(ctx, d, name, ckpt, lang):
     step = f"t5-export-{name}-{lang}"
     out = ctx.R.path("t5-embeddings", f"{name}.{lang}.vec")
-    os.makedirs(os.path.dirname(out), exist_ok=True)
+    ctx.R.do(f"mkdir -p {os.path.dirname(out)}", os.makedirs, os.path.dirname(out), exist_ok=True)
     ctx.R.run(
         step,
         [
@@ -103,8 +102,9 @@ def export(ctx, d, name, ckpt, lang):
 
 
 def evaluate(ctx, name, vec, base, dict_path):
+    """The eval step of the XLM vectors beside a baseline's: its name."""
     step = f"t5-eval-{name}"
-    log = ctx.R.run(
+    ctx.R.run(
         step,
         [
             "xlm-embeddings",
@@ -121,9 +121,14 @@ def evaluate(ctx, name, vec, base, dict_path):
             "--json",
         ],
     )
-    with open(log, encoding="utf-8") as f:
+    return step
+
+
+def evaluation(ctx, step):
+    """The dictionary report of an eval step (its --json output)."""
+    with open(ctx.R.path("logs", f"{step}.log"), encoding="utf-8") as f:
         text = f.read()
-    return step, json.loads(text[text.index("{") : text.rindex("}") + 1])["dictionary"]
+    return json.loads(text[text.index("{") : text.rindex("}") + 1])["dictionary"]
 
 
 def run(ctx):
@@ -139,21 +144,26 @@ def run(ctx):
             ctx, f"mlm-{lang}-only", d["bin"], LANGS, "mlm", lang, updates=half, extra=extra, beside=True
         )
 
-    mono = dict(zip(("en", "fr"), side_by_side(mono_mlm("en", 1), mono_mlm("fr", 2))))
-    rnd = random_init_checkpoint(xlm["ckpt"], ctx.R.path("t5-random-init", "checkpoint.pt"))
+    mono = dict(zip(("en", "fr"), ctx.R.side_by_side(mono_mlm("en", 1), mono_mlm("fr", 2))))
+    rnd = ctx.R.path("t5-random-init", "checkpoint.pt")
+    ctx.R.do(f"{rnd}: {xlm['ckpt']} with freshly initialised weights", random_init_checkpoint, xlm["ckpt"], rnd)
     dict_all, dict_text, dict_steps = dictionary(ctx)
-    dict_diff = without_identical(dict_all, ctx.R.path("t5-embeddings", "dictionary.different.txt"))
+    dict_diff = ctx.R.path("t5-embeddings", "dictionary.different.txt")
+    ctx.R.do(f"{dict_diff}: the pairs of {dict_all} whose words differ", without_identical, dict_all, dict_diff)
     steps = d["steps"][:3] + dict_steps + [xlm["step"]] + [m["step"] for m in mono.values()]
     vecs = {"xlm": {}, "mono": {}, "random": {}}
     for lang in ("en", "fr"):
         for name, ckpt in (("xlm", xlm["ckpt"]), ("mono", mono[lang]["ckpt"]), ("random", rnd)):
             s, vecs[name][lang] = export(ctx, d, name, ckpt, lang)
             steps.append(s)
-    reports = {}
+    evaluated = {}
     for dname, dpath in (("different", dict_diff), ("all", dict_all)):
         for base in ("mono", "random"):
-            s, reports[(dname, base)] = evaluate(ctx, f"{dname}-vs-{base}", vecs["xlm"], vecs[base], dpath)
-            steps.append(s)
+            evaluated[(dname, base)] = evaluate(ctx, f"{dname}-vs-{base}", vecs["xlm"], vecs[base], dpath)
+            steps.append(evaluated[(dname, base)])
+    if ctx.dry_run:
+        return {"steps": []}
+    reports = {key: evaluation(ctx, step) for key, step in evaluated.items()}
 
     rows = []
     for dname, label in (("different", "pairs with two different words"), ("all", "all pairs")):

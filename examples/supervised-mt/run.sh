@@ -1,11 +1,17 @@
 #!/usr/bin/env bash
 # Full-scale supervised ro-en (+BT) (paper Table 3). Needs GPUs and the internet.
 # Usage: ./run.sh data | ./run.sh mlm | [BT=1] ./run.sh mt ro-en[,en-ro] | ./run.sh test
+# Settings: NGPU (8), WORK, INIT (mt)
 set -euo pipefail
+case ${1:-} in
+  -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+esac
 STAGE=$1
 NGPU=${NGPU:-8}
 WORK=${WORK:-$PWD/supervised-ro-en}
 USER_DIR=$(python -c "import xlm_fairseq, os; print(os.path.dirname(xlm_fairseq.__file__))")
+# the examples' mixed precision on a GPU (examples/recipes.py: CUDA_PRECISION)
+PRECISION=$(python "$(dirname "$0")/../recipes.py" --train-device cuda)
 EPOCH=$((200000 * NGPU))
 mkdir -p "$WORK"
 
@@ -27,7 +33,7 @@ common() {
   echo --user-dir "$USER_DIR" --langs en,ro --arch xlm_mlm_enro_1024 --dropout 0.1 --attention-dropout 0.1 \
     --optimizer xlm_adam --adam-betas "(0.9,0.98)" --lr 1e-4 --lr-scheduler inverse_sqrt --warmup-updates 4000 \
     --warmup-init-lr 1e-7 --clip-norm 5 --epoch-size "$EPOCH" --distributed-world-size "$NGPU" \
-    --ddp-backend legacy_ddp --fp16 --num-workers 4
+    --ddp-backend legacy_ddp $PRECISION --num-workers 4
 }
 
 mlm() {

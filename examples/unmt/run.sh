@@ -1,10 +1,16 @@
 #!/usr/bin/env bash
-# Full-scale unsupervised MT (paper Table 2). Needs GPUs and the internet. Usage: ./run.sh en fr data|mlm|unmt|test
+# Full-scale unsupervised MT (paper Table 2). Needs GPUs and the internet.
+# Usage: ./run.sh en fr data|mlm|unmt|test   (also de en, en ro); settings: NGPU (8), WORK, INIT (unmt)
 set -euo pipefail
+case ${1:-} in
+  -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+esac
 A=$1; B=$2; STAGE=$3
 NGPU=${NGPU:-8}
 WORK=${WORK:-$PWD/unmt-$A-$B}
 USER_DIR=$(python -c "import xlm_fairseq, os; print(os.path.dirname(xlm_fairseq.__file__))")
+# the examples' mixed precision on a GPU (examples/recipes.py: CUDA_PRECISION)
+PRECISION=$(python "$(dirname "$0")/../recipes.py" --train-device cuda)
 LANGS=$(echo -e "$A\n$B" | sort | paste -sd,)
 EPOCH=$((200000 * NGPU))
 declare -A VALID=([en-fr]=wmt13 [de-en]=wmt13 [en-ro]=wmt16/dev)
@@ -29,7 +35,7 @@ common() {
   echo --user-dir "$USER_DIR" --langs "$LANGS" --arch xlm_mlm_enfr_1024 --dropout 0.1 --attention-dropout 0.1 \
     --optimizer xlm_adam --adam-betas "(0.9,0.98)" --lr 1e-4 --lr-scheduler inverse_sqrt --warmup-updates 4000 \
     --warmup-init-lr 1e-7 --clip-norm 5 --epoch-size "$EPOCH" --distributed-world-size "$NGPU" \
-    --ddp-backend legacy_ddp --fp16 --num-workers 4
+    --ddp-backend legacy_ddp $PRECISION --num-workers 4
 }
 
 mlm() {

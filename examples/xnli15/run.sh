@@ -1,9 +1,15 @@
 #!/usr/bin/env bash
-# Full-scale XNLI-15 (paper Table 1). Needs GPUs and the internet. Usage: ./run.sh data|mlm|tlm|xnli
+# Full-scale XNLI-15 (paper Table 1). Needs GPUs and the internet.
+# Usage: ./run.sh data|mlm|tlm|xnli   settings: NGPU (8), WORK, MODEL (xnli)
 set -euo pipefail
+case ${1:-} in
+  -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+esac
 NGPU=${NGPU:-8}
 WORK=${WORK:-$PWD/xnli15-work}
 USER_DIR=$(python -c "import xlm_fairseq, os; print(os.path.dirname(xlm_fairseq.__file__))")
+# the examples' mixed precision on a GPU (examples/recipes.py: CUDA_PRECISION)
+PRECISION=$(python "$(dirname "$0")/../recipes.py" --train-device cuda)
 LANGS=ar,bg,de,el,en,es,fr,hi,ru,sw,th,tr,ur,vi,zh
 PAIRS="ar bg de el es fr hi ru sw th tr ur vi zh"
 EPOCH=$((200000 * NGPU))
@@ -35,7 +41,7 @@ pretrain_flags() {
     --criterion xlm_lm_loss --tokens-per-sample 256 --batch-size 32 --lg-sampling-factor 0.7 \
     --optimizer xlm_adam --adam-betas "(0.9,0.98)" --lr 1e-4 --lr-scheduler inverse_sqrt --warmup-updates 30000 \
     --warmup-init-lr 1e-7 --clip-norm 5 --epoch-size "$EPOCH" --distributed-world-size "$NGPU" \
-    --ddp-backend legacy_ddp --fp16 --num-workers 4 --best-checkpoint-metric mlm_ppl --patience 10
+    --ddp-backend legacy_ddp $PRECISION --num-workers 4 --best-checkpoint-metric mlm_ppl --patience 10
 }
 
 mlm() {
