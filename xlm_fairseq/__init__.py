@@ -2,10 +2,10 @@
 
 __version__ = "0.1.0"
 
-from . import errors, safe_loading
+from . import cli_hooks, safe_loading
 
 safe_loading.register()
-errors.install_excepthook()
+cli_hooks.install()
 
 from . import criterions, encoders, models, optim, tasks  # noqa: E402,F401  (registers the components)
 from .registry_check import check_registries  # noqa: E402

@@ -1,68 +1,110 @@
-"""Reading checkpoints of this plugin, in one place: the whole checkpoint with one-line errors, its config alone
-(without reading the weights), the data-bin and the languages it was trained with, the file fairseq-train is
-about to load, and the language-embedding rows of a checkpoint mapped onto another language list by name.
+"""Reading checkpoints, in one place: every file a command or the hub interface loads is opened by `_open`
+below, whatever its kind (fairseq checkpoints whole or memory-mapped, original XLM `.pth` files, transformers'
+weights), so a missing, empty, truncated or foreign file always gives the one-line CheckpointError composed in
+errors.py. Besides: a checkpoint's config alone (without reading the weights), the data-bin and the languages
+it was trained with, the file fairseq-train is about to load, and the language-embedding rows of a checkpoint
+mapped onto another language list by name.
 
 Language ids index the language embedding (the sorted --langs, as the original), so a model trained with
 `--langs de,en` loaded into one with `--langs en,fr` would give English the German row if rows were copied by
 position. Every loading path maps rows by language name instead: --reload-encoder/--reload-decoder,
---finetune-from-model, --restore-file, fairseq-generate/-validate/-interactive and the hub interface."""
+--finetune-from-model, --restore-file, fairseq-generate/-validate/-interactive and the hub interface.
+
+fairseq's own command lines read --restore-file, --finetune-from-model and --path with fairseq's loader; the
+tasks read the same file's config here first (file_fairseq_will_load), and what fairseq-generate/-validate
+read alone reaches the same message through the excepthook (cli_hooks.py)."""
 
 import logging
 import os
-from typing import List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 from fairseq import utils
 
-from .errors import ConfigError
+from .errors import NOT_OURS, CheckpointError, unreadable_checkpoint, where
 
 logger = logging.getLogger(__name__)
 
 LANG_EMBEDDING = "lang_embeddings.weight"
 
 
-class CheckpointError(ConfigError):
-    pass
+def _open(path: str, flag: str, load: Callable[[str], Any], refused_hint: str = NOT_OURS, torch_file=True) -> Any:
+    """`load(path)`, with the one set of errors for a file that is missing, a folder, empty or unreadable."""
+    path = str(path)
+    if not os.path.exists(path):
+        raise CheckpointError(f"{where(flag, path)}: no such file")
+    if os.path.isdir(path):
+        raise CheckpointError(f"{where(flag, path)}: a folder, not a checkpoint file")
+    if os.path.getsize(path) == 0:
+        raise CheckpointError(
+            f"{where(flag, path)}: not a readable checkpoint (an empty file: an interrupted save, copy or "
+            "download?); pass another file"
+        )
+    try:
+        return load(path)
+    except Exception as e:  # torch raises RuntimeError, UnpicklingError, EOFError, KeyError, struct.error...
+        raise unreadable_checkpoint(path, flag, e, refused_hint, torch_file) from None
 
 
-def _describe(e: BaseException) -> str:
-    first = (str(e).strip().splitlines() or [""])[0]
-    if "Weights only load failed" in first or not first:
-        return type(e).__name__
-    return f"{type(e).__name__}: {first[:160]}"
+def _is_zip(path: str) -> bool:
+    with open(path, "rb") as f:
+        return f.read(4) == b"PK\x03\x04"
 
 
-def read_checkpoint(path: str, flag: str = "checkpoint") -> dict:
-    """The whole fairseq checkpoint (fairseq's load_checkpoint_to_cpu), or a CheckpointError naming the file."""
+def _require_model(state, path: str, flag: str) -> dict:
+    if not isinstance(state, dict) or "model" not in state:
+        raise CheckpointError(f"{where(flag, path)}: no model weights in this file: {NOT_OURS}")
+    return state
+
+
+def read_checkpoint(path: str, flag: str = "checkpoint", arg_overrides: Optional[Dict[str, Any]] = None) -> dict:
+    """The whole fairseq checkpoint as fairseq reads it (checkpoint_utils.load_checkpoint_to_cpu: upgraded, its
+    cfg an OmegaConf config with `arg_overrides` applied), or a CheckpointError naming `flag` and the file."""
     from fairseq import checkpoint_utils
 
-    if not os.path.isfile(path):
-        raise CheckpointError(f"{flag} {path}: no such file")
-    try:
-        state = checkpoint_utils.load_checkpoint_to_cpu(path)
-    except Exception as e:  # a truncated, corrupt or foreign file: say which and why in one line
-        raise CheckpointError(
-            f"{flag} {path}: not a readable checkpoint ({_describe(e)}): the file is truncated, "
-            "corrupt or not a fairseq checkpoint (original XLM .pth files go through `xlm-convert "
-            "from-original` first); nothing was written"
-        ) from None
-    if not isinstance(state, dict) or "model" not in state:
-        raise CheckpointError(f"{flag} {path}: no model weights in this file: not a fairseq checkpoint")
-    return state
+    def load(p):
+        try:
+            return checkpoint_utils.load_checkpoint_to_cpu(p, arg_overrides)
+        except Exception:
+            state = torch.load(p, map_location="cpu", mmap=_is_zip(p))  # unreadable: torch says why
+            if isinstance(state, dict) and "model" in state:
+                raise  # fairseq's upgrade failed on a file with weights: report fairseq's error
+            return state  # readable, but not a fairseq checkpoint (no weights): said below
+
+    return _require_model(_open(path, flag, load), path, flag)
 
 
 def peek_checkpoint(path: str, flag: str = "checkpoint") -> dict:
-    """The checkpoint with its tensors memory-mapped, not read (torch.load with mmap): its config, key names
-    and shapes cost no time even for a large file."""
-    if not os.path.isfile(path):
-        raise CheckpointError(f"{flag} {path}: no such file")
-    try:
-        state = torch.load(path, map_location="cpu", mmap=True)
-    except Exception:  # not a zip checkpoint (mmap needs one), or unreadable: read it whole (or say why not)
-        state = read_checkpoint(path, flag)
-    if not isinstance(state, dict) or "model" not in state:
-        raise CheckpointError(f"{flag} {path}: no model weights in this file: not a fairseq checkpoint")
-    return state
+    """The checkpoint with its tensors memory-mapped, not read (torch.load with mmap, which needs torch's zip
+    format; an older file is read whole): its config, key names and shapes cost no time even for a large
+    file. The config is left as saved (a dict), not upgraded."""
+    if os.path.isfile(path) and os.path.getsize(path) > 0 and not _is_zip(path):
+        return read_checkpoint(path, flag)
+    state = _open(path, flag, lambda p: torch.load(p, map_location="cpu", mmap=True))
+    return _require_model(state, path, flag)
+
+
+def read_torch_file(
+    path: str, flag: str = "", safe_globals: Sequence[Any] = (), trust: bool = False, refused_hint: str = NOT_OURS
+) -> Any:
+    """A file torch.save wrote that is not a fairseq checkpoint (an original XLM `.pth`, transformers'
+    pytorch_model.bin): weights-only loading with `safe_globals` allowed for this call only, or, with `trust`,
+    full unpickling of a file the user trusts."""
+
+    def load(p):
+        if trust:
+            return torch.load(p, map_location="cpu", weights_only=False)
+        with torch.serialization.safe_globals(list(safe_globals)):
+            return torch.load(p, map_location="cpu", weights_only=True)
+
+    return _open(path, flag, load, refused_hint)
+
+
+def read_safetensors(path: str, flag: str = "") -> Dict[str, torch.Tensor]:
+    """A safetensors weights file (transformers' model.safetensors)."""
+    from safetensors.torch import load_file
+
+    return _open(path, flag, load_file, torch_file=False)
 
 
 def read_config(path: str, flag: str = "checkpoint"):
@@ -106,7 +148,8 @@ def languages(cfg) -> Optional[List[str]]:
 def file_fairseq_will_load(checkpoint_cfg) -> Tuple[Optional[str], str]:
     """(path, the flag that names it) of the checkpoint fairseq-train's checkpoint_utils.load_checkpoint reads at
     start, or (None, ''): the run's own checkpoint_last.pt when it exists, else --finetune-from-model, else a
-    --restore-file given by the user."""
+    --restore-file given by the user, also one that does not exist (fairseq would start from scratch without a
+    word; reading it here stops the run with `--restore-file PATH: no such file`)."""
     restore = checkpoint_cfg.restore_file
     own_last = os.path.join(checkpoint_cfg.save_dir, "checkpoint_last.pt")
     if restore == "checkpoint_last.pt":
@@ -115,7 +158,7 @@ def file_fairseq_will_load(checkpoint_cfg) -> Tuple[Optional[str], str]:
         if checkpoint_cfg.finetune_from_model:
             return checkpoint_cfg.finetune_from_model, "--finetune-from-model"
         return None, ""
-    return (restore, "--restore-file") if os.path.exists(restore) else (None, "")
+    return restore, "--restore-file"
 
 
 def check_language_coverage(source: Sequence[str], target: Sequence[str], allow_new: bool, what: str) -> None:

@@ -1,12 +1,17 @@
 """User-facing errors: one line naming the flag, file or language at fault and what to do.
 
-fairseq's command lines let exceptions reach the top level; for our own user errors the plugin's excepthook
-prints `error: <message>` instead of a traceback and exits with status 2. It does the same for a checkpoint
-that fairseq itself cannot read (a truncated or corrupt --restore-file, checkpoint_last.pt or --path): torch's
-own message would end with advice to unpickle the file without weights-only checks, wrong for a broken file."""
+The bottom layer of the package: it imports nothing from xlm_fairseq, and any module may import it. Our own
+command lines catch XLMUserError and print `error: <message>`; under fairseq's command lines the plugin's
+excepthook (cli_hooks.py) does the same, without a traceback.
 
+The message for a checkpoint file that cannot be read is composed here, once, for the loader of checkpoints.py
+and for the excepthook (which sees the files fairseq's own loader reads): whatever the entry point, a missing,
+truncated or foreign file gives the same line, and never torch's advice to load it with weights_only=False
+(which would run any code the file pickles)."""
+
+import codecs
+import os
 import re
-import sys
 
 
 class XLMUserError(ValueError):
@@ -25,93 +30,69 @@ class InputError(XLMUserError):
     """A bad argument of a Python entry point (the hub interface) or a bad input line."""
 
 
-def _find_user_error(exc):
-    seen = set()
-    while exc is not None and id(exc) not in seen:
-        if isinstance(exc, XLMUserError):
-            return exc
-        seen.add(id(exc))
-        exc = exc.__cause__ or exc.__context__
-    return None
+class CheckpointError(ConfigError):
+    """A checkpoint that cannot be used: missing, empty, unreadable (truncated, corrupt, another kind of file),
+    or of another model or languages."""
 
 
-def _unreadable_checkpoint(exc):
-    """(path, why) when exc (or an exception it chains) was raised while fairseq's checkpoint_utils read a
-    checkpoint file, else None."""
-    seen = set()
-    while exc is not None and id(exc) not in seen:
-        seen.add(id(exc))
-        tb = exc.__traceback__
-        while tb is not None:
-            frame = tb.tb_frame
-            if (
-                frame.f_code.co_name == "load_checkpoint_to_cpu"
-                and frame.f_globals.get("__name__") == "fairseq.checkpoint_utils"
-            ):
-                text = str(exc)
-                refused = re.search(r"GLOBAL (\S+) was not an allowed global", text)
-                why = (
-                    f"it pickles {refused.group(1)}, which weights-only loading refuses"
-                    if refused
-                    else f"{type(exc).__name__}: {(text.strip().splitlines() or [''])[0][:160]}"
-                )
-                return frame.f_locals.get("path"), why
-            tb = tb.tb_next
-        exc = exc.__cause__ or exc.__context__
-    return None
+def where(flag: str, path) -> str:
+    """How a message names a file: `--restore-file PATH`, `checkpoint_file PATH`, or PATH alone."""
+    return f"{flag} {path}" if flag else str(path)
 
 
-def _missing_task(exc) -> bool:
-    """fairseq-validate / fairseq-generate / fairseq-interactive without --task: fairseq's parser looks up the
-    task None (fairseq/options.py: parse_args_and_arch) and raises KeyError(None)."""
-    if not (isinstance(exc, KeyError) and exc.args == (None,)):
-        return False
-    tb = exc.__traceback__
-    while tb is not None:
-        if tb.tb_frame.f_code.co_name == "parse_args_and_arch":
-            return True
-        tb = tb.tb_next
-    return False
+_REFUSED = (re.compile(r"GLOBAL (\S+) was not an allowed global"), re.compile(r"but got <class '([^']+)'>"))
+NOT_OURS = (
+    "it is not a checkpoint of fairseq or xlm_fairseq (original XLM .pth files go through "
+    "`xlm-convert from-original` first)"
+)
 
 
-def _missing_task_message(argv) -> str:
-    """The line for a command without --task, naming the task and languages of its --path checkpoint if readable."""
-    hint = "--task xlm_unsupervised_mt --langs en,fr"
-    if "--path" in argv[:-1]:
-        try:
-            from .checkpoints import config_value, read_config
-
-            cfg = read_config(argv[argv.index("--path") + 1].split(":")[0], "--path")
-            task, langs = config_value(cfg, "task", "_name"), config_value(cfg, "task", "langs")
-            if task:
-                hint = f"--task {task}" + (f" --langs {langs}" if langs else "")
-        except Exception:  # the checkpoint's own problem is reported once --task is given
-            pass
-    return f"no --task given: pass the task the model was trained with, e.g. {hint}"
+def _head(path: str, n: int = 64) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            return f.read(n)
+    except OSError:
+        return b""
 
 
-def install_excepthook() -> None:
-    previous = sys.excepthook
-    if getattr(previous, "_xlm_fairseq", False):
-        return
+def _reason(exc: BaseException) -> str:
+    """What went wrong, in a few words: torch's first sentence, never its weights-only advice."""
+    text = str(exc)
+    detail = re.search(r"WeightsUnpickler error:\s*(.+)", text, re.S)
+    if "Weights only load failed" in text:
+        text = detail.group(1) if detail else ""
+    first = (text.strip().splitlines() or [""])[0].split(". ")[0].strip().rstrip(".")
+    if not first or "weights_only" in first:
+        return type(exc).__name__
+    return f"{type(exc).__name__}: {first[:160]}"
 
-    def hook(exc_type, exc, tb):
-        user_error = _find_user_error(exc)
-        unreadable = None if user_error is not None else _unreadable_checkpoint(exc)
-        if unreadable is not None:
-            path, why = unreadable
-            user_error = (
-                f"{path}: not a readable checkpoint ({why}); it is truncated, corrupt or not a fairseq "
-                "checkpoint: pass another file (--restore-file, --finetune-from-model, --path), or delete "
-                "it to start afresh. Nothing was written"
+
+def unreadable_checkpoint(path: str, flag: str, exc: BaseException, refused_hint: str = NOT_OURS, torch_file=True):
+    """The CheckpointError for a file whose loading raised `exc`. `refused_hint` says what to do with a file
+    that pickles a type weights-only loading refuses; `torch_file`: the file should be one torch.save wrote (its
+    first bytes tell a text file or another format from a truncated checkpoint)."""
+    label = where(flag, path)
+    text = str(exc)
+    for pattern in _REFUSED:
+        refused = pattern.search(text)
+        if refused:
+            name = refused.group(1)
+            if name.endswith("data.dictionary.Dictionary"):
+                return CheckpointError(f"{label}: XLM binarised data (it pickles {name}), not a model checkpoint")
+            return CheckpointError(
+                f"{label}: not a readable checkpoint (it pickles `{name}`, which safe, weights-only, loading "
+                f"refuses): {refused_hint}"
             )
-        if user_error is None and unreadable is None and _missing_task(exc):
-            user_error = _missing_task_message(sys.argv)
-        if user_error is not None:
-            sys.stderr.write(f"error: {user_error}\n")
-            sys.stderr.flush()
-            sys.exit(2)
-        previous(exc_type, exc, tb)
-
-    hook._xlm_fairseq = True
-    sys.excepthook = hook
+    head = _head(path)
+    if torch_file and head and not head.startswith((b"PK\x03\x04", b"\x80")):  # neither zip nor legacy pickle
+        try:
+            text_file = "\x00" not in codecs.getincrementaldecoder("utf-8")().decode(head)
+        except UnicodeDecodeError:
+            text_file = False
+        kind = "it is a text file" if text_file else f"not a file written by torch.save: it starts with {head[:8]!r}"
+        return CheckpointError(f"{label}: not a readable checkpoint ({kind}): pass the checkpoint file (.pt)")
+    afresh = " (or delete it to start this run afresh)" if os.path.basename(str(path)) == "checkpoint_last.pt" else ""
+    return CheckpointError(
+        f"{label}: not a readable checkpoint ({_reason(exc)}): the file is truncated or corrupt (an interrupted "
+        f"save, copy or download?); pass another file{afresh}"
+    )

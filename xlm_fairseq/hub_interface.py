@@ -30,6 +30,7 @@ from omegaconf import open_dict
 from torch import nn
 
 from . import inference_assets
+from .checkpoints import read_checkpoint
 from .data.translation_step_dataset import TranslationStepDataset
 from .dictionary import MASK_WORD
 from .encoders.xlm_moses import XLMMosesTokenizer
@@ -39,6 +40,14 @@ from .modules.encoder_decoder import padding_mask_from_lengths
 MASK = "<mask>"
 FAIRSEQ_BPE = {"subword-nmt": ("subword_nmt", "bpe_codes"), "sentencepiece": ("sentencepiece", "sentencepiece_model")}
 OWN_KWARGS = ("bpe", "bpe_codes", "lowercase")
+# files fairseq.hub_utils.from_pretrained passes on as overrides when it finds them beside the checkpoint
+HUB_FILES = {
+    "code": "bpe_codes",
+    "bpecodes": "bpe_codes",
+    "sentencepiece.bpe.model": "sentencepiece_model",
+    "merges.txt": "bpe_merges",
+    "vocab.json": "bpe_vocab",
+}
 
 
 def from_pretrained(
@@ -46,16 +55,14 @@ def from_pretrained(
 ) -> "XLMHubInterface":
     """fairseq.hub_utils.from_pretrained (the folder is the data: dict.txt beside the checkpoint) + the
     preprocessing settings beside it. kwargs bpe / bpe_codes / lowercase complete a folder without them; the
-    rest are fairseq's argument overrides."""
-    from fairseq import hub_utils
-
-    import xlm_fairseq  # noqa: F401  (registers the task, model and tokenizer the checkpoint names)
-
+    rest are fairseq's argument overrides. Each checkpoint is read by the plugin's one loader
+    (checkpoints.read_checkpoint), so a truncated or foreign file raises its one-line CheckpointError."""
     own = {k: kwargs.pop(k) for k in OWN_KWARGS if k in kwargs}
     folder = str(model_name_or_path)
     if not os.path.isdir(folder):
         raise InputError(f"model_name_or_path={folder!r}: no such folder (give the folder that holds the checkpoint)")
-    for name in utils.split_paths(str(checkpoint_file)):
+    names = utils.split_paths(str(checkpoint_file))
+    for name in names:
         if not os.path.isfile(os.path.join(folder, name)):
             found = sorted(f for f in os.listdir(folder) if f.endswith(".pt"))
             raise InputError(
@@ -70,10 +77,33 @@ def from_pretrained(
             f"{data} has no {inference_assets.DICT} (checkpoints saved before xlm_fairseq wrote it "
             "beside them): pass data_name_or_path=DATA_BIN, the data-bin the model was trained on"
         )
-    loaded = hub_utils.from_pretrained(folder, checkpoint_file, data, **kwargs)
-    task = loaded["task"]
+    cfg, task, models = _load_ensemble(folder, names, data, kwargs)
     settings = inference_assets.load(os.path.abspath(folder), data, list(task.langs), **own)
-    return XLMHubInterface(loaded["args"], task, loaded["models"][0], settings)
+    return XLMHubInterface(cfg, task, models[0], settings)
+
+
+def _load_ensemble(folder: str, names: List[str], data: str, kwargs: dict):
+    """What fairseq.hub_utils.from_pretrained does for a local folder, each file read by read_checkpoint:
+    the overrides (the data folder, BPE files found beside the checkpoint, the caller's) applied to the saved
+    config, then checkpoint_utils.load_model_ensemble_and_task on the state read."""
+    from fairseq import checkpoint_utils
+
+    overrides = dict(kwargs, data=data)
+    for file, arg in HUB_FILES.items():
+        if os.path.exists(os.path.join(folder, file)):
+            overrides.setdefault(arg, os.path.join(folder, file))
+    generation = overrides.get("generation_args")
+    models, task, cfg = [], None, None
+    for name in names:
+        path = os.path.join(folder, name)
+        state = read_checkpoint(path, "checkpoint_file", arg_overrides=overrides)
+        loaded, cfg, task = checkpoint_utils.load_model_ensemble_and_task(
+            [path], arg_overrides=overrides, task=task, state=state
+        )
+        models += loaded
+    for key, value in (generation or {}).items():
+        setattr(cfg["generation"], key, value)
+    return cfg, task, models
 
 
 class XLMHubInterface(nn.Module):

@@ -5,17 +5,15 @@ and a FloatTensor (`params.pred_probs`). torch's weights-only unpickler loads th
 types that rebuild an array are allowed — for this call only (a context manager, never the global list).
 numpy 1.x pickles (the released 2019 files) name the module `numpy.core.multiarray`, numpy 2 names it
 `numpy._core.multiarray`: both spellings are allowed. Anything else is refused with one line that names
-the type and offers --trust-checkpoint (full unpickling, for a file the user trusts).
+the type and offers --trust-checkpoint (full unpickling, for a file the user trusts). The file is opened by
+the plugin's one loader (checkpoints.py), so its errors read as every other checkpoint's.
 """
 
-import os
-import re
 from typing import Any, List
 
 import numpy as np
-import torch
 
-from . import ConvertError
+from ..checkpoints import read_torch_file
 
 _DTYPE_CLASSES = [
     "Float64DType",
@@ -52,38 +50,11 @@ def numpy_safe_globals() -> List[Any]:
     return allowed
 
 
-_REFUSED = [re.compile(r"GLOBAL (\S+) was not an allowed global"), re.compile(r"but got <class '([^']+)'>")]
+TRUST_HINT = "if you trust where this file comes from, pass --trust-checkpoint"
 
 
-def _one_line(e: BaseException) -> str:
-    text = " ".join(str(e).split())
-    return f"{type(e).__name__}: {text[:160]}" if text else type(e).__name__
-
-
-def load_pth(path: str, trust: bool = False, what: str = "checkpoint") -> Any:
-    """torch.load a file onto the CPU; ConvertError for a missing, refused, truncated or corrupt file."""
-    if not os.path.isfile(path):
-        raise ConvertError(f"{path}: no such file")
-    if os.path.getsize(path) == 0:
-        raise ConvertError(f"{path}: empty file (an interrupted download?)")
-    try:
-        if trust:
-            return torch.load(path, map_location="cpu", weights_only=False)
-        with torch.serialization.safe_globals(numpy_safe_globals()):
-            return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # torch raises RuntimeError, UnpicklingError, EOFError, KeyError, struct.error...
-        if not trust:
-            for pattern in _REFUSED:
-                m = pattern.search(str(e))
-                if m and m.group(1).endswith("data.dictionary.Dictionary"):
-                    raise ConvertError(
-                        f"{path}: XLM binarised data (it pickles {m.group(1)}), not a model checkpoint"
-                    ) from None
-                if m:
-                    raise ConvertError(
-                        f"{path}: the file pickles `{m.group(1)}`, which safe (weights-only) loading refuses; "
-                        "if you trust where this file comes from, pass --trust-checkpoint"
-                    ) from None
-        raise ConvertError(
-            f"{path}: cannot be read as a PyTorch {what}; it is truncated or corrupt ({_one_line(e)})"
-        ) from None
+def load_pth(path: str, trust: bool = False) -> Any:
+    """An original XLM `.pth` (or transformers' pytorch_model.bin) onto the CPU, through the plugin's one
+    loader (checkpoints.read_torch_file): a missing, refused, truncated or corrupt file is a CheckpointError
+    (one line naming the file)."""
+    return read_torch_file(path, "", numpy_safe_globals(), trust, TRUST_HINT)

@@ -170,18 +170,11 @@ def _load_json(path: str) -> dict:
 
 
 def read_weights(folder: str) -> Dict[str, torch.Tensor]:
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
+    from ..checkpoints import read_safetensors
     from .loading import load_pth
 
     def one(path):
-        if path.endswith(".safetensors"):
-            try:
-                return load_file(path)
-            except (SafetensorError, OSError, ValueError) as e:
-                raise ConvertError(f"{path}: truncated or corrupt safetensors file ({e})") from None
-        return load_pth(path, what="weights file")
+        return read_safetensors(path) if path.endswith(".safetensors") else load_pth(path)
 
     for name in WEIGHT_FILES:
         path = os.path.join(folder, name)
