@@ -6,6 +6,8 @@ Both outputs are undone by fairseq's own post-processing: subword-nmt marks word
 a sentencepiece model given to subword-nmt (or the other way round) fails with a message saying which
 backend it belongs to."""
 
+import os
+
 from .common import (
     STDIO,
     PreprocessError,
@@ -122,6 +124,7 @@ def apply_file(
         workers=workers,
         skip_bad_lines=skip_bad_lines,
         chunk_lines=chunk_lines,
+        what=f"apply-bpe {os.path.basename(display_name(src))}",
     )
 
 

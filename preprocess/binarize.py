@@ -18,6 +18,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from typing import Dict, List, Optional
 
@@ -32,9 +33,11 @@ from .common import (
     write_json,
 )
 from .layout import SPLITS, Corpus, check_not_empty, check_pair_lengths, discover, mono_name, pair_file_name
+from .progress import BAR_SECONDS, Progress
 from .vocabulary import DictionaryError, read_symbols
 
 MANIFEST = "manifest.json"
+POLL_SECONDS = 1.0  # how often the size of fairseq-preprocess's output is looked at (no terminal)
 
 
 def fairseq_preprocess_command() -> List[str]:
@@ -65,18 +68,85 @@ def _mono_prefixes(splits: Dict[str, str], lang: str) -> List[str]:
     return args
 
 
-def _run_fairseq(cmd: List[str], unit: str, log_path: str) -> None:
+def _run_fairseq(cmd: List[str], unit: str, log_path: str, watch: Optional["OutputWatch"] = None) -> None:
     with open(log_path, "a", encoding="utf-8") as logf:
         logf.write(f"$ {' '.join(cmd)}\n")
         logf.flush()
-        proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        text = proc.stdout.decode("utf-8", errors="replace")
-        logf.write(text)
+        start = logf.tell()
+        proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT)
+        try:
+            if watch is None:
+                proc.wait()
+            else:
+                with watch:
+                    proc.wait()
+        except BaseException:  # Ctrl-C: fairseq-preprocess got it too; do not leave it behind
+            proc.kill()
+            proc.wait()
+            raise
     if proc.returncode != 0:
+        with open(log_path, encoding="utf-8", errors="replace") as f:
+            f.seek(start)
+            text = f.read()
         last = next((line for line in reversed(text.splitlines()) if line.strip()), "no output")
         raise PreprocessError(
             f"fairseq-preprocess failed on {unit} (exit {proc.returncode}): {last.strip()} (full output in {log_path})"
         )
+
+
+class OutputWatch:
+    """Progress of a fairseq-preprocess run, seen from outside (fairseq itself is not changed): the bytes of the
+    .bin files it is writing (workers' parts included) against what its inputs will give, one token id of
+    `itemsize` bytes per BPE unit and one per line (the `</s>` it appends), units counted as spaces (BPE'd text
+    is single-spaced). A thread polls the output folder while the caller waits for the process; counting the
+    inputs happens in that thread too, while fairseq starts."""
+
+    def __init__(self, what: str, inputs: List[str], folder: str, vocab_size: int):
+        self.what, self.inputs, self.folder = what, inputs, folder
+        # fairseq/data/indexed_dataset.py: best_fitting_int_dtype (uint16 below 65500 symbols, else int32)
+        self.itemsize = 2 if vocab_size < 65500 else 4
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._watch, daemon=True)
+
+    def _count(self):
+        """(lines, bytes fairseq will write), or None when the run ended first."""
+        lines = units = 0
+        for path in self.inputs:
+            with open(path, "rb") as f:
+                last = b"\n"
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    if self.stop.is_set():
+                        return None
+                    lines += block.count(b"\n")
+                    units += block.count(b" ")
+                    last = block[-1:]
+                lines += last != b"\n"
+        return lines, (units + 2 * lines) * self.itemsize
+
+    def _written(self) -> int:
+        try:
+            return sum(e.stat().st_size for e in os.scandir(self.folder) if e.name.endswith(".bin"))
+        except OSError:  # the folder does not exist yet
+            return 0
+
+    def _watch(self):
+        counted = self._count()
+        if counted is None:
+            return
+        lines, expected = counted
+        interval = BAR_SECONDS if sys.stderr.isatty() else POLL_SECONDS
+        with Progress(self.what, total=expected) as progress:
+            while not self.stop.wait(interval):
+                done = min(self._written(), expected)
+                progress.update_to(int(lines * done / expected) if expected else 0, done)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join()
 
 
 def _move(src: str, dst: str) -> None:
@@ -126,7 +196,7 @@ def binarize_corpus(
         "para": {},
         **(extra or {}),
     }
-    run = FairseqPreprocess(dict_path, destdir, workers)
+    run = FairseqPreprocess(dict_path, destdir, workers, len(dictionary))
     try:
         for lang, splits in sorted(corpus.mono.items()):
             start = time.time()
@@ -150,8 +220,9 @@ class FairseqPreprocess:
     """fairseq-preprocess runs into a private temporary folder, their files renamed into the data-bin layout;
     each returns the manifest entries of what it wrote. Their output goes to DESTDIR/preprocess.log."""
 
-    def __init__(self, dict_path: str, destdir: str, workers: int):
+    def __init__(self, dict_path: str, destdir: str, workers: int, vocab_size: int = 0):
         self.destdir = destdir
+        self.vocab_size = vocab_size
         self.log_path = os.path.join(destdir, "preprocess.log")
         self.tmp_root = os.path.join(destdir, f".binarize.tmp-{os.getpid()}")
         self.base = fairseq_preprocess_command() + [
@@ -169,6 +240,7 @@ class FairseqPreprocess:
             self.base + ["--only-source", "--source-lang", lang, "--destdir", tmp] + _mono_prefixes(splits, lang),
             f"'{lang}'",
             self.log_path,
+            OutputWatch(f"binarize {lang}", [splits[s] for s in sorted(splits)], tmp, self.vocab_size),
         )
         entries = {}
         for split in sorted(splits):
@@ -190,6 +262,9 @@ class FairseqPreprocess:
             + _pair_prefixes(splits, a),
             f"'{a}-{b}'",
             self.log_path,
+            OutputWatch(
+                f"binarize {a}-{b}", [splits[s][x] for s in sorted(splits) for x in (a, b)], tmp, self.vocab_size
+            ),
         )
         entries = {}
         for split in sorted(splits):

@@ -18,21 +18,29 @@ from .common import (
     describe_skipped,
     log,
 )
+from .progress import EVERY, Progress, file_size
 from .vocabulary import FAIRSEQ_SYMBOLS, FIRST_WORD_ID, SPECIALS, write_dictionary
 
 N_FIXED = FIRST_WORD_ID  # <s> <pad> </s> <unk> + <special0..9>
 
 
 def count_tokens(paths: Iterable[str], skip_bad_lines: bool = False) -> Tuple[Counter, int]:
+    paths = list(paths)
     counts = Counter()
     n_lines = 0
-    for path in paths:
-        reader = LineReader(path, skip_bad_lines=skip_bad_lines)
-        for line in reader:
-            counts.update(line.split())
-            n_lines += 1
-        if reader.skipped:
-            log(describe_skipped(path, reader.skipped))
+    sizes = [file_size(p) for p in paths]
+    read = 0  # bytes of the files done
+    with Progress("build-dict counting", total=None if None in sizes else sum(sizes)) as progress:
+        for path, size in zip(paths, sizes):
+            reader = LineReader(path, skip_bad_lines=skip_bad_lines)
+            for line in reader:
+                counts.update(line.split())
+                n_lines += 1
+                if not n_lines % EVERY:
+                    progress.update_to(n_lines, read + (reader.position() or 0))
+            read += size or 0
+            if reader.skipped:
+                log(describe_skipped(path, reader.skipped))
     return counts, n_lines
 
 

@@ -18,6 +18,8 @@ import stat
 import sys
 from typing import Callable, Iterable, Iterator, List, Optional, Sequence
 
+from .progress import Progress, file_size
+
 
 class PreprocessError(Exception):
     """A mistake a user can make (bad flag, missing file, mismatched data). The CLI prints it as one line,
@@ -94,9 +96,18 @@ class LineReader:
         self.drop_lines = drop_lines or set()
         self.skipped: List[int] = []
         self.dropped = 0
+        self._file = None
+
+    def position(self) -> Optional[int]:
+        """Bytes of the file read so far (for progress), None for stdin or when not reading."""
+        try:
+            return self._file.tell() if self._file is not None else None
+        except (OSError, ValueError):
+            return None
 
     def __iter__(self) -> Iterator[str]:
         with _open_binary(self.path) as f:
+            self._file = f
             for lineno, raw in enumerate(f, 1):
                 if lineno in self.drop_lines:
                     self.dropped += 1
@@ -303,15 +314,21 @@ def transform_file(
     skip_bad_lines: bool = False,
     drop_lines: Optional[set] = None,
     chunk_lines: int = 2000,
+    what: Optional[str] = None,
 ) -> "TransformStats":
-    """Read `src` line by line, apply the per-line function built by `factory`, write `dst` atomically."""
+    """Read `src` line by line, apply the per-line function built by `factory`, write `dst` atomically. Progress
+    (`what`, e.g. 'tokenize train.en') is reported per chunk, its fraction from the bytes of `src` read; none
+    when the output itself goes to the terminal."""
     reader = LineReader(src, skip_bad_lines=skip_bad_lines, drop_lines=drop_lines)
     n = 0
-    with atomic_output(dst) as out:
-        for chunk in map_lines(factory, factory_args, reader, workers=workers, chunk_lines=chunk_lines):
-            out.write("\n".join(chunk))
-            out.write("\n")
-            n += len(chunk)
+    show = not (dst == STDIO and sys.stdout.isatty())
+    with Progress(what or os.path.basename(display_name(src)), total=file_size(src), show=show) as progress:
+        with atomic_output(dst) as out:
+            for chunk in map_lines(factory, factory_args, reader, workers=workers, chunk_lines=chunk_lines):
+                out.write("\n".join(chunk))
+                out.write("\n")
+                n += len(chunk)
+                progress.update(len(chunk), reader.position())
     return TransformStats(n, reader.skipped, reader.dropped)
 
 

@@ -31,6 +31,7 @@ from .common import (
     temp_name,
     write_json,
 )
+from .progress import EVERY, Progress, iterate
 
 BACKENDS = ("subword-nmt", "sentencepiece")
 DEFAULT_SAMPLE_CAP = 10_000_000
@@ -92,28 +93,36 @@ def iter_sample(
     skip_bad_lines: bool = False,
     skipped: Dict[str, List[str]] = None,
 ) -> Iterator[str]:
-    """Yield the sampled lines, language after language (sorted), each in corpus order."""
+    """Yield the sampled lines, language after language (sorted), each in corpus order. Progress: the lines
+    read, of all the languages' corpora, reported every EVERY lines."""
     import numpy as np
 
-    for lang in sorted(files):
-        n, k = line_counts[lang], counts[lang]
-        if k == 0 or n == 0:
-            continue
-        rng = np.random.default_rng([seed, zlib.crc32(lang.encode())])
-        base, extra = _line_multiplicity(n, k, rng)
-        pos, index = 0, 0
-        for path in files[lang]:
-            reader = LineReader(path, skip_bad_lines=skip_bad_lines)
-            for line in reader:
-                times = base
-                if pos < len(extra) and extra[pos] == index:
-                    times += 1
-                    pos += 1
-                for _ in range(times):
-                    yield line
-                index += 1
-            if reader.skipped and skipped is not None:
-                skipped.setdefault(lang, []).append(describe_skipped(path, reader.skipped))
+    to_read = sum(line_counts[lang] for lang in files if counts[lang] and line_counts[lang])
+    read = 0
+    with Progress("learn-bpe sampling", total=to_read) as progress:
+        for lang in sorted(files):
+            n, k = line_counts[lang], counts[lang]
+            if k == 0 or n == 0:
+                continue
+            rng = np.random.default_rng([seed, zlib.crc32(lang.encode())])
+            base, extra = _line_multiplicity(n, k, rng)
+            pos, index = 0, 0
+            for path in files[lang]:
+                reader = LineReader(path, skip_bad_lines=skip_bad_lines)
+                for line in reader:
+                    times = base
+                    if pos < len(extra) and extra[pos] == index:
+                        times += 1
+                        pos += 1
+                    for _ in range(times):
+                        yield line
+                    index += 1
+                    if not index % EVERY:
+                        progress.update_to(read + index)
+                if reader.skipped and skipped is not None:
+                    skipped.setdefault(lang, []).append(describe_skipped(path, reader.skipped))
+            read += index
+            progress.update_to(read)
 
 
 def _learn_subword_nmt(sentences: Iterator[str], out_path: str, n_codes: int, min_frequency: int) -> int:
@@ -125,8 +134,8 @@ def _learn_subword_nmt(sentences: Iterator[str], out_path: str, n_codes: int, mi
     if not words:
         raise PreprocessError("the BPE sample has no words: the training text is blank")
     vocab = io.StringIO("".join(f"{w} {c}\n" for w, c in words.most_common()))
-    if not sys.stderr.isatty():  # subword-nmt draws a tqdm bar over all N merges; keep logs readable
-        snmt.tqdm = lambda iterable, *a, **k: iterable
+    # subword-nmt draws its own tqdm bar over the N merges: ours instead, which also writes plain lines to a log
+    snmt.tqdm = lambda iterable, *a, **k: iterate(iterable, "learn-bpe merges", len(iterable), "merges", every=10)
     with atomic_output(out_path) as out:
         try:
             snmt.learn_bpe(vocab, out, n_codes, min_frequency=min_frequency, is_dict=True)

@@ -7,6 +7,7 @@ and Japanese with fugashi/UniDic (XLM: KyTea) after it; these are optional extra
 is XLM's lowercase_and_remove_accent.py. Output lines hold tokens separated by single spaces."""
 
 import importlib
+import os
 import sys
 import unicodedata
 
@@ -154,6 +155,7 @@ def tokenize_file(
         skip_bad_lines=skip_bad_lines,
         drop_lines=drop_lines,
         chunk_lines=chunk_lines,
+        what=f"tokenize {os.path.basename(display_name(src))}",
     )
 
 
