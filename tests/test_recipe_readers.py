@@ -1,10 +1,12 @@
 """What examples/demo and examples/paper-mini read back from their runs: the translations of a fairseq-generate log,
-the whole run's wall time across resumes, and the unigram perplexity that the demo's table shows beside the MLM's."""
+the whole run's wall time across resumes, and the unigram perplexity that the demo's table shows beside the MLM's;
+and how their Runner schedules steps by device (side by side on one core each on a CPU only)."""
 
 import json
 import math
 import os
 import sys
+from functools import partial
 
 import numpy as np
 import pytest
@@ -193,3 +195,16 @@ def test_study_report_keeps_the_runs_of_an_earlier_machine(tmp_path):
     assert rows == [["base from clm (1 core) *", "3.57"]]
     assert series == unmt_curves
     assert study.carry_over([["base (1 core)"]], {}, {"rows": {"base (1 core)": ["base (1 core)"]}}, list) == ""
+
+
+def test_side_by_side_on_one_core_each_is_the_cpus_schedule(tmp_path):
+    """On a CPU two independent steps run at the same time with one compute thread each; a Runner of a GPU runs
+    them one after the other and leaves their threads as the caller set them."""
+    show = [sys.executable, "-c", "import os, time; time.sleep(0.5); print('threads', os.environ['OMP_NUM_THREADS'])"]
+    for device, at_once, threads in (("cpu", True, "1"), ("cuda", False, "3")):
+        runner = pipeline.Runner(str(tmp_path / device), "t", device)
+        runner.side_by_side(*(partial(runner.run, s, show, env={"OMP_NUM_THREADS": 3}, beside=True) for s in "ab"))
+        (_, start_a, end_a), (_, start_b, end_b) = runner.stamp("a"), runner.stamp("b")
+        assert (max(start_a, start_b) < min(end_a, end_b)) == at_once, device
+        for step in "ab":
+            assert f"threads {threads}" in open(runner.path("logs", f"{step}.log")).read(), device

@@ -451,6 +451,7 @@ def main(argv=None):
             run_unmt(ctx, d, name, args.init, args.threads, args.minutes or UNMT_MINUTES)
     elif args.what == "report":
         report(ctx, d)
+    return ctx
 
 
 if __name__ == "__main__":
