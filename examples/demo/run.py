@@ -279,7 +279,7 @@ def main(argv=None):
     p.add_argument(
         "--scale",
         type=float,
-        default=float(os.environ.get("DEMO_SCALE", "1")),
+        default=os.environ.get("DEMO_SCALE", "1"),
         help="multiply every update count (default: $DEMO_SCALE, else 1; 0.25 is a 4x shorter demo)",
     )
     p.add_argument("--dry-run", action="store_true", help="print every command the demo runs; run and write nothing")
