@@ -6,6 +6,7 @@ import socket
 import subprocess
 import sys
 
+import pytest
 import torch
 
 BIN = os.path.dirname(sys.executable)
@@ -154,14 +155,40 @@ def valid_metrics(log: str):
 
 def train_losses(log: str):
     """{num_updates: loss} from train_inner lines (log interval 1)."""
+    return train_values(log, "loss")
+
+
+def train_values(log: str, key: str):
+    """{num_updates: value of `key`} from train_inner lines (log interval 1), e.g. key "gnorm": the norm of the
+    gradient the optimizer received (after fairseq's normalisation, before clipping)."""
     out = {}
     for line in log.splitlines():
         if "train_inner" in line:
-            loss = re.search(r"loss=([\d.]+)", line)
+            value = re.search(rf"[ ,]{re.escape(key)}=([\d.]+(?:e[-+]?\d+)?)", line)
             upd = re.search(r"num_updates=(\d+)", line)
-            if loss and upd:
-                out[int(upd.group(1))] = float(loss.group(1))
+            if value and upd:
+                out[int(upd.group(1))] = float(value.group(1))
     return out
+
+
+def param_distance(a, b):
+    """The L2 distance between two state dicts (all their float tensors as one vector)."""
+    assert a.keys() == b.keys()
+    return sum(float((a[k].double() - b[k].double()).pow(2).sum()) for k in a if a[k].is_floating_point()) ** 0.5
+
+
+def assert_same_gradients(log_a: str, log_b: str, state_a, state_b, lr: float):
+    """Two SGD runs (no momentum, no clipping, so update = -lr * gradient) took the same gradients: the
+    logged gradient norms agree at every update, and the parameters differ by less than 1e-4 of one update's
+    size (lr * gnorm). A gradient scaled by 2 in one run changes its gnorm and leaves a difference as large
+    as an update; Adam, whose first updates are about lr in every coordinate whatever the gradient's scale,
+    would hide both."""
+    ga, gb = train_values(log_a, "gnorm"), train_values(log_b, "gnorm")
+    assert ga and ga.keys() == gb.keys(), (ga, gb)
+    for u in ga:
+        assert ga[u] == pytest.approx(gb[u], rel=2e-3, abs=2e-3), (u, ga, gb)
+    assert min(ga.values()) > 0.1  # a gradient large enough for the bound below to mean something
+    assert param_distance(state_a, state_b) < 1e-4 * lr * min(ga.values())
 
 
 def load_model_state(path):
