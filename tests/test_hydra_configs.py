@@ -3,7 +3,9 @@ machinery into our task, model, criterion and optimizer with the paper's setting
 for real through `fairseq-hydra-train` on tiny data (shrunk by command-line overrides)."""
 
 import glob
+import math
 import os
+import re
 
 import pytest
 from fairseq.dataclass.initialize import add_defaults, hydra_init
@@ -63,6 +65,28 @@ def test_config_composes_into_our_components(path):
     assert cfg.lr_scheduler.warmup_init_lr == 1e-7
 
 
+def _updates(log):
+    """{update: (loss, lr, gnorm, clip)} from the train_inner lines (log_interval 1)."""
+    out = {}
+    for line in log.splitlines():
+        m = re.search(r"loss=([\d.]+),.* num_updates=(\d+), lr=([\d.e+-]+), gnorm=([\d.]+), clip=([\d.]+)", line)
+        if m and "train_inner" in line:
+            out[int(m.group(2))] = tuple(float(m.group(i)) for i in (1, 3, 4, 5))
+    return out
+
+
+def assert_recipe_schedule(log, cfg):
+    """The run's learning rate at each update is fairseq's inverse_sqrt warmup from the composed config's
+    warmup_init_lr to its lr over warmup_updates, and clip_norm (the original's 5) clips exactly the updates
+    whose gradient norm exceeds it: a config value lost between the file and the trainer changes these."""
+    updates = _updates(log)
+    assert sorted(updates) == [1, 2, 3], log[-3000:]
+    init, peak = cfg.lr_scheduler.warmup_init_lr, cfg.optimization.lr[0]
+    for u, (loss, lr, gnorm, clip) in updates.items():
+        assert lr == pytest.approx(init + u * (peak - init) / cfg.lr_scheduler.warmup_updates, rel=1e-4)
+        assert clip == (100 if gnorm > cfg.optimization.clip_norm else 0) and math.isfinite(loss)
+
+
 def test_mlm_then_unmt_train_with_fairseq_hydra_train(tmp_path):
     data = make_data_bin(str(tmp_path), langs=("en", "fr"), pairs=(("en", "fr"),))
     config_dir = os.path.join(ROOT, "examples", "unmt", "config")
@@ -74,7 +98,7 @@ def test_mlm_then_unmt_train_with_fairseq_hydra_train(tmp_path):
         *TINY,
         f"hydra.run.dir={tmp_path / 'hydra'}",
     ]
-    cli(
+    proc = cli(
         "fairseq-hydra-train",
         "--config-name",
         "mlm",
@@ -83,8 +107,9 @@ def test_mlm_then_unmt_train_with_fairseq_hydra_train(tmp_path):
         "task.tokens_per_sample=32",
         "dataset.batch_size=4",
     )
+    assert_recipe_schedule(proc.stdout + proc.stderr, composed(os.path.join(config_dir, "mlm.yaml")))
     mlm = tmp_path / "mlm" / "checkpoint_last.pt"
-    cli(
+    proc = cli(
         "fairseq-hydra-train",
         "--config-name",
         "unmt",
@@ -95,5 +120,18 @@ def test_mlm_then_unmt_train_with_fairseq_hydra_train(tmp_path):
         "dataset.max_tokens=300",
         "task.eval_bleu=false",
     )
+    log = proc.stdout + proc.stderr
+    unmt = composed(os.path.join(config_dir, "unmt.yaml"), "task.reload_encoder=M", "task.reload_decoder=M")
+    # the original's UNMT optimizer: adam_inverse_sqrt,beta1=0.9,beta2=0.98,lr=0.0001 (warmup 4000 from 1e-7)
+    assert (unmt.optimization.lr[0], unmt.lr_scheduler.warmup_updates) == (1e-4, 4000)
+    assert_recipe_schedule(log, unmt)
+    # the recipe's steps ran: AE in both languages, then a back-translation step
+    assert all(re.search(rf"train_inner.* {step}_ppl=", log) for step in ("en_ae", "fr_ae", "fr-en-fr_bt"))
     state = load_model_state(tmp_path / "unmt" / "checkpoint_last.pt")
     assert any(k.startswith("decoder.encoder_attn") for k in state)
+    # the noise and the lambda schedule the run trained with are the recipe's
+    import torch
+
+    saved = torch.load(tmp_path / "unmt" / "checkpoint_last.pt")["cfg"]
+    for key in ("word_shuffle", "word_dropout", "word_blank", "lambda_ae", "bt_steps", "ae_steps"):
+        assert saved["task"][key] == unmt.task[key], key

@@ -2,6 +2,7 @@
 supervised MT + BT, fairseq-generate / fairseq-interactive, 2 processes with resume, and user errors."""
 
 import os
+import re
 import shutil
 
 import pytest
@@ -12,6 +13,7 @@ from .helpers_cli import (
     lm_train_args,
     load_model_state,
     max_param_diff,
+    train_losses,
     train_two_ranks,
     user_error,
     valid_metrics,
@@ -84,6 +86,31 @@ UNMT = [
 ]
 
 
+def assert_learns(log, bt_steps):
+    """The run trains: over its 16 updates (2 epochs) the mean training loss of the second half is at least 5%
+    below the first half's, every validated direction's perplexity falls by at least 5% from the first to the
+    last epoch, and so does the perplexity of each back-translation step (measured: -18 and -10% for the
+    losses, -14 to -24% for the perplexities, -31 to -50% for BT). Translation steps whose gradient never reaches
+    the parameters fail it (their loss still drifts down by ~2% from batch to batch). It cannot see a step that
+    learns something else (BT targets paired with the wrong sentences still fall, by learning the language):
+    those semantics are pinned in test_mt_units.py."""
+    losses = [loss for _, loss in sorted(train_losses(log).items())]
+    assert len(losses) == 16, log[-3000:]
+    first, second = losses[:8], losses[8:]
+    assert sum(second) < 0.95 * sum(first), losses
+    rows = valid_metrics(log)
+    assert len(rows) == 2
+    directions = [k for k in rows[0] if k.endswith("_mt_ppl")]
+    assert len(directions) == 2
+    for key in directions:
+        assert rows[-1][key] < 0.95 * rows[0][key], (key, rows)
+    for step in bt_steps:
+        ppl = [float(v) for v in re.findall(rf"\| train_inner \|.* {step}_bt_ppl=([\d.]+)", log)]
+        assert len(ppl) >= 4, step
+        half = len(ppl) // 2
+        assert sum(ppl[-half:]) < 0.95 * sum(ppl[:half]), (step, ppl)
+
+
 def test_unmt_from_mlm_then_generate_and_interactive(setup, tmp_path):
     data, mlm = setup
     proc = cli(
@@ -107,6 +134,7 @@ def test_unmt_from_mlm_then_generate_and_interactive(setup, tmp_path):
         assert key in row
     for key in ("en_ae_ppl", "en-fr-en_bt_ppl", "fr-en-fr_bt_ppl"):
         assert key in log
+    assert_learns(log, ("en-fr-en", "fr-en-fr"))
     ckpt = tmp_path / "u" / "checkpoint_best.pt"
     assert ckpt.exists()
     # the MLM file is gone by generation time: generate must not re-read it (from_checkpoint), although the
@@ -189,6 +217,7 @@ def test_supervised_mt_with_back_translation(setup, tmp_path):
     assert "en-fr_mt_ppl" in log and "en-fr-en_bt_ppl" in log
     row = valid_metrics(log)[-1]
     assert {"en-fr_mt_ppl", "fr-en_mt_ppl"} <= row.keys()
+    assert_learns(log, ("en-fr-en",))
 
 
 def test_unmt_with_two_processes_resumes_exactly(setup, tmp_path):
