@@ -133,11 +133,49 @@ def test_sample_alpha_predicts_rare_tokens_in_the_right_ratio():
     assert 7 < rate_rare / rate_freq < 11
 
 
-def test_fp16_rounding_to_multiple_of_8_unmasks_first_time_major_positions():
-    rng = np.random.RandomState(3)
-    x = torch.randint(14, 1000, (4, 40))
-    out, pred, target = mlm_train_mask(x, torch.full((4,), 40), _masking(round_to_8=True), rng)
-    assert int(pred.sum()) % 8 == 0 or int(pred.sum()) < 8
+def _time_major_positions(pred):
+    """(row, column) of the predicted positions of a batch-first mask, in the original's (slen, bs) order."""
+    return [(b, t) for t in range(pred.size(1)) for b in range(pred.size(0)) if pred[b, t]]
+
+
+def test_fp16_rounding_unmasks_the_first_time_major_positions_on_explicit_batches():
+    """`xlm/trainer.py: mask_out` under --fp16: n1 predictions become n2 = max(n1 % 8, 8 * (n1 // 8)) by
+    unmasking the first n1 - n2 predicted positions of the time-major (slen, bs) flattening. With word_pred 1
+    every position but the first of a row and the padding is predicted, so the batch is explicit."""
+    x = torch.arange(100, 118).view(3, 6)
+    lengths = torch.tensor([6, 5, 4])  # predicted before rounding: t = 1..5, 1..4, 1..3 = 12 positions
+    x[1, 5:] = x[2, 4:] = PAD
+    cfg = _masking(word_pred=1.0, round_to_8=True)
+    _, plain, _ = mlm_train_mask(x, lengths, _masking(word_pred=1.0), np.random.RandomState(0))
+    assert int(plain.sum()) == 12
+    out, pred, target = mlm_train_mask(x, lengths, cfg, np.random.RandomState(0))
+    # 4 unmasked, time-major: column 1 of rows 0, 1, 2, then column 2 of row 0 (batch-first order would
+    # have taken row 0's columns 1-4)
+    assert pred.int().tolist() == [[0, 0, 0, 1, 1, 1], [0, 0, 1, 1, 1, 0], [0, 0, 1, 1, 0, 0]]
+    assert torch.equal(target, x[pred]) and torch.equal(out[~pred], x[~pred])
+    # 15 -> 8: the first 7 go; 16 stays; fewer than 8 stay as they are (where the original's assert fails)
+    for lens, kept in (([6, 6, 6, 1], 8), ([6, 6, 6, 2], 16), ([3, 4, 2, 2], 7)):
+        xs = torch.randint(14, 1000, (4, 6))
+        _, before, _ = mlm_train_mask(xs, torch.tensor(lens), _masking(word_pred=1.0), np.random.RandomState(0))
+        _, after, _ = mlm_train_mask(xs, torch.tensor(lens), cfg, np.random.RandomState(0))
+        order = _time_major_positions(before)
+        assert _time_major_positions(after) == order[len(order) - kept :]
+
+
+def test_fp16_rounding_of_random_masks_drops_exactly_the_first_positions():
+    """The same RandomState draws the same positions with and without rounding (the choice comes before the
+    rounding); rounding removes the first n1 % 8 of them in time-major order."""
+    rounded_some = 0
+    for seed in range(20):
+        x = torch.randint(14, 1000, (5, 37))
+        lengths = torch.tensor([37, 30, 25, 12, 37])
+        _, before, _ = mlm_train_mask(x, lengths, _masking(), np.random.RandomState(seed))
+        _, after, target = mlm_train_mask(x, lengths, _masking(round_to_8=True), np.random.RandomState(seed))
+        order, n1 = _time_major_positions(before), int(before.sum())
+        n2 = max(n1 % 8, 8 * (n1 // 8))
+        assert _time_major_positions(after) == order[n1 - n2 :] and torch.equal(target, x[after])
+        rounded_some += n1 != n2
+    assert rounded_some > 10
 
 
 def test_eval_masking_is_deterministic_and_follows_spec():
