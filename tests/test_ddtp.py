@@ -7,11 +7,14 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 
 import pytest
 
 from xlm_preprocess import ddtp
 from xlm_preprocess.ddtp_text import clean, paragraph_units, split_long_description, split_sentences
+
+from .helpers_cli import ENV, run
 
 FIXTURE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures", "ddtp")
 PREFIX = "deb.debian.org_debian_dists_bookworm_main_"
@@ -228,7 +231,31 @@ def test_same_description_same_split_in_every_language(descs, labels):
                     assert got == {expected}, (lang, descs[lang][m].package)
                     checked[expected] += 1
     assert set(checked) == set(SPLITS)
-    assert ddtp.split_of(MD5_0AD, 0.2, 0.2) == ddtp.split_of(MD5_0AD, 0.2, 0.2)
+
+
+# split_of(md5, 0.2, 0.2) of fixture descriptions, two per split. The split is a hash (sha1) of the md5 text
+# alone, the same on every machine and Python version; a change here would move descriptions between the
+# train/valid/test sets of corpora users have already built.
+PINNED_SPLITS = {
+    "06fa496658789fbfc6514726e1dffdb5": 0,
+    "0ff9bf0c61cc77f908f4504f7162ba44": 0,
+    "53498ca1a6859f13dd4042c1f0a68669": 1,
+    "618cfc32b0d16e74aea7a47ac42a2ec2": 1,
+    "085a469fb5f38916d82842e097c6fda4": 2,
+    MD5_0AD: 2,
+}
+
+
+def test_split_is_fixed_by_the_md5_across_processes():
+    """The same split in this process, in a fresh interpreter whose str hash is salted differently (so Python's
+    hash() would disagree), and as pinned; the fractions move the thresholds, not the hash."""
+    assert {m: ddtp.split_of(m, 0.2, 0.2) for m in PINNED_SPLITS} == PINNED_SPLITS
+    code = "import sys; from xlm_preprocess import ddtp; print([ddtp.split_of(m, 0.2, 0.2) for m in sys.argv[1:]])"
+    for seed in ("1", "2"):
+        proc = run([sys.executable, "-c", code, *PINNED_SPLITS], env=dict(ENV, PYTHONHASHSEED=seed))
+        assert json.loads(proc.stdout) == list(PINNED_SPLITS.values())
+    assert all(ddtp.split_of(m, 0.0, 0.0) == 0 for m in PINNED_SPLITS)  # no valid/test share: all train
+    assert all(ddtp.split_of(m, 1.0, 0.0) == 1 for m in PINNED_SPLITS)
 
 
 def test_no_valid_or_test_sentence_in_train(descs, labels):
