@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install lint test demo bench clean
+.PHONY: install lint test demo bench wheelhouse clean
 
 install: $(STAMP)
 
@@ -32,5 +32,14 @@ demo: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/pretrain_throughput.py
 
+# the wheels an offline GPU node lacks, for benchmarks/gpu_suite.sh --wheels: `make wheelhouse` (a node with torch
+# alone, Python 3.12: ~96 MiB), `make wheelhouse NODE_PACKAGES=benchmarks/node-packages-h200.txt` (~23 MiB), or your
+# node's `python3 -m pip list --format=freeze` as NODE_PACKAGES
+WHEELHOUSE ?= wheelhouse
+NODE_PYTHON ?= 3.12
+NODE_PACKAGES ?=
+wheelhouse: $(STAMP)
+	$(BIN)/python benchmarks/wheelhouse.py $(WHEELHOUSE) --python $(NODE_PYTHON) $(if $(NODE_PACKAGES),--node-packages $(NODE_PACKAGES))
+
 clean:
-	rm -rf $(VENV) demo-out build *.egg-info
+	rm -rf $(VENV) demo-out build *.egg-info wheelhouse gpu-suite-out

@@ -2,7 +2,7 @@
 fairseq, on the same data and model shape, interleaved, medians of the logged rates.
 
     python benchmarks/train_e2e.py --data-bin DATA_BIN [--reps 3] [--shape small] [--threads 2]
-    python benchmarks/train_e2e.py --data-bin DATA_BIN --device cuda --shape base   # --fp16 on a GPU
+    python benchmarks/train_e2e.py --data-bin DATA_BIN --device cuda --shape base   # on a GPU
 
 DATA_BIN is a data-bin of `xlm-preprocess prepare` with en and fr monolingual text and en-fr pairs (the demo's
 demo-out/data-bin, or `xlm-preprocess ddtp --langs en,fr --out raw --disjoint-mono` then prepare). Runs:
@@ -18,7 +18,10 @@ every log interval after the first
 (start-up and warm-up excluded); medians over intervals and repetitions. Beside them, the model step alone
 (forward, backward, Adam on one batch, benchmarks/pretrain_throughput.py at this shape and vocabulary) for
 ours and fairseq's RoBERTa, so the cost outside the model step shows: overhead per update = 1/ups - 1/steps.
-Last line: `e2e_speedup_vs_fairseq X` (our MLM tokens/s over the faster masked_lm configuration).
+On a GPU every run trains in examples/recipes.py's CUDA_PRECISION (--fp16) with its CUDA_LOADER_WORKERS loader
+processes (ours and the peers alike), and the MLM group adds ours with --compile-layers (its compilation falls in the
+first log interval, left out) and ours with --amp instead of --fp16.
+Last line: `e2e_speedup_vs_fairseq X` (our faster MLM configuration's tokens/s over the faster masked_lm one).
 """
 
 import argparse
@@ -35,20 +38,38 @@ ROOT = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(ROOT, "examples"))
 import recipes  # noqa: E402  (the command lines of our runs)
 
-BIN = os.path.dirname(sys.executable)
 USER_DIR = os.path.join(ROOT, "xlm_fairseq")
 SHAPES = {  # dim, layers, heads, streams per MLM batch, tokens per stream, updates per run (UNMT: unmt_updates)
     "small": dict(dim=256, layers=4, heads=4, bs=8, slen=256, updates=150, unmt_updates=60),
     "tiny": dict(dim=64, layers=2, heads=4, bs=8, slen=64, updates=1200, unmt_updates=240),
     # on a GPU: the released xlm_mlm_enfr_1024 (6 x 1024, 8 heads), 32 streams of 256 tokens, --fp16
-    "base": dict(dim=1024, layers=6, heads=8, bs=32, slen=256, updates=240, unmt_updates=60),
+    "base": dict(dim=1024, layers=6, heads=8, bs=32, slen=256, updates=240, unmt_updates=30),
 }
+# the runs of each group: (name, command of commands(), extra flags); on a GPU the MLM group differs
+GROUPS = {
+    "cpu": {
+        "mlm": [("ours_mlm", "ours_mlm", []), ("fairseq_masked_lm", "fairseq_masked_lm", [])]
+        + [("fairseq_masked_lm_nw0", "fairseq_masked_lm", ["--num-workers", 0])],
+        "tlm": [("ours_mlm_tlm", "ours_mlm_tlm", [])],
+        "unmt": [("ours_unmt", "ours_unmt", []), ("fairseq_online_bt", "fairseq_online_bt", [])],
+    },
+    "cuda": {
+        "mlm": [("ours_mlm", "ours_mlm", []), ("ours_mlm_compiled", "ours_mlm", ["--compile-layers"])]
+        + [("ours_mlm_amp", "ours_mlm", ["--amp"]), ("fairseq_masked_lm", "fairseq_masked_lm", [])],
+        "tlm": [("ours_mlm_tlm", "ours_mlm_tlm", [])],
+        "unmt": [("ours_unmt", "ours_unmt", []), ("fairseq_online_bt", "fairseq_online_bt", [])],
+    },
+}
+STEP_ALONE = {"ours_mlm": "ours", "ours_mlm_compiled": "ours_compiled", "fairseq_masked_lm": "fairseq_masked_lm"}
 INTERVALS = 6  # log intervals per run; the first is left out (start-up, warm-up)
 RATE = re.compile(r"\| train_inner \|.* wps=([\d.]+), ups=([\d.]+)")
 
 
-def common(updates, save, device):
-    return recipes.train_device(device) + [
+def common(updates, save, device, amp=False):
+    on_device = ["--amp"] if amp else recipes.train_device(device)
+    if device == "cuda":
+        on_device += ["--num-workers", recipes.loader_workers(device)]
+    return on_device + [
         "--adam-betas",
         "(0.9,0.98)",
         "--lr",
@@ -215,7 +236,8 @@ def peer_data(data: str, root: str) -> dict:
 
 def run(name, args, extra, threads):
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads), PYTHONWARNINGS="ignore")
-    cmd = [os.path.join(BIN, "fairseq-train")] + [str(a) for a in args + extra]
+    # fairseq-train's module, with this interpreter: the console script may live in another environment's bin
+    cmd = [sys.executable, "-m", "fairseq_cli.train"] + [str(a) for a in args + extra]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     rates = [(float(w), float(u)) for w, u in RATE.findall(proc.stdout + proc.stderr)]
     if proc.returncode != 0 or len(rates) < 2:
@@ -288,33 +310,28 @@ def main():
     with open(os.path.join(a.data_bin, "dict.txt"), encoding="utf-8") as f:
         vocab = 4 + sum(1 for _ in f)
     wanted = set(a.runs.split(","))
-    groups = {
-        "mlm": ["ours_mlm", "fairseq_masked_lm", "fairseq_masked_lm_nw0"],
-        "tlm": ["ours_mlm_tlm"],
-        "unmt": ["ours_unmt", "fairseq_online_bt"],
-    }
-    names = [n for g in ("mlm", "tlm", "unmt") if g in wanted for n in groups[g]]
+    runs = [r for g in ("mlm", "tlm", "unmt") if g in wanted for r in GROUPS[a.device][g]]
+    names = [name for name, _, _ in runs]
     rates = {n: [] for n in names}
-    alone = {"ours": [], "fairseq": []}
+    alone = {n: [] for n in names if n in STEP_ALONE}
     with tempfile.TemporaryDirectory() as tmp:
         cmds = commands(shape, a.data_bin, peer_data(a.data_bin, tmp), a.ours_optimizer)
         for rep in range(a.reps):
-            if "mlm" in wanted:
-                alone["ours"].append(step_alone("ours", shape, vocab, a.threads, a.device))
-                alone["fairseq"].append(step_alone("fairseq_masked_lm", shape, vocab, a.threads, a.device))
-            for name in names:  # interleaved: every configuration once per repetition
-                base = cmds[name.replace("_nw0", "")]
+            for name, impls in alone.items():
+                impls.append(step_alone(STEP_ALONE[name], shape, vocab, a.threads, a.device))
+            for name, base, flags in runs:  # interleaved: every configuration once per repetition
                 updates = shape["unmt_updates"] if "unmt" in name or "online_bt" in name else shape["updates"]
-                extra = common(updates, os.path.join(tmp, name), a.device)
-                if name.endswith("_nw0"):
-                    extra += ["--num-workers", 0]
-                rates[name] += run(name, base, extra, a.threads)
-                print(f"rep {rep + 1}: {name} done", file=sys.stderr, flush=True)
+                amp = "--amp" in flags
+                extra = common(updates, os.path.join(tmp, name), a.device, amp) + [f for f in flags if f != "--amp"]
+                rates[name] += run(name, cmds[base], extra, a.threads)
+                wps, ups = statistics.median(w for w, _ in rates[name]), statistics.median(u for _, u in rates[name])
+                print(f"rep {rep + 1}: {name} {wps:.0f} tokens/s, {ups:.2f} updates/s", file=sys.stderr, flush=True)
 
+    where = f"fp32, {a.threads} threads" if a.device == "cpu" else f"{' '.join(recipes.CUDA_PRECISION)} on {gpu_name()}"
     print(
         f"fairseq-train end to end, shape {a.shape}: d={shape['dim']} L={shape['layers']} H={shape['heads']} "
         f"V={vocab}, {shape['bs']} x {shape['slen']} tokens per MLM update, "
-        f"{'fp32, ' + str(a.threads) + ' threads' if a.device == 'cpu' else '--fp16 on ' + gpu_name()}, "
+        f"{where}, "
         f"{a.reps} reps x {shape['updates']} updates (UNMT {shape['unmt_updates']}; medians of log intervals "
         "after the first)"
     )
@@ -324,16 +341,17 @@ def main():
         wps = statistics.median(w for w, _ in rates[name])
         ups = statistics.median(u for _, u in rates[name])
         med[name] = (wps, ups)
-        impl = "ours" if name == "ours_mlm" else "fairseq" if name.startswith("fairseq_masked_lm") else None
-        if impl and alone[impl]:
-            steps = statistics.median(alone[impl])
+        step_of = name if name in alone else "fairseq_masked_lm" if name.startswith("fairseq_masked_lm") else None
+        if step_of in alone:
+            steps = statistics.median(alone[step_of])
             extra = f"{steps:>14.2f}{ups / steps:>9.0%}{1000 * (1 / ups - 1 / steps):>19.1f}"
         else:
             extra = f"{'':>14}{'':>10}{'':>19}"
         print(f"{name:<24}{wps:>10.0f}{ups:>11.2f}{extra}")
     if "mlm" in wanted:
-        peer = max(med["fairseq_masked_lm"][0], med["fairseq_masked_lm_nw0"][0])
-        print(f"e2e_speedup_vs_fairseq {med['ours_mlm'][0] / peer:.2f}")
+        ours = max(wps for name, (wps, _) in med.items() if name.startswith("ours_mlm") and name != "ours_mlm_tlm")
+        peer = max(wps for name, (wps, _) in med.items() if name.startswith("fairseq_masked_lm"))
+        print(f"e2e_speedup_vs_fairseq {ours / peer:.2f}")
 
 
 if __name__ == "__main__":
