@@ -305,8 +305,13 @@ def plot_curves(series: dict, ylabel: str, path: str, title: str, log_y: bool = 
 def plot_panels(panels: list, path: str, title: str = None) -> None:
     """Several plot_curves side by side in one PNG. Each panel: a dict with `series` ({label: [(x, y)]}),
     `ylabel`, and optionally `title`, `xlabel` (default "updates") and `log_y`."""
+    import logging
+
     import matplotlib
 
+    # importing fairseq (log readers that detokenise do) sets the root logger to DEBUG
+    # (fairseq/models/wav2vec/wav2vec2_classification.py): matplotlib would print every font it considers
+    logging.getLogger("matplotlib").setLevel(logging.WARNING)
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

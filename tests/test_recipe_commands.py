@@ -359,8 +359,8 @@ def planned(runners) -> list:
 
 
 def dry_runs(device, out) -> list:
-    """[(where, argv, env)] of every step the demo, paper-mini's five tables, its study (both parts) and
-    train_e2e.py's runs of ours would run on `device`: their dry runs, which run and write nothing."""
+    """[(where, argv, env)] of every step the demo, paper-mini's five tables, its study (both parts), Table 2 at GPU
+    scale and train_e2e.py's runs of ours would run on `device`: their dry runs, which run and write nothing."""
     sys.path.insert(0, os.path.join(ROOT, "examples", "paper-mini"))
     demo = load("demo_run", "examples/demo/run.py")
     mini = load("paper_mini_run", "examples/paper-mini/run.py")
@@ -372,6 +372,8 @@ def dry_runs(device, out) -> list:
     for args in (["mlm"], ["unmt", *study.UNMT_VARIANTS, "--init", "fast-tps32"], ["unmt", "--init", "random"]):
         ctx = study.main([*args, "--dry-run", "--device", device, "--out", os.path.join(out, "study")])
         found += [("study" + w[w.index(" ") :], a, e) for w, a, e in planned([ctx.R])]
+    table2_gpu = load("table2_gpu", "examples/paper-mini/table2_gpu.py")
+    found += planned([table2_gpu.main(["--dry-run", "--device", device, "--out", os.path.join(out, "table2-gpu")])])
     e2e = load("train_e2e", "benchmarks/train_e2e.py")
     shape = e2e.SHAPES["tiny"]
     for name, argv in e2e.commands(shape, "data-bin", {"masked_lm": "mlm", "online_bt": "obt"}, "xlm_adam").items():
@@ -404,7 +406,7 @@ def test_built_commands_parse(device, tmp_path, capsys):
     capsys.readouterr()
     assert not os.path.exists(tmp_path / "out"), "a dry run created files"
     shown = {w.split()[0] for w, _, _ in found}
-    assert shown == {"demo", "paper-mini", "study", "train_e2e"}, shown
+    assert shown == {"demo", "paper-mini", "study", "table2-gpu", "train_e2e"}, shown
     fairseq_commands = [(w, a) for w, a, _ in found if a[0] in PARSERS]
     assert len(fairseq_commands) > 80
     for where, argv in fairseq_commands:
