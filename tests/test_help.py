@@ -3,7 +3,7 @@ and study.py, examples/recipes.py, the benchmarks, the examples' run.sh, and eve
 each of its subcommands. "Runs nothing": it creates no file or folder (each runs in an empty folder, with the
 examples' output folders pointed into it, and the repository's default output folders must not appear), it calls
 no fairseq-*/xlm-*/apt-get/wget (recorders first on PATH) and, for the console scripts (called in one process per
-tool), starts no process at all. The scripts run in parallel: most of them start in well under a second."""
+tool), starts no process once its module is imported. The scripts run in parallel: most of them start in well under a second."""
 
 import configparser
 import glob
@@ -65,9 +65,9 @@ def no_process(*a, **k):
 
 
 argparse._SubParsersAction.add_parser = add_parser
-subprocess.Popen = no_process
 module, function = entry.split(":")
 main = getattr(importlib.import_module(module), function)
+subprocess.Popen = no_process  # after the import: a CUDA build of torch runs ldconfig when it is imported
 
 
 def answer(args):
