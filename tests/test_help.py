@@ -3,7 +3,8 @@ and study.py, examples/recipes.py, the benchmarks, the examples' run.sh, and eve
 each of its subcommands. "Runs nothing": it creates no file or folder (each runs in an empty folder, with the
 examples' output folders pointed into it, and the repository's default output folders must not appear), it calls
 no fairseq-*/xlm-*/apt-get/wget (recorders first on PATH) and, for the console scripts (called in one process per
-tool), starts no process once its module is imported. The scripts run in parallel: most of them start in well under a second."""
+tool), starts no process once its module is imported. The scripts run in parallel: most of them start in well
+under a second."""
 
 import configparser
 import glob
