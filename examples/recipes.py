@@ -433,9 +433,11 @@ def lm_validate(
 
 
 # ------------------------------------------------------------------ data
-def ddtp(langs: str, out: str, *, lists=None, from_lists=None, disjoint_mono=False, max_sentences=None) -> list:
+def ddtp(
+    langs: str, out: str, *, lists=None, from_lists=None, disjoint_mono=False, train_pairs=True, max_sentences=None
+) -> list:
     """Debian's translated package descriptions as text: fetched into the private apt folder `lists`, or read from
-    one fetched before (`from_lists`)."""
+    one fetched before (`from_lists`); `train_pairs` False writes the parallel pairs of valid and test only."""
     return [
         "xlm-preprocess",
         "ddtp",
@@ -446,6 +448,7 @@ def ddtp(langs: str, out: str, *, lists=None, from_lists=None, disjoint_mono=Fal
         *_given("--lists", lists),
         *_given("--from-lists", from_lists),
         *_switch("--disjoint-mono", disjoint_mono),
+        *_switch("--no-train-pairs", not train_pairs),
         *_given("--max-sentences-per-lang", max_sentences),
     ]
 

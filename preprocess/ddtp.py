@@ -595,6 +595,11 @@ def add_arguments(parser: argparse.ArgumentParser):
     parser.add_argument(
         "--all-pairs", action="store_true", help="also write xx-yy pairs (translations of the same English description)"
     )
+    parser.add_argument(
+        "--no-train-pairs",
+        action="store_true",
+        help="write the pairs of valid and test only (unsupervised MT never trains on pairs: nothing to prepare)",
+    )
     parser.add_argument("--valid-frac", type=float, default=0.02, help="fraction of descriptions for valid")
     parser.add_argument("--test-frac", type=float, default=0.02, help="fraction of descriptions for test")
     parser.add_argument(
@@ -672,6 +677,9 @@ def run(args):
         args.max_sentences_per_lang,
         args.cls_text,
     )
+    if args.no_train_pairs:
+        for by_split in corpus["parallel"].values():
+            by_split.pop("train", None)
     manifest = write_outputs(
         corpus,
         args.out,
@@ -683,6 +691,7 @@ def run(args):
             "options": {
                 "disjoint_mono": args.disjoint_mono,
                 "all_pairs": args.all_pairs,
+                "no_train_pairs": args.no_train_pairs,
                 "valid_frac": args.valid_frac,
                 "test_frac": args.test_frac,
                 "max_sentences_per_lang": args.max_sentences_per_lang,

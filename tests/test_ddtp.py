@@ -5,6 +5,7 @@ import collections
 import gzip
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -352,6 +353,19 @@ def test_main_disjoint_mono_and_all_pairs(tmp_path):
     en_mono = {x for s in SPLITS for x in lines(out / f"{s}.en")}
     _, plain = run_main(tmp_path, out="plain")
     assert en_mono < {x for s in SPLITS for x in lines(plain / f"{s}.en")}
+
+
+def test_no_train_pairs_writes_the_same_text_but_the_training_pairs(tmp_path):
+    """Unsupervised MT trains on no pair: --no-train-pairs leaves them out (the demo prepares less), and changes
+    nothing else (the valid and test pairs, the monolingual and classification text, byte for byte)."""
+    _, out = run_main(tmp_path, "--disjoint-mono", "--no-train-pairs")
+    _, full = run_main(tmp_path, "--disjoint-mono", out="full")
+    names = set(os.listdir(out))
+    assert names == {n for n in os.listdir(full) if not re.match(r"train\.\w+-\w+\.", n)}
+    assert "valid.en-fr.fr" in names and "train.en-fr.fr" not in names and "train.en" in names
+    assert all((out / n).read_bytes() == (full / n).read_bytes() for n in names - {"ddtp_manifest.json"})
+    manifest = json.loads((out / "ddtp_manifest.json").read_text())
+    assert "train" not in manifest["parallel"]["en-fr"] and manifest["options"]["no_train_pairs"] is True
 
 
 def test_a_second_run_replaces_the_first(tmp_path):
