@@ -293,6 +293,19 @@ def gpu_name() -> str:
     return torch.cuda.get_device_name()
 
 
+def check_data_bin(data_bin, pairs):
+    """Stop before the first run (each starts fairseq-train: seconds) when the data-bin lacks what the runs read."""
+    names = [["dict.txt"]]  # each entry: the file, or the other names it may have
+    names += [[f"{s}.{lang}.bin", f"{s}.{lang}-None.{lang}.bin"] for s in ("train", "valid") for lang in ("en", "fr")]
+    names += [[f"{s}.en-fr.{lang}.bin"] for s in ("train", "valid") for lang in ("en", "fr")] if pairs else []
+    missing = [n[0] for n in names if not any(os.path.exists(os.path.join(data_bin, name)) for name in n)]
+    if missing:
+        raise SystemExit(
+            f"error: --data-bin {data_bin} lacks {', '.join(missing)}: give an xlm-preprocess data-bin with en, fr and "
+            "en-fr (docs/gpu.md shows how to make one)"
+        )
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--data-bin", required=True, help="xlm-preprocess data-bin with en, fr and en-fr")
@@ -307,9 +320,10 @@ def main():
     shape = dict(SHAPES[a.shape])
     if a.updates:
         shape["updates"] = shape["unmt_updates"] = a.updates
+    wanted = set(a.runs.split(","))
+    check_data_bin(a.data_bin, pairs="tlm" in wanted or "unmt" in wanted)
     with open(os.path.join(a.data_bin, "dict.txt"), encoding="utf-8") as f:
         vocab = 4 + sum(1 for _ in f)
-    wanted = set(a.runs.split(","))
     runs = [r for g in ("mlm", "tlm", "unmt") if g in wanted for r in GROUPS[a.device][g]]
     names = [name for name, _, _ in runs]
     rates = {n: [] for n in names}

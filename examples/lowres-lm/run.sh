@@ -40,7 +40,8 @@ DEVICE=${DEVICE:-}                # cpu or cuda; empty: cuda if torch sees a GPU
 NUM_WORKERS=${NUM_WORKERS:-}      # loader processes; empty: the examples' choice for the device (0 on a CPU)
 
 PY=${PYTHON:-python}
-USER_DIR=$($PY -c "import os, xlm_fairseq; print(os.path.dirname(xlm_fairseq.__file__))")
+# the installed plugin folder, found without importing it (an import loads torch and fairseq: seconds)
+USER_DIR=$($PY -c "import importlib.util, os; print(os.path.dirname(importlib.util.find_spec('xlm_fairseq').origin))")
 if command -v xlm-eval-lm >/dev/null 2>&1; then EVAL_LM=(xlm-eval-lm); else EVAL_LM=($PY -m xlm_fairseq.eval_lm); fi
 if [ -z "$DEVICE" ]; then
   DEVICE=cpu

@@ -8,7 +8,8 @@ esac
 A=$1; B=$2; STAGE=$3
 NGPU=${NGPU:-8}
 WORK=${WORK:-$PWD/unmt-$A-$B}
-USER_DIR=$(python -c "import xlm_fairseq, os; print(os.path.dirname(xlm_fairseq.__file__))")
+# the installed plugin folder, found without importing it (an import loads torch and fairseq: seconds)
+USER_DIR=$(python -c "import importlib.util, os; print(os.path.dirname(importlib.util.find_spec('xlm_fairseq').origin))")
 # the examples' mixed precision on a GPU (examples/recipes.py: CUDA_PRECISION)
 PRECISION=$(python "$(dirname "$0")/../recipes.py" --train-device cuda)
 LANGS=$(echo -e "$A\n$B" | sort | paste -sd,)

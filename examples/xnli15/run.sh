@@ -7,7 +7,8 @@ case ${1:-} in
 esac
 NGPU=${NGPU:-8}
 WORK=${WORK:-$PWD/xnli15-work}
-USER_DIR=$(python -c "import xlm_fairseq, os; print(os.path.dirname(xlm_fairseq.__file__))")
+# the installed plugin folder, found without importing it (an import loads torch and fairseq: seconds)
+USER_DIR=$(python -c "import importlib.util, os; print(os.path.dirname(importlib.util.find_spec('xlm_fairseq').origin))")
 # the examples' mixed precision on a GPU (examples/recipes.py: CUDA_PRECISION)
 PRECISION=$(python "$(dirname "$0")/../recipes.py" --train-device cuda)
 LANGS=ar,bg,de,el,en,es,fr,hi,ru,sw,th,tr,ur,vi,zh
