@@ -284,9 +284,10 @@ def random_init_checkpoint(reference: str, target: str, seed: int = 1) -> str:
         return target
     os.makedirs(os.path.dirname(target), exist_ok=True)
     code = (
-        "import torch, xlm_fairseq\n"
-        "from fairseq import checkpoint_utils, tasks\n"
-        f"state = checkpoint_utils.load_checkpoint_to_cpu({reference!r})\n"
+        "import torch\n"
+        "from fairseq import tasks\n"
+        "from xlm_fairseq.checkpoints import read_checkpoint\n"
+        f"state = read_checkpoint({reference!r})\n"
         f"torch.manual_seed({seed})\n"
         "task = tasks.setup_task(state['cfg'].task)\n"
         "state['model'] = task.build_model(state['cfg'].model).state_dict()\n"

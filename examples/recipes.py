@@ -6,7 +6,7 @@ that README.md and docs/ show are compared with DOCUMENTED by tests/test_recipe_
 
 Each builder returns an argument list (program first; values as given, the runner str()s them). Its keyword
 arguments are fairseq's flags under their own names; a flag whose value is None is not given (fairseq's default
-applies). The order of the flags is each builder's, fixed: the published runs (README's demo table,
+applies). The order of the flags is each builder's, fixed: the published runs (the demo's table,
 examples/paper-mini/results/) were measured with exactly these lists. List arguments hold the flags a caller
 chooses as a group, in its order: `flags` the model (and what a study varies), `optimizer`, `run` where the run
 writes and on which device (train_run), `extra` anything after.

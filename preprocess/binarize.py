@@ -2,7 +2,7 @@
 
 One call per monolingual language (`--only-source`) and one per pair, all with `--srcdict` = the shared
 dict.txt and `--dataset-impl mmap`. Each call writes into a private temporary folder; its files are then renamed
-into the data-bin layout (README.md, "Data"):
+into the data-bin layout (docs/data.md):
 
     fairseq-preprocess writes           data-bin name
     train.en-None.en.bin/.idx     ->    train.en.bin/.idx

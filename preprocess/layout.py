@@ -1,4 +1,4 @@
-"""File names of a corpus folder (raw, tokenised or BPE'd text) and of a data-bin (README.md, "Data"):
+"""File names of a corpus folder (raw, tokenised or BPE'd text) and of a data-bin (docs/data.md):
 
     {split}.{lang}            monolingual text of `lang`
     {split}.{a}-{b}.{lang}    one side of the pair a-b (lang is a or b); data-bin names always have a < b

@@ -22,6 +22,7 @@ PYTHON_SCRIPTS = [
     "examples/paper-mini/run.py",
     "examples/paper-mini/study.py",
     "examples/paper-mini/freedict.py",
+    "examples/paper-mini/table2_gpu.py",
     "examples/recipes.py",
     *sorted(os.path.relpath(p, ROOT) for p in glob.glob(os.path.join(ROOT, "benchmarks", "*.py"))),
 ]

@@ -67,14 +67,6 @@ NO_COMMANDS = {  # documents that show no fairseq command, and why that is right
     "examples/unmt/README.md": SCRIPT_README,
     "examples/xnli15/README.md": SCRIPT_README,
 }
-# README.md's blocks carry no recipe marker yet (it is being rewritten): until they do, its commands are named by
-# their program and task; a marker wins over this, and an entry that matches no command fails
-UNMARKED = {
-    ("README.md", "fairseq-train", "xlm_cross_lingual_lm"): "pretrain-mlm",
-    ("README.md", "fairseq-train", "xlm_unsupervised_mt"): "unmt",
-    ("README.md", "fairseq-generate", "xlm_unsupervised_mt"): "generate-sacrebleu",
-    ("README.md", "fairseq-train", "xlm_classification"): "classify",
-}
 # flags that say where a run's files are and how it is executed, which a recipe leaves to its user
 WHERE_AND_HOW = {
     "--user-dir",
@@ -115,8 +107,8 @@ SCRIPT_STAGES = {  # script -> the invocations that run fairseq (data stages dow
 }
 # built commands that run without the original's clipping, and why they stay so
 UNCLIPPED = {
-    "demo unmt-pretrained": "the demo's published UNMT runs (README's headline table) trained without clipping",
-    "demo unmt-random": "the demo's published UNMT runs (README's headline table) trained without clipping",
+    "demo unmt-pretrained": "the demo's published UNMT runs (examples/demo/README.md) trained without clipping",
+    "demo unmt-random": "the demo's published UNMT runs (examples/demo/README.md) trained without clipping",
 }
 MARKER = re.compile(r"<!--\s*recipe:\s*(.*?)\s*-->")
 
@@ -180,14 +172,6 @@ def recipe_differences(documented, built) -> list:
     return out
 
 
-def documented_recipe(path, argv, name):
-    """The recipe name of a documented command: its marker's, else UNMARKED's by program and task."""
-    if name is not None:
-        return name
-    task = argv[argv.index("--task") + 1] if "--task" in argv else None
-    return UNMARKED.get((path, argv[0], task))
-
-
 def check_clipping(argv, parsed, where):
     if argv[0] == "fairseq-train" and parsed.task != "xlm_classification":
         assert parsed.clip_norm == 5, f"{where}: `{' '.join(argv[:6])} ...` lacks --clip-norm 5"
@@ -227,8 +211,7 @@ def test_readme_shows_commands():
 def test_documented_commands_are_the_recipes(path, recorded_scripts):
     """Each documented training or evaluation command is the recipe it names (recipes.DOCUMENTED, or the command
     a run.sh runs), flag for flag."""
-    for argv, marked in markdown_commands(path):
-        name = documented_recipe(path, argv, marked)
+    for argv, name in markdown_commands(path):
         shown = f"{path}: `{' '.join(argv[:5])} ...`"
         if name == "-" or (name is None and argv[0] not in COMPARED):
             continue
@@ -244,12 +227,6 @@ def test_documented_commands_are_the_recipes(path, recorded_scripts):
             assert name in recipes.DOCUMENTED, f"{shown}: no recipe {name!r} in examples/recipes.py DOCUMENTED"
             found = recipe_differences(argv, recipes.DOCUMENTED[name])
         assert not found, f"{shown} is not the recipe {name}: " + "; ".join(found)
-
-
-def test_every_unmarked_entry_matches_a_command():
-    for path, program, task in UNMARKED:
-        hits = [a for a, m in markdown_commands(path) if m is None and a[0] == program and task in a]
-        assert hits, f"UNMARKED names a {program} --task {task} command of {path} that is gone: remove the entry"
 
 
 @pytest.mark.parametrize("name", sorted(recipes.DOCUMENTED))

@@ -1,4 +1,4 @@
-"""Finding and opening binarised files in a data-bin folder (README.md, "Data").
+"""Finding and opening binarised files in a data-bin folder (docs/data.md).
 
 Monolingual: `{split}.{lang}` (our layout) or `{split}.{lang}-None.{lang}` (what a plain
 `fairseq-preprocess --only-source` writes). Parallel: `{split}.{a}-{b}.{a|b}` with a < b."""
