@@ -255,7 +255,8 @@ def step_alone(impl: str, shape: dict, vocab: int, threads: int, device: str) ->
             "--child",
             impl,
             "--steps",
-            str(max(10, 3000 // (shape["bs"] * shape["slen"] // 64))),
+            # about 3000 sequences of 64 tokens, and no more steps than the run it is compared with makes updates
+            str(max(10, min(3000 // (shape["bs"] * shape["slen"] // 64), shape["updates"]))),
             "--warmup",
             "3",
             "--threads",
