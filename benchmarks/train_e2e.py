@@ -296,10 +296,16 @@ def gpu_name() -> str:
 
 def check_data_bin(data_bin, pairs):
     """Stop before the first run (each starts fairseq-train: seconds) when the data-bin lacks what the runs read."""
-    names = [["dict.txt"]]  # each entry: the file, or the other names it may have
-    names += [[f"{s}.{lang}.bin", f"{s}.{lang}-None.{lang}.bin"] for s in ("train", "valid") for lang in ("en", "fr")]
-    names += [[f"{s}.en-fr.{lang}.bin"] for s in ("train", "valid") for lang in ("en", "fr")] if pairs else []
-    missing = [n[0] for n in names if not any(os.path.exists(os.path.join(data_bin, name)) for name in n)]
+    from xlm_fairseq.data.data_files import dataset_exists, mono_prefix_candidates, pair_prefix_candidates
+
+    wanted = [mono_prefix_candidates(data_bin, s, lang) for s in ("train", "valid") for lang in ("en", "fr")]
+    if pairs:
+        wanted += [
+            pair_prefix_candidates(data_bin, s, "en", "fr", lang) for s in ("train", "valid") for lang in ("en", "fr")
+        ]
+    missing = [os.path.basename(c[0]) + ".bin" for c in wanted if not any(dataset_exists(p) for p in c)]
+    if not os.path.exists(os.path.join(data_bin, "dict.txt")):
+        missing.insert(0, "dict.txt")
     if missing:
         raise SystemExit(
             f"error: --data-bin {data_bin} lacks {', '.join(missing)}: give an xlm-preprocess data-bin with en, fr and "
