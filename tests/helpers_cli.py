@@ -1,10 +1,16 @@
 """Running the real fairseq command lines (this virtualenv's console scripts) in tests."""
 
+import atexit
+import json
 import os
 import re
+import shutil
+import signal
 import socket
 import subprocess
 import sys
+import tempfile
+import time
 
 import pytest
 import torch
@@ -15,9 +21,16 @@ ENV = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONWARNINGS=
 
 
 def run(cmd, check=True, timeout=600, input=None, env=None, cwd=None):
-    """The one way tests run a process: its output captured, a timeout, and its output in the failure."""
+    """The one way tests run a process: its output captured, a timeout, and its output in the failure. This
+    virtualenv's console scripts that import torch anyway (FORKED) start from the fork server when env is the tests'
+    own (forkserver.py: the same script, without its 5 s of imports)."""
     cmd = [str(c) for c in cmd]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env or ENV, timeout=timeout, input=input, cwd=cwd)
+    if env is None and forked(cmd[0]):
+        proc = FORK_SERVER.run(cmd, timeout=timeout, input=input, cwd=cwd)
+    else:
+        proc = subprocess.run(
+            cmd, capture_output=True, text=True, env=env or ENV, timeout=timeout, input=input, cwd=cwd
+        )
     if check and proc.returncode != 0:
         raise AssertionError(
             f"{os.path.basename(cmd[0])} failed ({proc.returncode}): {' '.join(cmd[1:])}\n"
@@ -26,9 +39,96 @@ def run(cmd, check=True, timeout=600, input=None, env=None, cwd=None):
     return proc
 
 
+# console scripts of this virtualenv that import torch and fairseq first thing (not xlm-preprocess, which must not)
+FORKED = {"fairseq-train", "fairseq-generate", "fairseq-validate", "fairseq-interactive", "fairseq-preprocess"}
+FORKED |= {"fairseq-hydra-train", "fairseq-eval-lm", "xlm-convert", "xlm-eval-lm", "xlm-embeddings", "xlm-train"}
+# (each as its own process would be: forkserver.py restores what the server's imports changed that they read)
+
+
+def forked(path: str) -> bool:
+    return (
+        os.environ.get("XLM_TESTS_FORK", "1") != "0"
+        and os.path.dirname(path) == BIN
+        and os.path.basename(path) in FORKED
+        and os.path.exists(path)
+    )
+
+
+class ForkServer:
+    """The client of tests/forkserver.py, started at the first command (one per test process)."""
+
+    def __init__(self):
+        self.proc = None
+
+    def start_server(self):
+        server = os.path.join(os.path.dirname(os.path.abspath(__file__)), "forkserver.py")
+        self.proc = subprocess.Popen(
+            [sys.executable, server], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=ENV
+        )
+        atexit.register(self.proc.stdin.close)  # the server ends with its input
+
+    def start(self, cmd, input=None, cwd=None, merge=False) -> "Forked":
+        """merge: stderr into stdout (Popen's stderr=STDOUT)."""
+        if self.proc is None or self.proc.poll() is not None:
+            self.start_server()
+        folder = tempfile.mkdtemp(prefix="xlm-cli-")
+        paths = {name: os.path.join(folder, name) for name in ("stdin", "stdout", "stderr", "status")}
+        if merge:
+            paths["stderr"] = paths["stdout"]
+        with open(paths["stdin"], "w", encoding="utf-8") as f:
+            f.write(input or "")
+        request = dict(paths, script=cmd[0], argv=cmd[1:], env=ENV, cwd=cwd or os.getcwd())
+        self.proc.stdin.write(json.dumps(request) + "\n")
+        self.proc.stdin.flush()
+        return Forked(cmd, json.loads(self.proc.stdout.readline())["pid"], folder, paths)
+
+    def run(self, cmd, timeout=600, input=None, cwd=None) -> subprocess.CompletedProcess:
+        return self.start(cmd, input, cwd).wait(timeout)
+
+
+class Forked:
+    """A command the fork server started: wait() gives its CompletedProcess (text stdout and stderr)."""
+
+    def __init__(self, cmd, pid, folder, paths):
+        self.cmd, self.pid, self.folder, self.paths = cmd, pid, folder, paths
+
+    def wait(self, timeout=600) -> subprocess.CompletedProcess:
+        try:
+            deadline = time.monotonic() + timeout
+            while not os.path.exists(self.paths["status"]):
+                if time.monotonic() > deadline:
+                    os.killpg(self.pid, signal.SIGKILL)
+                    raise subprocess.TimeoutExpired(self.cmd, timeout)
+                time.sleep(0.02)
+            outputs = {"stderr": ""}
+            for name in dict.fromkeys(("status", "stdout", "stderr")):
+                if name == "stderr" and self.paths[name] == self.paths["stdout"]:
+                    continue
+                with open(self.paths[name], encoding="utf-8", errors="replace") as f:
+                    outputs[name] = f.read()
+            return subprocess.CompletedProcess(self.cmd, int(outputs["status"]), outputs["stdout"], outputs["stderr"])
+        finally:
+            shutil.rmtree(self.folder, ignore_errors=True)
+
+
+FORK_SERVER = ForkServer()
+
+
+# fairseq's console scripts and the modules they run (ve-fairseq's entry points): where fairseq was installed outside
+# this virtualenv (a GPU node's own fairseq, seen through benchmarks/gpu_suite.sh's .pth file), its bin has none
+FAIRSEQ_SCRIPTS = {
+    f"fairseq-{name}": f"fairseq_cli.{name.replace('-', '_')}"
+    for name in ("eval-lm", "generate", "hydra-train", "interactive", "preprocess", "score", "train", "validate")
+}
+
+
 def cli(name, *args, **kw):
-    """A console script of this virtualenv (fairseq-train, xlm-preprocess, ...)."""
-    return run([os.path.join(BIN, name), *args], **kw)
+    """A console script of this virtualenv (fairseq-train, xlm-preprocess, ...); fairseq's, where this virtualenv
+    has not got it, as `python -m` of its module."""
+    script = os.path.join(BIN, name)
+    if name in FAIRSEQ_SCRIPTS and not os.path.exists(script):
+        return run([sys.executable, "-m", FAIRSEQ_SCRIPTS[name], *args], **kw)
+    return run([script, *args], **kw)
 
 
 def python_module(module, *args, **kw):
@@ -101,19 +201,22 @@ def free_port():
 def run_together(commands, timeout=600):
     """{name: [console script, args...]} started at once (their output merged), {name: output}; fails the test
     with a failed command's output."""
-    procs = {
-        name: subprocess.Popen(
-            [os.path.join(BIN, cmd[0])] + [str(a) for a in cmd[1:]],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            env=ENV,
-        )
-        for name, cmd in commands.items()
-    }
-    outs = {name: p.communicate(timeout=timeout)[0] for name, p in procs.items()}
-    for name, p in procs.items():
-        if p.returncode != 0:
+    started = {}
+    for name, cmd in commands.items():
+        cmd = [os.path.join(BIN, cmd[0])] + [str(a) for a in cmd[1:]]
+        if forked(cmd[0]):
+            started[name] = FORK_SERVER.start(cmd, merge=True)
+        else:
+            started[name] = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=ENV)
+    outs, codes = {}, {}
+    for name, p in started.items():
+        if isinstance(p, Forked):
+            done = p.wait(timeout)
+            outs[name], codes[name] = done.stdout, done.returncode
+        else:
+            outs[name], codes[name] = p.communicate(timeout=timeout)[0], p.returncode
+    for name, code in codes.items():
+        if code != 0:
             raise AssertionError(f"{commands[name][0]} ({name}) failed:\n{outs[name][-6000:]}")
     return outs
 

@@ -1,7 +1,10 @@
 """Tiny real data-bins for integration tests, binarised by the real `fairseq-preprocess`."""
 
+import fcntl
+import hashlib
 import os
 import random
+import shutil
 import sys
 from collections import Counter
 
@@ -42,6 +45,11 @@ def fairseq_binarize(text_prefix, dest_prefix_dir, dict_path, lang, splits, work
     cli(*args)
 
 
+# where make_data_bin keeps each data-bin it built, for the whole test session and both test processes (set by
+# conftest.py; None outside pytest)
+CACHE = None
+
+
 def make_data_bin(
     root,
     langs=("en", "fr"),
@@ -52,9 +60,29 @@ def make_data_bin(
     rename_mono=True,
     valid_seen_in_train=False,
 ):
-    """Raw text -> dict.txt -> data-bin with mono {split}.{lang} and pairs {split}.{a}-{b}.{x}.
-    valid_seen_in_train: the valid sentences are also trained on (40 sentences cannot teach a model anything
-    that transfers; tests of the training loop then see valid perplexity fall)."""
+    """Raw text -> dict.txt -> data-bin with mono {split}.{lang} and pairs {split}.{a}-{b}.{x}, in root/raw and
+    root/data-bin; returns the latter. valid_seen_in_train: the valid sentences are also trained on (40 sentences
+    cannot teach a model anything that transfers; tests of the training loop then see valid perplexity fall).
+
+    The files are a function of the arguments (seeded), and each set of arguments takes three to five runs of the real
+    fairseq-preprocess: built once per test session (CACHE), then copied into root."""
+    args = (tuple(langs), tuple(tuple(p) for p in pairs), train_copies, n_valid, seed, rename_mono, valid_seen_in_train)
+    if CACHE is None:
+        return build_data_bin(root, *args)
+    cached = os.path.join(CACHE, hashlib.sha1(repr(args).encode()).hexdigest()[:16])
+    os.makedirs(CACHE, exist_ok=True)
+    with open(cached + ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # the other test process may be building the same one
+        if not os.path.isdir(cached):
+            shutil.rmtree(cached + ".tmp", ignore_errors=True)
+            build_data_bin(cached + ".tmp", *args)
+            os.rename(cached + ".tmp", cached)
+    for name in ("raw", "data-bin"):
+        shutil.copytree(os.path.join(cached, name), os.path.join(root, name), symlinks=True, dirs_exist_ok=True)
+    return os.path.join(root, "data-bin")
+
+
+def build_data_bin(root, langs, pairs, train_copies, n_valid, seed, rename_mono, valid_seen_in_train):
     rng = random.Random(seed)
     raw = os.path.join(root, "raw")
     data = os.path.join(root, "data-bin")
@@ -83,7 +111,7 @@ def make_data_bin(
             os.makedirs(os.path.join(raw, "mono", s), exist_ok=True)
             target = os.path.join(raw, "mono", s, f"{s}.{l}")
             if not os.path.exists(target):
-                os.symlink(os.path.abspath(prefixes[s]), target)
+                os.symlink(os.path.relpath(prefixes[s], os.path.dirname(target)), target)  # valid in a copy
         fairseq_binarize({s: os.path.join(raw, "mono", s, s) for s in splits}, data, dict_path, l, splits)
         if rename_mono:
             for s in splits:
