@@ -33,8 +33,8 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/pretrain_throughput.py
 
 # the wheels an offline GPU node lacks, for benchmarks/gpu_suite.sh --wheels: `make wheelhouse` (a node with torch
-# alone, Python 3.12: ~96 MiB), `make wheelhouse NODE_PACKAGES=benchmarks/node-packages-h200.txt` (~23 MiB), or your
-# node's `python3 -m pip list --format=freeze` as NODE_PACKAGES
+# alone, Python 3.12: ~98 MiB), `make wheelhouse NODE_PACKAGES=benchmarks/node-packages-h200.txt` (~25 MiB), or your
+# node's `python3 -m pip list --format=freeze` as NODE_PACKAGES; NODE_PYTHON=3.11 for a node whose python3 is 3.11
 WHEELHOUSE ?= wheelhouse
 NODE_PYTHON ?= 3.12
 NODE_PACKAGES ?=

@@ -13,11 +13,14 @@ memory, and MFU is against a matmul of 8192³ in that dtype timed in the same ru
 --compile-layers (torch.compile of the layers; its compilation happens in the warm-up steps). No step reads anything
 back from the GPU (the predicted positions are counted on the CPU), so the host queues step after step as in
 fairseq-train. Last line: `speedup_vs_best_peer X.XX` (ours, or ours_compiled where it ran and is faster).
+A row that fails prints `NAME failed: <its error line>`, is left out of later repetitions, and the others are still
+measured (the exit status is then 1); `--skip-compiled REASON` leaves ours_compiled out and says why.
 """
 
 import argparse
 import json
 import os
+import re
 import resource
 import statistics
 import subprocess
@@ -228,6 +231,47 @@ RUNNERS = {
     "transformers_xlm": run_transformers,
 }
 PEERS = ("fairseq_masked_lm", "transformers_xlm")
+COMPILED = ("ours_compiled",)
+
+
+class RowFailed(RuntimeError):
+    """A row's process failed; the message is its error line."""
+
+
+def error_line(output: str) -> str:
+    """The line that says why a process failed: its last exception line, else its last line."""
+    lines = [line.strip() for line in output.strip().splitlines() if line.strip()]
+    errors = [line for line in lines if re.match(r"[\w.]+(Error|Exception|Interrupt)\b", line)]
+    return (errors or lines or ["(no output)"])[-1]
+
+
+def attempt(failed: dict, key: str, rep: int, function, *args):
+    """function(*args), or None where it raises: its error line goes into failed[key], and a key in failed is not
+    tried again (a compile error or an out-of-memory repeats: the time goes to the other rows)."""
+    if key in failed:
+        return None
+    try:
+        return function(*args)
+    except Exception as e:
+        failed[key] = str(e) if isinstance(e, RowFailed) else f"{type(e).__name__}: {e}"
+        print(f"rep {rep + 1} {key}: {failed[key]} (left out of later repetitions)", file=sys.stderr, flush=True)
+        return None
+
+
+def measure(name, a, shape, env) -> dict:
+    """One row, measured in a fresh process (its own peak memory); raises RowFailed with its error line."""
+    out = subprocess.run(
+        [sys.executable, __file__, "--child", name]
+        + [f"--{k}={getattr(a, k)}" for k in ("steps", "warmup", "threads", "device", "dtype", "shape")]
+        + [f"--{k}={v}" for k, v in shape.items() if k != "word_pred"],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    if out.returncode != 0:
+        print(f"{name}'s output:\n{out.stderr[-1500:]}", file=sys.stderr, flush=True)
+        raise RowFailed(error_line(out.stderr) + f" (exit status {out.returncode})")
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def shape_of(a) -> dict:
@@ -259,7 +303,7 @@ def child(name, a):
     )
 
 
-def main():
+def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--reps", type=int, default=3)
     p.add_argument("--steps", type=int, default=10)
@@ -276,8 +320,14 @@ def main():
         help=f"comma-separated, of {', '.join(RUNNERS)} (default: all on cuda; on cpu all but ours_compiled, whose "
         "compilation takes minutes on a CPU)",
     )
+    p.add_argument(
+        "--skip-compiled",
+        default=None,
+        metavar="REASON",
+        help="leave ours_compiled out, printing REASON (gpu_suite.sh: when its torch.compile smoke test failed)",
+    )
     p.add_argument("--child", default=None, help=argparse.SUPPRESS)
-    a = p.parse_args()
+    a = p.parse_args(argv)
     if a.device == "cpu" and a.dtype != "fp32":
         raise SystemExit("--dtype: half precision is measured on a GPU only (bf16 matmul is very slow on CPUs)")
     if a.child:
@@ -290,42 +340,21 @@ def main():
     unknown = [n for n in names if n not in RUNNERS]
     if unknown or "ours" not in names:
         raise SystemExit(f"--impls {a.impls}: choose among {', '.join(RUNNERS)}, ours included")
+    skipped = [n for n in names if a.skip_compiled and n in COMPILED]
+    for name in skipped:
+        print(f"{name} skipped: {a.skip_compiled}", flush=True)
+    names = [n for n in names if n not in skipped]
     results = {n: [] for n in names}
+    failed = {}
     peaks = []
     env = dict(os.environ, OMP_NUM_THREADS=str(a.threads), PYTHONWARNINGS="ignore")
     for rep in range(a.reps):
         peaks.append(matmul_gflops(torch, dev))
         for name in names:  # interleaved: ours, then the peers, every repetition
-            out = subprocess.run(
-                [
-                    sys.executable,
-                    __file__,
-                    "--child",
-                    name,
-                    "--steps",
-                    str(a.steps),
-                    "--warmup",
-                    str(a.warmup),
-                    "--threads",
-                    str(a.threads),
-                    "--device",
-                    a.device,
-                    "--dtype",
-                    a.dtype,
-                    "--shape",
-                    a.shape,
-                ]
-                + [f"--{k}={v}" for k, v in shape.items() if k != "word_pred"],
-                capture_output=True,
-                text=True,
-                env=env,
-            )
-            if out.returncode != 0:
-                if name.startswith("ours"):
-                    raise SystemExit(f"{name} failed:\n{out.stderr[-3000:]}")
-                print(f"{name} failed (left out):\n{out.stderr[-1500:]}", file=sys.stderr, flush=True)
+            row = attempt(failed, name, rep, measure, name, a, shape, env)
+            if row is None:
                 continue
-            results[name].append(json.loads(out.stdout.strip().splitlines()[-1]))
+            results[name].append(row)
             # as it comes, so that a run stopped at a time limit still shows what it measured
             print(f"rep {rep + 1} {name} {results[name][-1]['tok_s']:.0f} tokens/s", file=sys.stderr, flush=True)
     results = {n: rows for n, rows in results.items() if rows}
@@ -345,12 +374,18 @@ def main():
         mfu = statistics.median(r["gflops"] for r in rows) / peak
         rss = statistics.median(r["peak_rss_mb"] for r in rows)
         print(f"{name:<22}{med[name]:>10.0f}{100 * mfu:>7.1f}%{rss:>13.0f}")
-    best_ours = max(v for k, v in med.items() if k.startswith("ours"))
-    if "fairseq_masked_lm" in med:
-        print(f"speedup_vs_fairseq_masked_lm {best_ours / med['fairseq_masked_lm']:.2f}")
+    for name, error in failed.items():
+        print(f"{name} failed: {error}")
+    ours = [v for k, v in med.items() if k.startswith("ours")]
     peers = [v for k, v in med.items() if k in PEERS]
-    print(f"speedup_vs_best_peer {best_ours / max(peers):.2f}" if peers else "speedup_vs_best_peer nan (no peer ran)")
+    if ours and "fairseq_masked_lm" in med:
+        print(f"speedup_vs_fairseq_masked_lm {max(ours) / med['fairseq_masked_lm']:.2f}")
+    if ours and peers:
+        print(f"speedup_vs_best_peer {max(ours) / max(peers):.2f}")
+    else:
+        print(f"speedup_vs_best_peer nan (no {'peer' if ours else 'row of ours'} ran)")
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -22,6 +22,9 @@ On a GPU every run trains in examples/recipes.py's CUDA_PRECISION (--fp16) with 
 processes (ours and the peers alike), and the MLM group adds ours with --compile-layers (its compilation falls in the
 first log interval, left out) and ours with --amp instead of --fp16.
 Last line: `e2e_speedup_vs_fairseq X` (our faster MLM configuration's tokens/s over the faster masked_lm one).
+A run (or a step alone) that fails prints `NAME failed: <its error line>`, is left out of later repetitions, and the
+other runs are still measured (the exit status is then 1); `--skip-compiled REASON` leaves the --compile-layers runs
+out and says why.
 """
 
 import argparse
@@ -36,7 +39,9 @@ import tempfile
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(ROOT, "examples"))
+sys.path.insert(0, HERE)
 import recipes  # noqa: E402  (the command lines of our runs)
+from pretrain_throughput import RowFailed, attempt, error_line  # noqa: E402
 
 USER_DIR = os.path.join(ROOT, "xlm_fairseq")
 SHAPES = {  # dim, layers, heads, streams per MLM batch, tokens per stream, updates per run (UNMT: unmt_updates)
@@ -239,10 +244,13 @@ def run(name, args, extra, threads):
     # fairseq-train's module, with this interpreter: the console script may live in another environment's bin
     cmd = [sys.executable, "-m", "fairseq_cli.train"] + [str(a) for a in args + extra]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
-    rates = [(float(w), float(u)) for w, u in RATE.findall(proc.stdout + proc.stderr)]
+    output = proc.stdout + proc.stderr
+    rates = [(float(w), float(u)) for w, u in RATE.findall(output)]
     if proc.returncode != 0 or len(rates) < 2:
-        tail = (proc.stdout + proc.stderr)[-3000:]
-        raise SystemExit(f"{name} failed or logged too little ({proc.returncode}):\n{' '.join(cmd)}\n{tail}")
+        print(f"{name}: {' '.join(cmd)}\n{output[-3000:]}", file=sys.stderr, flush=True)
+        if proc.returncode != 0:
+            raise RowFailed(f"{error_line(output)} (exit status {proc.returncode})")
+        raise RowFailed(f"logged {len(rates)} rates, 2 or more wanted (raise --updates)")
     return rates[1:]  # the first interval holds the warm-up
 
 
@@ -283,7 +291,8 @@ def step_alone(impl: str, shape: dict, vocab: int, threads: int, device: str) ->
         env=dict(os.environ, OMP_NUM_THREADS=str(threads), PYTHONWARNINGS="ignore"),
     )
     if out.returncode != 0:
-        raise SystemExit(f"step alone ({impl}) failed:\n{out.stderr[-3000:]}")
+        print(f"step alone ({impl}):\n{out.stderr[-3000:]}", file=sys.stderr, flush=True)
+        raise RowFailed(f"{error_line(out.stderr)} (exit status {out.returncode})")
     row = json.loads(out.stdout.strip().splitlines()[-1])
     return row["tok_s"] / (shape["bs"] * shape["slen"])
 
@@ -313,7 +322,7 @@ def check_data_bin(data_bin, pairs):
         )
 
 
-def main():
+def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--data-bin", required=True, help="xlm-preprocess data-bin with en, fr and en-fr")
     p.add_argument("--reps", type=int, default=3)
@@ -323,7 +332,14 @@ def main():
     p.add_argument("--runs", default="mlm,tlm,unmt", help="which of mlm,tlm,unmt to run")
     p.add_argument("--updates", type=int, default=None, help="updates per run (default: per shape)")
     p.add_argument("--ours-optimizer", default="xlm_adam", help="our runs' --optimizer (adam: fairseq's, as the peers)")
-    a = p.parse_args()
+    p.add_argument(
+        "--skip-compiled",
+        default=None,
+        metavar="REASON",
+        help="leave the --compile-layers runs out, printing REASON (gpu_suite.sh: when its torch.compile smoke test "
+        "failed)",
+    )
+    a = p.parse_args(argv)
     shape = dict(SHAPES[a.shape])
     if a.updates:
         shape["updates"] = shape["unmt_updates"] = a.updates
@@ -332,19 +348,30 @@ def main():
     with open(os.path.join(a.data_bin, "dict.txt"), encoding="utf-8") as f:
         vocab = 4 + sum(1 for _ in f)
     runs = [r for g in ("mlm", "tlm", "unmt") if g in wanted for r in GROUPS[a.device][g]]
+    for name, _, flags in runs:
+        if a.skip_compiled and "--compile-layers" in flags:
+            print(f"{name} skipped: {a.skip_compiled}", flush=True)
+    runs = [r for r in runs if not (a.skip_compiled and "--compile-layers" in r[2])]
     names = [name for name, _, _ in runs]
     rates = {n: [] for n in names}
     alone = {n: [] for n in names if n in STEP_ALONE}
+    failed = {}  # {"name" or "name (step alone)": its error line}
     with tempfile.TemporaryDirectory() as tmp:
         cmds = commands(shape, a.data_bin, peer_data(a.data_bin, tmp), a.ours_optimizer)
         for rep in range(a.reps):
             for name, impls in alone.items():
-                impls.append(step_alone(STEP_ALONE[name], shape, vocab, a.threads, a.device))
+                steps = attempt(
+                    failed, f"{name} (step alone)", rep, step_alone, STEP_ALONE[name], shape, vocab, a.threads, a.device
+                )
+                impls += [steps] if steps is not None else []
             for name, base, flags in runs:  # interleaved: every configuration once per repetition
                 updates = shape["unmt_updates"] if "unmt" in name or "online_bt" in name else shape["updates"]
                 amp = "--amp" in flags
                 extra = common(updates, os.path.join(tmp, name), a.device, amp) + [f for f in flags if f != "--amp"]
-                rates[name] += run(name, cmds[base], extra, a.threads)
+                got = attempt(failed, name, rep, run, name, cmds[base], extra, a.threads)
+                if got is None:
+                    continue
+                rates[name] += got
                 wps, ups = statistics.median(w for w, _ in rates[name]), statistics.median(u for _, u in rates[name])
                 print(f"rep {rep + 1}: {name} {wps:.0f} tokens/s, {ups:.2f} updates/s", file=sys.stderr, flush=True)
 
@@ -358,22 +385,28 @@ def main():
     )
     print(f"{'run':<24}{'tokens/s':>10}{'updates/s':>11}{'step alone/s':>14}{'e2e/step':>10}{'ms/update outside':>19}")
     med = {}
-    for name in names:
+    for name in (n for n in names if rates[n]):
         wps = statistics.median(w for w, _ in rates[name])
         ups = statistics.median(u for _, u in rates[name])
         med[name] = (wps, ups)
         step_of = name if name in alone else "fairseq_masked_lm" if name.startswith("fairseq_masked_lm") else None
-        if step_of in alone:
+        if alone.get(step_of):
             steps = statistics.median(alone[step_of])
             extra = f"{steps:>14.2f}{ups / steps:>9.0%}{1000 * (1 / ups - 1 / steps):>19.1f}"
         else:
             extra = f"{'':>14}{'':>10}{'':>19}"
         print(f"{name:<24}{wps:>10.0f}{ups:>11.2f}{extra}")
+    for key, error in failed.items():
+        print(f"{key} failed: {error}")
     if "mlm" in wanted:
-        ours = max(wps for name, (wps, _) in med.items() if name.startswith("ours_mlm") and name != "ours_mlm_tlm")
-        peer = max(wps for name, (wps, _) in med.items() if name.startswith("fairseq_masked_lm"))
-        print(f"e2e_speedup_vs_fairseq {ours / peer:.2f}")
+        ours = [wps for name, (wps, _) in med.items() if name.startswith("ours_mlm") and name != "ours_mlm_tlm"]
+        peer = [wps for name, (wps, _) in med.items() if name.startswith("fairseq_masked_lm")]
+        if ours and peer:
+            print(f"e2e_speedup_vs_fairseq {max(ours) / max(peer):.2f}")
+        else:
+            print(f"e2e_speedup_vs_fairseq nan (no {'masked_lm' if ours else 'MLM run of ours'} ran)")
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
