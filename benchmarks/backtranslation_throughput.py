@@ -87,7 +87,7 @@ def main():
         model.decoder.pred_layer.proj.bias[d.eos()] = -1e4
     x, lengths = make_batch(a.bs, a.vocab)
     langs = torch.zeros(a.bs, dtype=torch.long)
-    max_len = bt_max_len(lengths)
+    max_len = bt_max_len(x)
     fairseq_greedy = sequence_generator(d, model, max_len)
     opt = torch.optim.Adam(model.parameters(), lr=1e-4)
 
@@ -135,6 +135,8 @@ def main():
     print(f"{'fairseq SequenceGenerator, beam 1':<34}{a.bs / f:>12.1f}  (same tokens)")
     print(f"{'naive loop (no cache)':<34}{a.bs / n:>12.1f}")
     print(f"{'transformers XLM generate':<34}{'n/a':>12}  (XLM in transformers is encoder-only: no decoder)")
+    steps = int(out_len.max()) - 1
+    print(f"per decoding step (ours): {1000 * c / steps:.2f} ms for the batch ({steps} steps)")
     print(
         f"share of a BT step spent generating (ours): {100 * c / (c + t):.0f}% "
         f"(generation {c:.2f}s, training fwd/bwd/update {t:.2f}s)"

@@ -37,6 +37,7 @@ from .helpers_cli import (
     train_two_ranks,
     user_error,
 )
+from .helpers_device import ReadBacks, assert_same_step, train_step, valid_step
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -685,3 +686,30 @@ def test_xnli_formats_to_sentence_pair_classification(pipeline, tmp_path):
     assert "sentence pairs" in log
     for kind in ("valid", "test"):
         assert {"de_acc", "en_acc", "fr_acc", "acc"} <= _rows(log, kind)[-1].keys()
+
+
+def test_a_fine_tuning_step_reads_nothing_back_and_names_its_devices(pipeline):
+    """A training and a validation step of classification: no read-back from the device (the per-language counts
+    come from the collater, the sums stay tensors until a line is logged; tests/test_host_sync.py says why), and the
+    same loss, logging output and gradients with torch's default device on `meta`."""
+    from fairseq import options, tasks
+    from fairseq.dataclass.utils import convert_namespace_to_omegaconf
+
+    args = [str(a) for a in _ft_args(pipeline, "/nonexistent", "--train-langs", "en,fr", "--dropout", "0.1")]
+    cfg = convert_namespace_to_omegaconf(options.parse_args_and_arch(options.get_training_parser(), args))
+    task = tasks.setup_task(cfg.task)
+    model, criterion = task.build_model(cfg.model), task.build_criterion(cfg.criterion)
+    task.load_dataset("train")
+    task.load_dataset("valid")
+    batches = {}
+    for split in ("train", "valid"):
+        itr = task.get_batch_iterator(task.dataset(split), max_sentences=8, epoch=1).next_epoch_itr(shuffle=False)
+        batches[split] = next(b for b in itr if len(b["lang_counts"]) > 1 and b["net_input"]["src_tokens"].eq(1).any())
+    for split, step in (("train", train_step), ("valid", valid_step)):
+        with ReadBacks() as r:
+            log = step(task, model, criterion, batches[split])[-1]
+        assert r.found == [], f"{split}: the host waits for the device at {r.where()}"
+        lang = batches[split]["lang"]
+        for name, i in task.lang2id.items():
+            assert log[f"_{name}_n"] == int((lang == i).sum())
+        assert_same_step(step, task, model, criterion, batches[split])

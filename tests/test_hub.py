@@ -20,6 +20,7 @@ from xlm_fairseq.models.xlm_transformer import XLMTransformerModel
 
 from .helpers_cli import BIN, ENV, USER_DIR, cli, lm_train_args, run, valid_metrics
 from .helpers_data import fairseq_binarize, prepare_data_bin
+from .helpers_device import ReadBacks, on_meta_default_device
 from .helpers_model import hf_xlm, original_state_dict
 from .test_classification import LANGS, SPLITS
 from .test_convert import convert, reference_decoder, save_original, write_vocab
@@ -540,3 +541,47 @@ def test_bad_input_stops_with_one_line_naming_the_argument(demo, converted, tmp_
     assert proc.returncode == 2 and proc.stderr.strip().splitlines() == [
         f"error: --lang it: {root / 'pretrain'} was trained with de,en,fr; choose one of them"
     ]
+
+
+# ----------------------------------------------------------------------------------------- devices
+def test_hub_methods_read_back_once_per_call_and_name_their_devices(demo):
+    """The hub's methods with the model on its device (tests/test_host_sync.py says why): translate reads all its
+    translations back in one copy (fairseq's SequenceGenerator's own read-backs per decoding step aside),
+    sentence_embeddings one per batch of sentences, predict its probabilities once, extract_features nothing (it
+    returns the device tensor); and each gives the same output with torch's default device on `meta`, translate
+    excepted: fairseq's SequenceGenerator makes some tensors on the default device and moves them to the source's
+    (right on a GPU, a failure under `meta`); our own decoding is checked so in test_host_sync.py."""
+    root, _, _ = demo
+    mt, xlm = load(root / "unmt-pretrained", "checkpoint_last.pt"), load(root / "pretrain")
+    classifier = load(root / "classify-pretrained")
+    sentences = ["This package contains the documentation.", "Development files.", "A tool."]
+    calls = {  # method: (call, the model it runs, read-backs of our code: {function: count})
+        "translate": (
+            lambda: mt.translate(sentences * 40, "en", "fr", max_len_a=0, max_len_b=6, max_tokens=600),  # batches
+            mt.model,
+            {"translate": 1},
+        ),
+        "sentence_embeddings": (
+            lambda: xlm.sentence_embeddings(sentences, "en", max_tokens=1),  # a batch per sentence
+            xlm.model,
+            {"sentence_embeddings": len(sentences)},
+        ),
+        "extract_features": (lambda: xlm.extract_features(xlm.encode(sentences[0], "en"), "en"), xlm.model, {}),
+        "predict": (lambda: classifier.predict(sentences[0], "en"), classifier.model, {"predict": 1}),
+    }
+    batches = []
+    inference_step = mt.task.inference_step
+    mt.task.inference_step = lambda *a, **k: batches.append(1) or inference_step(*a, **k)
+    for name, (call, model, expected) in calls.items():
+        with ReadBacks(model) as r:
+            out = call()
+        ours = {}
+        for _, where in r.ours():
+            ours[where.rsplit(" ", 1)[1]] = ours.get(where.rsplit(" ", 1)[1], 0) + 1
+        assert ours == expected, (name, r.where())
+        if name == "translate":
+            continue
+        with on_meta_default_device():
+            again = call()
+        assert torch.equal(out, again) if torch.is_tensor(out) else out == again, name
+    assert len(batches) > 1, "the premise: translate decoded several batches"

@@ -17,6 +17,7 @@ its language id on every token. The dictionary, codes and settings come from the
 (inference_assets.py). Mistakes (unknown language, empty text, text longer than the position table, an
 operation the checkpoint cannot do) raise InputError with one line naming the argument."""
 
+import itertools
 import math
 import os
 from typing import Dict, List, Optional, Sequence, Tuple, Union
@@ -359,7 +360,10 @@ class XLMHubInterface(nn.Module):
             max_tokens=max_tokens,
             **generation,
         )
-        return [self.decode(h[0]["tokens"], target_lang) for h in hypos]
+        best = [h[0]["tokens"] for h in hypos]
+        ids = torch.cat(best).tolist()  # every translation reaches the host in one copy
+        ends = list(itertools.accumulate(len(t) for t in best))
+        return [self.decode(ids[end - len(t) : end], target_lang) for t, end in zip(best, ends)]
 
     @torch.no_grad()
     def generate(
@@ -400,9 +404,10 @@ class XLMHubInterface(nn.Module):
         batches = dataset.batch_by_size(dataset.ordered_indices(), max_tokens=max(max_tokens, self.max_positions))
         results = []
         for indices in batches:
-            batch = utils.apply_to_sample(lambda t: t.to(self.device), dataset.collater([dataset[i] for i in indices]))
-            for i, hypos in zip(batch["id"].tolist(), self.task.inference_step(generator, [self.model], batch)):
-                results.append((i, hypos))
+            batch = dataset.collater([dataset[i] for i in indices])
+            ids = batch["id"].tolist()  # on the host, before the batch moves to the model's device
+            batch = utils.apply_to_sample(lambda t: t.to(self.device), batch)
+            results += zip(ids, self.task.inference_step(generator, [self.model], batch))
         return [hypos for _, hypos in sorted(results, key=lambda x: x[0])]
 
     # -------------------------------------------------------------------------------- classification

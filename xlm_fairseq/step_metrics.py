@@ -8,6 +8,7 @@ import math
 from typing import Callable, Dict, Iterable, List, Set
 
 import numpy as np
+import torch
 from fairseq.logging import metrics
 
 PARTS = ("loss", "n", "correct")
@@ -19,6 +20,18 @@ def empty_counters(names: Iterable[str]) -> Dict[str, float]:
 
 def counters(name: str, loss_sum: float, n: int, correct: int) -> Dict[str, float]:
     return {f"_{name}_loss": loss_sum, f"_{name}_n": n, f"_{name}_correct": correct}
+
+
+def sums_on_device(logging_output: Dict[str, float], zero: torch.Tensor) -> Dict[str, float]:
+    """Every `_{name}_loss` and `_{name}_correct` of the logging output as a tensor like `zero` (on the model's
+    device), whichever steps ran on this rank; the counts `_{name}_n` stay Python numbers everywhere (the collaters
+    know them). fairseq's all_reduce_dict (fairseq/distributed/utils.py) sums the tensors and the numbers of the ranks
+    in two buffers, key after key: a key that is a tensor on one rank and a number on another would be added to another
+    key's value (an accuracy of 118% with two processes)."""
+    for key, value in logging_output.items():
+        if key.startswith("_") and key.endswith(("_loss", "_correct")) and not torch.is_tensor(value):
+            logging_output[key] = zero if value == 0 else zero + value
+    return logging_output
 
 
 def ppl(meters, name: str) -> float:

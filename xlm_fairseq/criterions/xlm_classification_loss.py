@@ -10,11 +10,10 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from fairseq import utils
 from fairseq.criterions import FairseqCriterion, register_criterion
 from fairseq.dataclass import FairseqDataclass
 
-from ..step_metrics import counters, log_mean_loss
+from ..step_metrics import counters, log_mean_loss, sums_on_device
 
 
 @dataclass
@@ -36,19 +35,19 @@ class XLMClassificationLoss(FairseqCriterion):
         target = sample["target"]
         losses = F.cross_entropy(logits.float(), target, reduction="none")
         loss = losses.sum()
-        n_langs = len(self.task.langs)
-        lang = sample["lang"].to(logits.device)
-        correct = (logits.argmax(dim=-1) == target).long()
-        per_n = torch.bincount(lang, minlength=n_langs).tolist()
-        per_correct = torch.bincount(lang, weights=correct.double(), minlength=n_langs).tolist()
-        per_loss = torch.bincount(lang, weights=losses.detach().double(), minlength=n_langs).tolist()
-        logging_output = self.task.empty_logging_output()
+        # per language: the count of examples from the collater (a number on the host), the sums of correct
+        # predictions and losses as tensors on the device (index_add_, unlike bincount on a GPU, needs no read-back
+        # to size its output); fairseq's meters read those when a line is logged
+        lang = sample["lang"]
+        per_lang = losses.new_zeros(2, len(self.task.langs))
+        per_lang.index_add_(1, lang, torch.stack([(logits.argmax(dim=-1) == target).float(), losses.detach()]))
+        logging_output = sums_on_device(self.task.empty_logging_output(), losses.new_zeros(()))
         for i, name in enumerate(self.task.langs):
-            logging_output.update(counters(name, per_loss[i], int(per_n[i]), int(per_correct[i])))
-        nsentences = int(target.numel())
+            logging_output.update(counters(name, per_lang[1, i], sample["lang_counts"].get(i, 0), per_lang[0, i]))
+        nsentences = target.numel()
         logging_output.update(
             {
-                "loss": utils.item(loss.detach()),
+                "loss": loss.detach(),
                 "ntokens": sample["ntokens"],
                 "nsentences": nsentences,
                 "sample_size": nsentences,

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from fairseq.criterions import FairseqCriterion, register_criterion
 from fairseq.dataclass import FairseqDataclass
 
-from ..step_metrics import counters, log_mean_loss
+from ..step_metrics import counters, log_mean_loss, sums_on_device
 
 
 def mean_cross_entropy(logits, target):
@@ -22,7 +22,7 @@ def mean_cross_entropy(logits, target):
     n = target.numel()
     if n == 0:  # nothing predicted in this batch (possible with tiny batches); keep the graph alive
         zero = logits.sum() * 0.0
-        return zero, 0.0, 0, 0
+        return zero, zero.detach(), 0, zero.detach()
     loss_sum = F.cross_entropy(logits.float(), target, reduction="sum")
     correct = (logits.argmax(dim=-1) == target).sum()
     return loss_sum / n, loss_sum.detach(), n, correct
@@ -41,18 +41,17 @@ class XLMLMLoss(FairseqCriterion):
     def forward(self, model, sample, reduce=True):
         name = sample["step"]
         target = sample["target"]
-        if target.dim() == 2:  # translation: every non-padding target token is predicted
-            pred_mask = target.ne(self.task.dictionary.pad())
-            logits = model(**sample["net_input"], pred_mask=pred_mask)
-            target = target[pred_mask]
-        else:  # LM objectives carry their own prediction mask
-            logits = model(**sample["net_input"])
+        logits = model(**sample["net_input"])  # at the batch's pred_index positions, made by the collater
+        if target.dim() == 2:  # translation: the target's tokens at those positions (LM batches carry them alone)
+            target = target.reshape(-1).index_select(0, sample["net_input"]["pred_index"])
         mean, loss_sum, n, correct = mean_cross_entropy(logits, target)
         weight = 1.0
-        if model.training:  # λ of this step's group at the iteration the schedule drew it for
+        # λ of this step's group at the iteration the schedule drew it for; a rank without a batch left in the epoch
+        # trains on fairseq's dummy batch (its loss multiplied by 0), which may be a validation batch without one
+        if model.training and "iteration" in sample:
             weight = self.task.lambda_value(self.task.train_steps[name].group, sample["iteration"])
         loss = mean * weight
-        logging_output = self.task.empty_logging_output()
+        logging_output = sums_on_device(self.task.empty_logging_output(), loss.new_zeros(()).detach())
         logging_output.update(counters(name, loss_sum, n, correct))
         logging_output.update(
             {

@@ -15,6 +15,7 @@ Order: training indices are a fresh permutation every epoch; with `epoch_size` >
 `epoch_size` examples of an endless stream of permutations (XLM's --epoch_size), so a run resumed at an epoch
 sees the same examples. Evaluation is sorted by length (less padding)."""
 
+from collections import Counter
 from typing import List, NamedTuple, Optional
 
 import numpy as np
@@ -138,6 +139,7 @@ class ClassificationDataset(FairseqDataset):
             "net_input": {"src_tokens": tokens, "src_lengths": lengths, "langs": langs, "positions": positions},
             "target": torch.tensor([s["label"] for s in samples]),
             "lang": lang,
+            "lang_counts": dict(Counter(s["lang"] for s in samples)),  # examples per language id, on the host
         }
 
     def num_tokens(self, index):

@@ -19,7 +19,7 @@ from .noise import NoiseConfig, add_noise
 
 
 def pad_rows(rows, pad):
-    out = torch.full((len(rows), max(len(r) for r in rows)), pad, dtype=torch.long)
+    out = torch.full((len(rows), max(len(r) for r in rows)), pad, dtype=torch.long, device="cpu")
     for i, r in enumerate(rows):
         out[i, : len(r)] = r
     return out
@@ -103,12 +103,13 @@ class TranslationStepDataset(FairseqDataset):
     def collater(self, samples):
         if len(samples) == 0:
             return {}
-        ids = torch.tensor([s["id"] for s in samples])
+        # on the CPU whatever torch's default device (the hub collates while the model waits on its device)
+        ids = torch.tensor([s["id"] for s in samples], device="cpu")
         bs = len(samples)
         src = pad_rows([s["source"] for s in samples], self.pad)
-        src_lengths = torch.tensor([len(s["source"]) for s in samples])
-        src_langs = torch.full((bs,), self.src_lang, dtype=torch.long)
-        tgt_langs = torch.full((bs,), self.tgt_lang, dtype=torch.long)
+        src_lengths = torch.tensor([len(s["source"]) for s in samples], device="cpu")
+        src_langs = torch.full((bs,), self.src_lang, dtype=torch.long, device="cpu")
+        tgt_langs = torch.full((bs,), self.tgt_lang, dtype=torch.long, device="cpu")
         if self.kind == "infer":
             return {
                 "id": ids,
@@ -122,15 +123,11 @@ class TranslationStepDataset(FairseqDataset):
                 },
             }
         if self.kind == "bt":
-            return {
-                "id": ids,
-                "step": self.step,
-                "bt": True,
-                "nsentences": bs,
-                "ntokens": int(src_lengths.sum()),
-                "net_input": {"src_tokens": src, "src_lengths": src_lengths, "src_langs": src_langs},
-                "bt_langs": (self.src_lang, self.tgt_lang),
-            }
+            # the MT sample l2 -> l1 whose target is this sentence, made here on the CPU; the task puts the
+            # generated translation in place of the source (xlm_unsupervised_mt.py: back_translate)
+            rows = [s["source"] for s in samples]
+            sample = mt_sample(ids, self.step, src, src_lengths, src_langs, src_langs.clone(), rows, self.pad)
+            return dict(sample, bt=True, bt_langs=(self.src_lang, self.tgt_lang))
         if self.kind == "ae":
             clean = src
             if self.noise is not None and self.noise.active:
@@ -143,20 +140,23 @@ class TranslationStepDataset(FairseqDataset):
 
 
 def mt_sample(ids, step, src, src_lengths, src_langs, tgt_langs, tgt_rows, pad):
-    """Teacher forcing on `</s> y1..ym` predicting `y1..ym </s>` (`xlm/trainer.py: mt_step`)."""
+    """Teacher forcing on `</s> y1..ym` predicting `y1..ym </s>` (`xlm/trainer.py: mt_step`). pred_index: the
+    target's tokens as flat row-major indices into (bs * tlen), so the step finds them without asking the device."""
     prev = pad_rows([r[:-1] for r in tgt_rows], pad)
     target = pad_rows([r[1:] for r in tgt_rows], pad)
+    pred_index = target.view(-1).ne(pad).nonzero().squeeze(1)
     return {
         "id": ids,
         "step": step,
         "nsentences": len(tgt_rows),
-        "ntokens": int(target.ne(pad).sum()),
+        "ntokens": len(pred_index),
         "net_input": {
             "src_tokens": src,
             "src_lengths": src_lengths,
             "src_langs": src_langs,
             "tgt_langs": tgt_langs,
             "prev_output_tokens": prev,
+            "pred_index": pred_index,
         },
         "target": target,
     }

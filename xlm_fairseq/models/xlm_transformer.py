@@ -181,12 +181,13 @@ class XLMTransformerModel(BaseFairseqModel):
         - LM (CLM/MLM/TLM): logits at the pred_mask / pred_index positions of the encoder (or hidden states if
           features_only); the padding from padding_mask when given (the LM batches give it, None when no row is
           padded), else from src_lengths;
-        - translation (prev_output_tokens given): encoder on src, decoder logits at pred_mask positions;
+        - translation (prev_output_tokens given): encoder on src, decoder logits at the pred_index positions (the
+          collater's flat indices of the target's tokens);
         - classification (classification_head_name): logits of the head on the first hidden state."""
         if prev_output_tokens is not None:
             encoder_out = self.encoder(src_tokens, src_lengths, src_langs=src_langs, tgt_langs=tgt_langs)
             return self.decoder(
-                prev_output_tokens, encoder_out=encoder_out, pred_mask=pred_mask, features_only=features_only
+                prev_output_tokens, encoder_out=encoder_out, pred_index=pred_index, features_only=features_only
             )[0]
         if padding_mask is None and src_lengths is not None:
             padding_mask = padding_mask_from_lengths(src_tokens, src_lengths, self.encoder.pad_index)

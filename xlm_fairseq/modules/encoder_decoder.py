@@ -15,14 +15,13 @@ from torch import Tensor
 from .transformer import XLMStack
 
 
-def padding_mask_from_lengths(tokens: Tensor, lengths: Optional[Tensor], pad_index: int) -> Optional[Tensor]:
+def padding_mask_from_lengths(tokens: Tensor, lengths: Optional[Tensor], pad_index: int) -> Tensor:
     """True at padding. Lengths (right padding) are authoritative when given: XLM's random replacement may
-    put the pad id inside a sentence, and that token must still be attended to."""
+    put the pad id inside a sentence, and that token must still be attended to. Always a mask, also for a batch
+    without padding: asking the device whether any row is padded would make the host wait for it."""
     if lengths is not None:
-        mask = torch.arange(tokens.size(1), device=tokens.device)[None, :] >= lengths[:, None]
-    else:
-        mask = tokens.eq(pad_index)
-    return mask if bool(mask.any()) else None
+        return torch.arange(tokens.size(1), device=tokens.device)[None, :] >= lengths[:, None]
+    return tokens.eq(pad_index)
 
 
 class XLMEncoder(XLMStack, FairseqEncoder):
@@ -48,6 +47,9 @@ class XLMEncoder(XLMStack, FairseqEncoder):
             "src_lengths": [] if src_lengths is None else [src_lengths],
         }
 
+    def compiled_pass(self, *layer_args) -> Tensor:  # the encoder's own function for torch.compile (compile_layers)
+        return super().compiled_pass(*layer_args)
+
     def forward_torchscript(self, net_input: Dict[str, Tensor]):
         return self.forward(**{k: v for k, v in net_input.items() if k != "prev_output_tokens"})
 
@@ -70,15 +72,16 @@ class XLMDecoder(XLMStack, FairseqIncrementalDecoder):
         encoder_out: Optional[Dict[str, List[Tensor]]] = None,
         incremental_state: Optional[Dict[str, Dict[str, Optional[Tensor]]]] = None,
         features_only: bool = False,
-        pred_mask: Optional[Tensor] = None,
+        pred_index: Optional[Tensor] = None,
         **unused,
     ):
         """Teacher forcing on `</s> y1..ym` (right padded) or one incremental step. Returns (logits, extra);
-        logits are (bs, tlen, V), or (n_pred, V) at pred_mask positions when pred_mask is given."""
+        logits are (bs, tlen, V), or (n_pred, V) at the pred_index positions (flat row-major indices into
+        (bs * tlen), made by the collater) when pred_index is given."""
         h = self.extract_features(prev_output_tokens, encoder_out, incremental_state)
         if features_only:
             return h, {}
-        return self.predict(h, pred_mask), {"attn": [None]}
+        return self.predict(h, pred_index=pred_index), {"attn": [None]}
 
     def extract_features(self, prev_output_tokens, encoder_out=None, incremental_state=None, **unused):
         start = 0
@@ -104,6 +107,9 @@ class XLMDecoder(XLMStack, FairseqIncrementalDecoder):
             incremental_state=incremental_state,
             start_position=start,
         )
+
+    def compiled_pass(self, *layer_args) -> Tensor:  # the decoder's own function for torch.compile (compile_layers)
+        return super().compiled_pass(*layer_args)
 
     def output_layer(self, features, **kwargs):
         return self.predict(features)

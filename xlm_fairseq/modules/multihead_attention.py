@@ -4,20 +4,28 @@ torch's fused scaled_dot_product_attention.
 Parameter names (q_lin, k_lin, v_lin, out_lin) are the original's, so original checkpoints map 1:1.
 """
 
-from contextlib import nullcontext
 from typing import Dict, Optional
 
 import torch
 import torch.nn.functional as F
 from fairseq.incremental_decoding_utils import with_incremental_state
 from torch import Tensor, nn
-from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from .fast_dropout import dropout
 
-# cuDNN's attention builds an execution plan for every new shape, and the shapes here change at nearly every
-# call (token-budget batches, every step of greedy decoding): on an H100 that made each call cost milliseconds
-GPU_SDPA_BACKENDS = [SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH]
+
+def leave_out_cudnn_attention() -> None:
+    """cuDNN's attention builds an execution plan for every new shape, and the shapes here change at nearly every call
+    (token-budget batches, every step of greedy decoding): on an H100 that made each call cost milliseconds. Turned
+    off once for the process, at the first attention on a GPU (torch's flag is global; entering torch's sdpa_kernel
+    context at every call cost ~5-10 µs, a tenth of a launch-bound decoding step); flash, memory-efficient and math
+    stay."""
+    global _CUDNN_ATTENTION_LEFT_OUT
+    torch.backends.cuda.enable_cudnn_sdp(False)
+    _CUDNN_ATTENTION_LEFT_OUT = True
+
+
+_CUDNN_ATTENTION_LEFT_OUT = False
 
 
 @with_incremental_state
@@ -85,15 +93,16 @@ class MultiHeadAttention(nn.Module):
         if self.training and self.dropout > 0 and not q.is_cuda:
             out = self._attention_with_dropout(q, k, v, attn_mask, is_causal)
         else:  # fused kernels (flash on CPU without dropout; with dropout on GPUs)
-            with sdpa_kernel(GPU_SDPA_BACKENDS) if q.is_cuda else nullcontext():
-                out = F.scaled_dot_product_attention(
-                    q,
-                    k,
-                    v,
-                    attn_mask=attn_mask,
-                    dropout_p=self.dropout if self.training else 0.0,
-                    is_causal=is_causal and attn_mask is None,
-                )
+            if q.is_cuda and not _CUDNN_ATTENTION_LEFT_OUT:
+                leave_out_cudnn_attention()
+            out = F.scaled_dot_product_attention(
+                q,
+                k,
+                v,
+                attn_mask=attn_mask,
+                dropout_p=self.dropout if self.training else 0.0,
+                is_causal=is_causal and attn_mask is None,
+            )
         out = out.transpose(1, 2).reshape(bs, qlen, self.dim)
         return self.out_lin(out)
 

@@ -7,6 +7,7 @@ so an original state dict loads with only the pad/eos row permutation of the voc
 Tensors are batch-first (bs, slen, dim), unlike the original's time-major layout.
 """
 
+import logging
 from typing import Dict, List, Optional
 
 import torch
@@ -16,6 +17,8 @@ from ..checkpoints import LANG_EMBEDDING, map_language_rows
 from ..errors import InputError
 from .fast_dropout import dropout
 from .multihead_attention import MultiHeadAttention, TransformerFFN
+
+logger = logging.getLogger(__name__)
 
 N_MAX_POSITIONS = 512
 LAYER_NORM_EPS = 1e-12
@@ -203,9 +206,33 @@ class XLMStack:
     def compile_layers(self) -> None:
         """Run the layers of every full-sequence pass (training, validation, encoding; not the decoding steps) through
         torch.compile: one fused kernel for each chain of element-wise operations (bias, GELU, dropout, residual,
-        layer norm) instead of one per operation. Compiled once per kind of batch (mask or none, causal or not,
-        train or eval), the shapes symbolic after the first recompilation."""
-        self.compiled_layers = torch.compile(self.layers)
+        layer norm) instead of one per operation.
+
+        One graph per kind of pass, with symbolic batch and length from the first call (dynamic=True: token-budget
+        batches change shape at nearly every step): training or evaluation (grad mode, dropout) × padding mask or
+        none (stream windows have none) × causal or not, with encoder states or not. An LM stack sees at most 4
+        kinds (MLM/CLM streams and TLM pairs, trained and validated), an MT encoder 2 and an MT decoder 2 (teacher
+        forcing; its decoding steps stay eager); a dimension of size 1 (a batch of one sentence) is specialised by
+        torch and can double that. The encoder and the decoder compile through functions of their own
+        (compiled_pass), so torch's limit of 8 graphs per function (torch._dynamo's recompile_limit) holds each
+        alone. Should a pass still fall back to eager layers, it says so once (layers_fell_back)."""
+        self.compiled_layers = torch.compile(self.compiled_pass, dynamic=True)
+
+    def compiled_pass(self, *layer_args) -> Tensor:
+        """What compile_layers compiles: the layers. Its Python body runs only when torch.compile has given up on a
+        kind of pass and runs it eagerly (while compiling, torch.compiler.is_compiling() is true)."""
+        if not torch.compiler.is_compiling():
+            self.layers_fell_back()
+        return self.layers(*layer_args)
+
+    def layers_fell_back(self) -> None:
+        if not getattr(self, "_said_fell_back", False):
+            logger.warning(
+                f"--compile-layers: torch.compile runs a kind of {type(self).__name__} pass eagerly from now on "
+                "(its recompile limit was reached; TORCH_LOGS=recompiles says why); the results are the same, the "
+                "fused kernels are lost for it"
+            )
+            self._said_fell_back = True
 
     @staticmethod
     def _self_attention_mask(padding_mask, causal, slen, incremental_state, device) -> Optional[Tensor]:

@@ -24,6 +24,7 @@ from ..errors import ConfigError
 
 # devices with torch's fused Adam kernel (CPU from torch 2.4); others take the foreach kernels
 FUSED_DEVICES = ("cpu", "cuda")
+HALF_CHUNK = 1 << 24  # elements of half-precision parameters updated per fp32 working copy (64 MiB)
 
 
 class XLMAdam(torch.optim.Optimizer):
@@ -42,25 +43,40 @@ class XLMAdam(torch.optim.Optimizer):
             params = [p for p in group["params"] if p.grad is not None]
             if any(p.grad.is_sparse for p in params):
                 raise RuntimeError("xlm_adam does not support sparse gradients")
-            if any(p.dtype != torch.float32 for p in params):
-                raise ConfigError(
-                    "--optimizer xlm_adam updates fp32 parameters: use --fp16 or --amp (fairseq keeps fp32 copies), "
-                    "not --memory-efficient-fp16/--bf16"
-                )
             by_step = {}  # parameters that missed updates (no gradient) have their own step count
             for p in params:
                 state = self.state[p]
-                if not state:
+                if not state:  # the moments in fp32 whatever the parameters' dtype
                     state["step"] = 0
-                    state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                    state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                    state["exp_avg"] = torch.zeros_like(p, dtype=torch.float32, memory_format=torch.preserve_format)
+                    state["exp_avg_sq"] = torch.zeros_like(p, dtype=torch.float32, memory_format=torch.preserve_format)
+                elif state["exp_avg"].dtype != torch.float32:  # torch's load_state_dict casts them to p's dtype
+                    state["exp_avg"], state["exp_avg_sq"] = state["exp_avg"].float(), state["exp_avg_sq"].float()
                 state["step"] += 1
-                by_step.setdefault((state["step"], p.device), []).append(p)
-            for (t, device), ps in by_step.items():
-                self._update(ps, t, device, group)
+                by_step.setdefault((state["step"], p.device, p.dtype), []).append(p)
+            for (t, device, dtype), ps in by_step.items():
+                if dtype == torch.float32:
+                    self._update(ps, [p.grad for p in ps], [self.state[p] for p in ps], t, device, group)
+                else:
+                    self._update_half(ps, t, device, group)
         return loss
 
-    def _update(self, params, t: int, device: torch.device, group) -> None:
+    def _update_half(self, params, t: int, device: torch.device, group) -> None:
+        """Half-precision parameters without fp32 copies (--memory-efficient-fp16/-bf16): each chunk of them is
+        updated in fp32, from fp32 moments, then rounded back into the parameters, as fairseq's adam does one
+        parameter at a time; chunks of HALF_CHUNK elements bound the fp32 working copy."""
+        chunk, size = [], 0
+        for i, p in enumerate(params):
+            chunk.append(p)
+            size += p.numel()
+            if size >= HALF_CHUNK or i == len(params) - 1:
+                p32 = [q.float() for q in chunk]
+                self._update(p32, [q.grad.float() for q in chunk], [self.state[q] for q in chunk], t, device, group)
+                for q, q32 in zip(chunk, p32):
+                    q.copy_(q32)
+                chunk, size = [], 0
+
+    def _update(self, params, grads, states, t: int, device: torch.device, group) -> None:
         """The decoupled decay p -= lr * wd * p first, as the original and fairseq's adam (the moments do not depend
         on p, so the order is theirs); then torch's Adam, which computes p -= lr / bc1 * m / (sqrt(v) / sqrt(bc2) +
         eps') with bc1 = 1 - β1^t, bc2 = 1 - β2^t: with eps' = eps / sqrt(bc2) that is the original's
@@ -74,10 +90,9 @@ class XLMAdam(torch.optim.Optimizer):
         # CPU for foreach) and add 1 to them before the update: one tensor per parameter, each at t - 1
         step_device = device if fused else torch.device("cpu")
         steps = torch.full((len(params),), float(t - 1), dtype=torch.float32, device=step_device).unbind(0)
-        states = [self.state[p] for p in params]
         adam(
             params,
-            [p.grad for p in params],
+            grads,
             [s["exp_avg"] for s in states],
             [s["exp_avg_sq"] for s in states],
             [],
@@ -123,4 +138,8 @@ class XLMAdamOptimizer(FairseqOptimizer):
 
     @property
     def supports_flat_params(self):
+        return True
+
+    @property
+    def supports_memory_efficient_fp16(self):
         return True

@@ -6,14 +6,17 @@ the model maps onto --langs by name (checkpoints.py).
 Not a registered task itself: xlm_cross_lingual_lm, xlm_tlm, xlm_unsupervised_mt (through multi_step_task.py)
 and xlm_classification build on it."""
 
+import importlib.util
 import logging
 import os
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import List, Optional, Tuple
 
 import torch
 from fairseq.data import iterators
 from fairseq.dataclass import FairseqDataclass
+from fairseq.optim.amp_optimizer import AMPOptimizer
 from fairseq.tasks import FairseqTask
 from omegaconf import II
 
@@ -37,6 +40,8 @@ class XLMTaskConfig(FairseqDataclass):
     restore_file: str = II("checkpoint.restore_file")
     finetune_from_model: Optional[str] = II("checkpoint.finetune_from_model")
     save_dir: str = II("checkpoint.save_dir")
+    amp: bool = II("common.amp")
+    bf16: bool = II("common.bf16")
 
 
 class XLMTask(FairseqTask):
@@ -49,6 +54,11 @@ class XLMTask(FairseqTask):
         self.langs: List[str] = parse_langs(cfg.langs)
         self.lang2id = {l: i for i, l in enumerate(self.langs)}
         self.data_dirs = split_data_paths(cfg.data)
+        if cfg.bf16 and importlib.util.find_spec("torch_xla") is None:
+            raise ConfigError(
+                "--bf16/--memory-efficient-bf16: in this fairseq they run on a TPU (fairseq/options.py turns on "
+                "--tpu) and torch_xla is not installed; on GPUs use --fp16, --memory-efficient-fp16 or --amp"
+            )
 
     @classmethod
     def setup_task(cls, cfg, **kwargs):
@@ -102,6 +112,33 @@ class XLMTask(FairseqTask):
 
     def max_positions(self):
         return self.max_model_positions
+
+    # ---------------------------------------------------------------------------------------- precision
+    def autocast(self, model):
+        """Under --amp, the passes the task runs itself (back-translation, validation) in the precision the
+        criterion trains in: fairseq's train_step puts autocast around the criterion alone
+        (fairseq/tasks/fairseq_task.py: train_step), and under --fp16 the whole model is half anyway."""
+        if not self.cfg.amp:
+            return nullcontext()
+        device = next(model.parameters()).device.type
+        return torch.autocast(device_type=device, dtype=torch.float16)
+
+    def valid_step(self, sample, model, criterion):
+        with self.autocast(model):
+            return super().valid_step(sample, model, criterion)
+
+    def optimizer_step(self, optimizer, model, update_num):
+        """Under --amp, step the torch optimizer through the grad scaler ourselves. fairseq's
+        AMPOptimizer.clip_grad_norm unscales the torch optimizer's gradients, then its step() hands the scaler the
+        fairseq wrapper, another object, whose gradients the scaler believes still scaled: it divides them by the loss
+        scale a second time (fairseq/optim/amp_optimizer.py), so every update would take g / scale² instead of g
+        (SGD moved 1/128 of -lr·g at the first update; Adam's eps grows by the scale). The torch optimizer is the
+        object the scaler unscaled, and the wrapper's step() only calls its step()."""
+        if isinstance(optimizer, AMPOptimizer):
+            optimizer.scaler.step(optimizer.optimizer)
+            optimizer.scaler.update()
+        else:
+            super().optimizer_step(optimizer, model, update_num)
 
     # ------------------------------------------------------------------------------------------ batches
     def get_batch_iterator(

@@ -228,36 +228,23 @@ class XLMUnsupervisedMTTask(MultiStepTask):
 
     def back_translate(self, sample, model):
         """l1 sentences -> greedy l2 translations by the current model (eval mode, no gradient) -> an MT
-        sample l2 -> l1 whose target is the original (facebookresearch/XLM `xlm/trainer.py: bt_step`)."""
+        sample l2 -> l1 whose target is the original (facebookresearch/XLM `xlm/trainer.py: bt_step`). The
+        collater made the target side (prev_output_tokens, target, pred_index) on the CPU; the generated
+        sentences take the source's place."""
         inner = model
         while hasattr(inner, "module"):
             inner = inner.module
         net = sample["net_input"]
         x1, len1, langs1 = net["src_tokens"], net["src_lengths"], net["src_langs"]
-        l1, l2 = sample["bt_langs"]
+        langs2 = torch.full_like(langs1, sample["bt_langs"][1])
         was_training = inner.training
         inner.eval()
-        x2, len2 = greedy_generate(inner, x1, len1, langs1, torch.full_like(langs1, l2), bt_max_len(len1))
+        with self.autocast(inner):
+            x2, len2 = greedy_generate(inner, x1, len1, langs1, langs2, bt_max_len(x1))
         inner.train(was_training)
-        pad = self.dictionary.pad()
-        positions = torch.arange(x1.size(1), device=x1.device)[None, :]
-        prev = x1.masked_fill(positions >= (len1[:, None] - 1), pad)[:, :-1]
-        target = x1[:, 1:]
-        return {
-            "id": sample["id"],
-            "step": sample["step"],
-            "iteration": sample["iteration"],
-            "nsentences": sample["nsentences"],
-            "ntokens": int(target.ne(pad).sum()),
-            "net_input": {
-                "src_tokens": x2,
-                "src_lengths": len2,
-                "src_langs": torch.full_like(langs1, l2),
-                "tgt_langs": langs1,
-                "prev_output_tokens": prev,
-            },
-            "target": target,
-        }
+        translated = {k: v for k, v in sample.items() if k not in ("bt", "bt_langs")}
+        translated["net_input"] = dict(net, src_tokens=x2, src_lengths=len2, src_langs=langs2, tgt_langs=langs1)
+        return translated
 
     # ----------------------------------------------------------- validation
     def empty_logging_output(self):
@@ -273,8 +260,9 @@ class XLMUnsupervisedMTTask(MultiStepTask):
         loss, sample_size, logging_output = super().valid_step(sample, model, criterion)
         if self.cfg.eval_bleu and sample.get("target") is not None:
             name = sample["step"]
-            tgt_lang = self.langs[int(sample["net_input"]["tgt_langs"][0])]
-            hyps, refs = self.decode_batch(model, sample)
+            tgt_lang = name[: -len("_mt")].split("-")[1]
+            with self.autocast(model):
+                hyps, refs = self.decode_batch(model, sample)
             logging_output.update({f"_{name}_tok_{k}": v for k, v in bleu_stats(hyps, refs, "tok").items()})
             detok_h = [self.detokenize(h, tgt_lang) for h in hyps]
             detok_r = [self.detokenize(r, tgt_lang) for r in refs]
@@ -285,22 +273,22 @@ class XLMUnsupervisedMTTask(MultiStepTask):
         return loss, sample_size, logging_output
 
     def decode_batch(self, model, sample):
+        """Greedy hypotheses and references of a validation batch as text. The hypotheses, their lengths and the
+        references reach the CPU together, in one copy per batch (row: hypothesis, length, reference)."""
         net = sample["net_input"]
+        src = net["src_tokens"]
         with torch.no_grad():
             out, lengths = greedy_generate(
-                model,
-                net["src_tokens"],
-                net["src_lengths"],
-                net["src_langs"],
-                net["tgt_langs"],
-                eval_max_len(net["src_lengths"]),
+                model, src, net["src_lengths"], net["src_langs"], net["tgt_langs"], eval_max_len(src)
             )
+        width = out.size(1)
+        rows = torch.cat([out, lengths[:, None], sample["target"]], dim=1).tolist()  # the batch's one copy
         bpe = None if self.cfg.eval_bleu_bpe == "none" else self.cfg.eval_bleu_bpe
+        pad = self.dictionary.pad()
         hyps, refs = [], []
-        for i in range(out.size(0)):
-            hyps.append(remove_bpe(self.dictionary.string(out[i, 1 : int(lengths[i]) - 1]), bpe))
-            ref = sample["target"][i]
-            ref = ref[ref.ne(self.dictionary.pad())]
+        for row in rows:
+            hyps.append(remove_bpe(self.dictionary.string(row[1 : row[width] - 1]), bpe))
+            ref = [t for t in row[width + 1 :] if t != pad]
             refs.append(remove_bpe(self.dictionary.string(ref, escape_unk=True), bpe))
         return hyps, refs
 
