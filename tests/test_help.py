@@ -29,6 +29,7 @@ PYTHON_SCRIPTS = [
 SHELL_SCRIPTS = sorted(
     os.path.relpath(p, ROOT)
     for p in glob.glob(os.path.join(ROOT, "examples", "*", "run.sh"))
+    + glob.glob(os.path.join(ROOT, "examples", "*", "*.sbatch"))
     + glob.glob(os.path.join(ROOT, "benchmarks", "*.sh"))
 )
 # the folders the scripts write by default, at the repository's root: a --help must not create them
@@ -36,7 +37,7 @@ DEFAULT_OUTPUTS = ["demo-out", "paper-mini-out", "benchmarks-out", "lowres-lm-ou
 RECORDER = """#!/bin/sh
 echo "$(basename "$0") $*" >> "$HELP_RECORD"
 """
-RECORDED = ["fairseq-train", "fairseq-generate", "fairseq-validate", "fairseq-preprocess", "apt-get", "wget"]
+RECORDED = ["fairseq-train", "fairseq-generate", "fairseq-validate", "fairseq-preprocess", "apt-get", "wget", "srun"]
 
 
 def console_scripts() -> dict:

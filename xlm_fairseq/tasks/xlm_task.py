@@ -14,13 +14,13 @@ from dataclasses import dataclass, field
 from typing import List, Optional, Tuple
 
 import torch
-from fairseq.data import iterators
 from fairseq.dataclass import FairseqDataclass
 from fairseq.optim.amp_optimizer import AMPOptimizer
 from fairseq.tasks import FairseqTask
 from omegaconf import II
 
 from ..checkpoints import check_language_coverage, file_fairseq_will_load, languages, read_config, split_data_paths
+from ..data.resharding_iterator import ReshardingEpochBatchIterator
 from ..dictionary import load_dictionary
 from ..errors import ConfigError
 from ..inference_assets import write_for_task
@@ -184,7 +184,7 @@ class XLMTask(FairseqTask):
                 grouped_shuffling,
                 update_epoch_batch_itr,
             )
-        return iterators.EpochBatchIterator(
+        return ReshardingEpochBatchIterator(  # a mid-epoch checkpoint resumes on another number of processes
             dataset=dataset,
             collate_fn=dataset.collater,
             batch_sampler=sampler,
