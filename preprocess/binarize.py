@@ -16,16 +16,19 @@ beside every checkpoint trained on the data-bin (xlm_fairseq/inference_assets.py
 
 import os
 import shutil
+import struct
 import subprocess
 import sys
 import threading
 import time
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 from .common import (
+    READ_BLOCK,
     PreprocessError,
     atomic_output,
     check_positive,
+    count_lines,
     log,
     parse_langs,
     read_json,
@@ -57,15 +60,6 @@ def load_shared_dictionary(path: str) -> List[str]:
         return read_symbols(path)
     except DictionaryError as e:
         raise PreprocessError(f"--dict: {e}") from None
-
-
-def _mono_prefixes(splits: Dict[str, str], lang: str) -> List[str]:
-    """--trainpref/--validpref/--testpref for {split: path of split.lang}: the paths without '.{lang}'."""
-    args = []
-    for split in SPLITS:
-        if split in splits:
-            args += [f"--{split}pref", splits[split][: -(len(lang) + 1)]]
-    return args
 
 
 def _run_fairseq(cmd: List[str], unit: str, log_path: str, watch: Optional["OutputWatch"] = None) -> None:
@@ -114,7 +108,7 @@ class OutputWatch:
         for path in self.inputs:
             with open(path, "rb") as f:
                 last = b"\n"
-                for block in iter(lambda: f.read(1 << 20), b""):
+                for block in iter(lambda: f.read(READ_BLOCK), b""):
                     if self.stop.is_set():
                         return None
                     lines += block.count(b"\n")
@@ -155,13 +149,29 @@ def _move(src: str, dst: str) -> None:
     os.replace(src, dst)
 
 
-def _stats(prefix: str) -> Dict[str, int]:
-    from fairseq.data.indexed_dataset import MMapIndexedDataset
+INDEX_MAGIC = b"MMIDIDX\x00\x00"
+INDEX_HEADER = len(INDEX_MAGIC) + 8 + 1 + 8  # magic, version, dtype code, sentence count
+INDEX_CHUNK = 1 << 20  # sentences read at a time
+PART_LINES = 1_000_000  # fairseq-preprocess runs on at most this many lines (FairseqPreprocess)
 
-    dataset = MMapIndexedDataset(prefix)  # keep it alive: `sizes` is a view of its memory map
-    sizes = dataset.sizes.astype("int64")
-    del dataset
-    return {"sentences": int(len(sizes)), "tokens": int(sizes.sum()) - int(len(sizes))}
+
+def _stats(prefix: str) -> Dict[str, int]:
+    """Sentences and tokens of a binarised file, from its index (fairseq/data/indexed_dataset.py:
+    MMapIndexedDataset.Index: magic, version, dtype code, count, then the int32 sizes), read in chunks without
+    importing fairseq, whose import alone holds ~300 MB beside the fairseq-preprocess processes."""
+    import numpy as np
+
+    _, count = _index_header(prefix + ".idx")
+    with open(prefix + ".idx", "rb") as f:
+        f.seek(INDEX_HEADER)
+        tokens, left = 0, count
+        while left:
+            sizes = np.fromfile(f, dtype="<i4", count=min(left, INDEX_CHUNK))
+            if not len(sizes):
+                raise PreprocessError(f"{prefix}.idx is truncated: {left} of its {count} sentence sizes are missing")
+            tokens += int(sizes.sum(dtype=np.int64))
+            left -= len(sizes)
+    return {"sentences": count, "tokens": tokens - count}
 
 
 def binarize_corpus(
@@ -172,8 +182,10 @@ def binarize_corpus(
     bpe: Optional[dict] = None,
     extra: Optional[dict] = None,
     out=None,
+    part_lines: int = PART_LINES,
 ) -> dict:
-    """Binarize every language and pair of `corpus` into `destdir`; write dict.txt and manifest.json there."""
+    """Binarize every language and pair of `corpus` into `destdir`; write dict.txt and manifest.json there.
+    fairseq-preprocess runs on at most `part_lines` lines at a time (FairseqPreprocess)."""
     out = out or sys.stdout
     check_positive(workers, "--workers")
     check_not_empty(corpus)
@@ -196,7 +208,7 @@ def binarize_corpus(
         "para": {},
         **(extra or {}),
     }
-    run = FairseqPreprocess(dict_path, destdir, workers, len(dictionary))
+    run = FairseqPreprocess(dict_path, destdir, workers, len(dictionary), part_lines)
     try:
         for lang, splits in sorted(corpus.mono.items()):
             start = time.time()
@@ -218,11 +230,17 @@ def binarize_corpus(
 
 class FairseqPreprocess:
     """fairseq-preprocess runs into a private temporary folder, their files renamed into the data-bin layout;
-    each returns the manifest entries of what it wrote. Their output goes to DESTDIR/preprocess.log."""
+    each returns the manifest entries of what it wrote. Their output goes to DESTDIR/preprocess.log.
 
-    def __init__(self, dict_path: str, destdir: str, workers: int, vocab_size: int = 0):
+    fairseq-preprocess keeps about 60 bytes per line until it writes the index (fairseq/data/indexed_dataset.py:
+    MMapIndexedDatasetBuilder keeps every sentence's size, Index.writer every pointer, as Python lists): 6 GB for
+    100M lines. A split of more than `part_lines` lines is therefore binarised in parts of that many lines, one
+    run each, joined into the file one run would have written (join_indexes)."""
+
+    def __init__(self, dict_path: str, destdir: str, workers: int, vocab_size: int = 0, part_lines: int = PART_LINES):
         self.destdir = destdir
         self.vocab_size = vocab_size
+        self.part_lines = check_positive(part_lines, "--part-lines")
         self.log_path = os.path.join(destdir, "preprocess.log")
         self.tmp_root = os.path.join(destdir, f".binarize.tmp-{os.getpid()}")
         self.base = fairseq_preprocess_command() + [
@@ -236,11 +254,12 @@ class FairseqPreprocess:
 
     def mono(self, lang: str, splits: Dict[str, str]) -> dict:
         tmp = os.path.join(self.tmp_root, lang)
-        _run_fairseq(
-            self.base + ["--only-source", "--source-lang", lang, "--destdir", tmp] + _mono_prefixes(splits, lang),
-            f"'{lang}'",
-            self.log_path,
-            OutputWatch(f"binarize {lang}", [splits[s] for s in sorted(splits)], tmp, self.vocab_size),
+        self._binarize(
+            ["--only-source", "--source-lang", lang],
+            {split: {lang: path} for split, path in splits.items()},
+            lambda split: [f"{split}.{lang}-None.{lang}"],
+            tmp,
+            lang,
         )
         entries = {}
         for split in sorted(splits):
@@ -256,15 +275,12 @@ class FairseqPreprocess:
     def pair(self, a: str, b: str, splits) -> dict:
         tmp = os.path.join(self.tmp_root, f"{a}-{b}")
         # the prefix keeps the files' orientation (e.g. train.fr-en); --source-lang a makes the output a-b
-        _run_fairseq(
-            self.base
-            + ["--joined-dictionary", "--source-lang", a, "--target-lang", b, "--destdir", tmp]
-            + _pair_prefixes(splits, a),
-            f"'{a}-{b}'",
-            self.log_path,
-            OutputWatch(
-                f"binarize {a}-{b}", [splits[s][x] for s in sorted(splits) for x in (a, b)], tmp, self.vocab_size
-            ),
+        self._binarize(
+            ["--joined-dictionary", "--source-lang", a, "--target-lang", b],
+            {split: {x: sides[x] for x in (a, b)} for split, sides in splits.items()},
+            lambda split: [pair_file_name(split, a, b, x) for x in (a, b)],
+            tmp,
+            f"{a}-{b}",
         )
         entries = {}
         for split in sorted(splits):
@@ -280,6 +296,117 @@ class FairseqPreprocess:
         shutil.rmtree(tmp, ignore_errors=True)
         return entries
 
+    def _binarize(self, flags: List[str], inputs: Dict[str, Dict[str, str]], outputs, tmp: str, label: str) -> None:
+        """fairseq-preprocess with `flags` on {split: {side: path `PREFIX.side`}} into `tmp`, where it writes the
+        files outputs(split) names: the splits of at most part_lines lines in one run, each longer one in parts.
+        `label`: the language or pair, for messages."""
+        lines = {split: count_lines(next(iter(files.values()))) for split, files in inputs.items()}
+        whole = {split: files for split, files in inputs.items() if lines[split] <= self.part_lines}
+        if whole:
+            self._run(flags, whole, tmp, f"'{label}'", f"binarize {label}")
+        for split in sorted(set(inputs) - set(whole)):
+            self._binarize_in_parts(flags, split, inputs[split], lines[split], outputs(split), tmp, label)
+
+    def _run(self, flags: List[str], inputs: Dict[str, Dict[str, str]], destdir: str, unit: str, what: str) -> None:
+        prefixes = []
+        for split in SPLITS:
+            if split in inputs:
+                side, path = next(iter(inputs[split].items()))
+                prefixes += [f"--{split}pref", path[: -(len(side) + 1)]]
+        paths = [p for split in sorted(inputs) for p in inputs[split].values()]
+        watch = OutputWatch(what, paths, destdir, self.vocab_size)
+        _run_fairseq(self.base + flags + ["--destdir", destdir] + prefixes, unit, self.log_path, watch)
+
+    def _binarize_in_parts(self, flags, split: str, files: Dict[str, str], lines: int, names, tmp: str, label: str):
+        """`split` part by part: part k's lines into tmp/part/, binarised into tmp/part-out/, its .bin appended to
+        tmp/NAME.bin at once (the text and .bin of one part on disk at a time), the indexes joined at the end."""
+        parts = -(-lines // self.part_lines)
+        part_dir, part_out = os.path.join(tmp, "part"), os.path.join(tmp, "part-out")
+        indexes: Dict[str, List[Tuple[str, int]]] = {name: [] for name in names}
+        readers = {side: open(path, "rb") for side, path in files.items()}
+        try:
+            for k in range(parts):
+                prefix = os.path.join(part_dir, f"{split}{k}")
+                if not _copy_lines(readers, prefix, self.part_lines):
+                    break
+                shutil.rmtree(part_out, ignore_errors=True)
+                self._run(
+                    flags,
+                    {split: {side: f"{prefix}.{side}" for side in files}},
+                    part_out,
+                    f"'{label}' ({split}, part {k + 1} of {parts})",
+                    f"binarize {label} {split} {k + 1}/{parts}",
+                )
+                for name in names:
+                    part_bin = os.path.join(part_out, f"{name}.bin")
+                    with open(part_bin, "rb") as src, open(os.path.join(tmp, f"{name}.bin"), "ab") as dst:
+                        shutil.copyfileobj(src, dst)
+                    index = os.path.join(tmp, f"{name}.idx.{k}")
+                    os.replace(os.path.join(part_out, f"{name}.idx"), index)
+                    indexes[name].append((index, os.path.getsize(part_bin)))
+                for side in files:
+                    os.remove(f"{prefix}.{side}")
+        finally:
+            for f in readers.values():
+                f.close()
+        for name in names:
+            join_indexes(indexes[name], os.path.join(tmp, f"{name}.idx"))
+            for path, _ in indexes[name]:
+                os.remove(path)
+
+
+def _copy_lines(readers: Dict[str, object], prefix: str, n: int) -> int:
+    """The next n lines of every side's open file into PREFIX.side; how many lines were copied."""
+    os.makedirs(os.path.dirname(prefix), exist_ok=True)
+    copied = 0
+    for side, reader in readers.items():
+        copied = 0
+        with open(f"{prefix}.{side}", "wb") as out:
+            for line in reader:
+                out.write(line)
+                copied += 1
+                if copied == n:
+                    break
+    return copied
+
+
+def _index_header(path: str):
+    """(header bytes without the count, sentence count) of a fairseq mmap index."""
+    with open(path, "rb") as f:
+        header = f.read(INDEX_HEADER)
+    if len(header) < INDEX_HEADER or not header.startswith(INDEX_MAGIC):
+        raise PreprocessError(f"{path} is not an mmap index (fairseq-preprocess --dataset-impl mmap)")
+    return header[:-8], struct.unpack("<Q", header[-8:])[0]
+
+
+def join_indexes(parts: List[Tuple[str, int]], out_path: str) -> None:
+    """The index of the .bin files of `parts` ((index path, bytes of its .bin)) written one after the other:
+    byte for byte the one fairseq writes for the whole (fairseq/data/indexed_dataset.py:
+    MMapIndexedDataset.Index.writer: the header, the count, the int32 sizes, then the int64 byte offsets of the
+    sentences), read and written in chunks of INDEX_CHUNK sentences."""
+    import numpy as np
+
+    headers = [_index_header(path) for path, _ in parts]
+    if len({h for h, _ in headers}) != 1:
+        raise PreprocessError(f"{parts[0][0]}...: the parts were binarised with different token types")
+
+    def chunks(path: str, n: int, dtype, skip: int):
+        with open(path, "rb") as f:
+            f.seek(INDEX_HEADER + skip)
+            for start in range(0, n, INDEX_CHUNK):
+                yield np.fromfile(f, dtype=dtype, count=min(INDEX_CHUNK, n - start))
+
+    with atomic_output(out_path, binary=True) as out:
+        out.write(headers[0][0] + struct.pack("<Q", sum(n for _, n in headers)))
+        for (path, _), (_, n) in zip(parts, headers):
+            for sizes in chunks(path, n, np.int32, 0):
+                out.write(sizes.tobytes())
+        offset = 0
+        for (path, bin_bytes), (_, n) in zip(parts, headers):
+            for pointers in chunks(path, n, np.int64, 4 * n):
+                out.write((pointers + offset).tobytes())
+            offset += bin_bytes
+
 
 def copy_dictionary(dict_path: str, destdir: str) -> None:
     """DESTDIR/dict.txt: a copy of dict_path (unless it is that file)."""
@@ -287,16 +414,6 @@ def copy_dictionary(dict_path: str, destdir: str) -> None:
     if not (os.path.exists(dict_dst) and os.path.samefile(dict_path, dict_dst)):
         with open(dict_path, "rb") as src, atomic_output(dict_dst, binary=True) as dst:
             shutil.copyfileobj(src, dst)
-
-
-def _pair_prefixes(splits: Dict[str, Dict[str, str]], a: str) -> List[str]:
-    """Prefixes of a pair's files without the '.{lang}' suffix (the a-side path minus '.a')."""
-    args = []
-    for split in SPLITS:
-        if split in splits:
-            path = splits[split][a]
-            args += [f"--{split}pref", path[: -(len(a) + 1)]]
-    return args
 
 
 def output_files(corpus: Corpus, destdir: str) -> List[str]:
@@ -350,6 +467,13 @@ def add_arguments(parser):
     parser.add_argument("--destdir", required=True, help="data-bin folder to write")
     parser.add_argument("--langs", help="only these languages (default: all found)")
     parser.add_argument("--workers", type=int, default=1, help="fairseq-preprocess --workers")
+    parser.add_argument(
+        "--part-lines",
+        type=int,
+        default=PART_LINES,
+        help=f"binarise longer files in parts of this many lines, one fairseq-preprocess run each, joined into the "
+        f"same files (its memory grows by ~60 bytes per line of a run; default {PART_LINES})",
+    )
     parser.add_argument("--codes-file", help="codes from learn-bpe: its .meta.json goes into manifest.json")
     parser.add_argument("--bpe-backend", help="BPE backend recorded in manifest.json")
     parser.add_argument("--bpe-codes", type=int, help="number of codes recorded in manifest.json")
@@ -357,6 +481,7 @@ def add_arguments(parser):
 
 
 def main(args) -> None:
+    check_positive(args.part_lines, "--part-lines")
     langs = parse_langs(args.langs) if args.langs else None
     corpus = discover(args.input_dir, langs, "--input-dir")
     if corpus.ignored:
@@ -366,7 +491,7 @@ def main(args) -> None:
         )
     bpe = bpe_settings(args.codes_file, args.bpe_backend, args.bpe_codes, args.bpe_alpha, args.destdir)
     print(f"binarize: {args.input_dir} -> {args.destdir}")
-    manifest = binarize_corpus(corpus, args.dict, args.destdir, args.workers, bpe)
+    manifest = binarize_corpus(corpus, args.dict, args.destdir, args.workers, bpe, part_lines=args.part_lines)
     print(
         f"wrote {os.path.join(args.destdir, MANIFEST)}: languages {','.join(manifest['languages'])}"
         + (f", pairs {','.join(manifest['pairs'])}" if manifest["pairs"] else "")

@@ -19,7 +19,7 @@ COMMANDS = {
     "apply-bpe": ("xlm_preprocess.apply_bpe", "apply BPE codes (subword-nmt `@@ ` or sentencepiece `▁`)"),
     "build-dict": ("xlm_preprocess.build_dict", "one shared dict.txt (specials at ids 4..13)"),
     "binarize": ("xlm_preprocess.binarize", "fairseq-preprocess into the data-bin layout + manifest.json"),
-    "prepare": ("xlm_preprocess.prepare", "raw text folder -> data-bin, all steps, resumable"),
+    "prepare": ("xlm_preprocess.prepare", "raw text folder -> data-bin (or --shards N of them), all steps, resumable"),
     "ddtp": ("xlm_preprocess.ddtp", "Debian package descriptions (DDTP) as a multilingual/parallel corpus"),
     "xnli": ("xlm_preprocess.xnli", "XNLI / MultiNLI tsv files -> sentence-pair classification text"),
     "classification": ("xlm_preprocess.classification_data", "labelled text -> data-bin for --task xlm_classification"),

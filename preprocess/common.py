@@ -143,13 +143,18 @@ def find_bad_lines(path: str) -> set:
     return bad
 
 
+# bytes read at a time where a file is scanned rather than read line by line: small enough that a scan holds
+# little (tests/test_memory_scaling.py compares the memory of corpora of 2,000 and 20,000 lines)
+READ_BLOCK = 1 << 16
+
+
 def count_lines(path: str) -> int:
     """Number of lines as `LineReader` sees them: '\\n'-terminated ones plus an unterminated last one."""
     n = 0
     last = b"\n"
     with _open_binary(path) as f:
         while True:
-            block = f.read(1 << 20)
+            block = f.read(READ_BLOCK)
             if not block:
                 break
             n += block.count(b"\n")

@@ -9,12 +9,18 @@ found from the file names). The steps, with their files in a work folder (DATA_B
     4 build-dict   the BPE'd train split        -> work/dict.txt
     5 binarize     fairseq-preprocess           -> DATA_BIN/{dict.txt, manifest.json, *.bin, *.idx}
 
+With --shards N (N > 1), step 5 writes N data-bins DATA_BIN/shard0 .. shard{N-1} instead, each train file cut
+into N contiguous parts and valid/test in shard0 (shards.py); the BPE codes and dict.txt are learned once on the
+whole corpus, so every shard has the same dict.txt. The last line printed is the DATA argument of fairseq-train,
+`DATA_BIN/shard0:DATA_BIN/shard1:...` (epoch e trains on shard (e-1) % N).
+
 Every output is written under a temporary name and renamed when complete. A stamp (work/stamps/*.json) records
 the settings, the inputs' sizes and modification times and the outputs' sizes and modification times; a rerun
 reuses an output only when its stamp matches all of them, so an interrupted run resumes where it stopped and a
 changed input or setting redoes what depends on it (`--force` redoes everything)."""
 
 import os
+import shutil
 import sys
 import time
 from dataclasses import dataclass
@@ -35,6 +41,7 @@ from .common import (
 )
 from .layout import check_not_empty, check_pair_lengths, discover
 from .learn_bpe import BACKENDS, learn, meta_path
+from .shards import ShardText, check_enough_lines, check_shard_count, data_argument, shard_dirs, stale_shards
 from .tokenizer import TOKENIZER_CHOICES, moses_has_rules, require_tokenizer, resolve_tokenizer, tokenize_file
 
 
@@ -130,12 +137,16 @@ def prepare(
     work_dir: str = None,
     skip_bad_lines: bool = False,
     force: bool = False,
+    shards: int = 1,
 ) -> dict:
     check_positive(workers, "--workers")
     check_positive(codes, "--codes")
+    check_shard_count(shards, data_bin)
     if backend not in BACKENDS:
         raise PreprocessError(f"--backend: unknown BPE backend '{backend}' (choose from {', '.join(BACKENDS)})")
     raw, kinds = check_raw_corpus(raw_dir, langs, tokenizer)
+    if shards > 1:
+        check_enough_lines(raw.all_train_files(), shards)
     ws = Workspace.create(work_dir or os.path.join(data_bin, "work"), data_bin, force)
     tok, bpe = raw.relocated(ws.tok_dir), raw.relocated(ws.bpe_dir)
     tokenized = tokenize_stage(ws, raw, tok, kinds, lowercase, workers, skip_bad_lines)
@@ -144,6 +155,10 @@ def prepare(
     )
     apply_bpe_stage(ws, tokenized, backend, workers)
     build_dict_stage(ws, bpe.all_train_files(), max_vocab, min_count)
+    for folder in stale_shards(data_bin, shards if shards > 1 else 0):
+        _say(f"note: {folder} is from an earlier run with more shards and is not one of these; remove it")
+    if shards > 1:
+        return binarize_shards_stage(ws, bpe, raw_dir, langs, kinds, lowercase, workers, shards)
     return binarize_stage(ws, bpe, raw_dir, langs, kinds, lowercase, workers)
 
 
@@ -278,28 +293,81 @@ def binarize_stage(
     ws: Workspace, bpe, raw_dir: str, langs: List[str], kinds: Dict[str, str], lowercase: bool, workers: int
 ) -> dict:
     """5. fairseq-preprocess of every BPE'd file -> DATA_BIN, with dict.txt and manifest.json."""
-    outputs = output_files(bpe, ws.data_bin)
-    inputs = bpe.files() + [ws.dictionary, meta_path(ws.codes)]
-    extra = {
+    _say(f"[5/5] binarize: fairseq-preprocess -> {ws.data_bin}")
+    extra = _manifest_extra(raw_dir, kinds, lowercase)
+    manifest = _binarize(ws, bpe, ws.data_bin, "binarize", {"langs": langs, "extra": extra}, extra, workers)
+    _say(f"done: {ws.data_bin} ({_describe(manifest)})")
+    return manifest
+
+
+def binarize_shards_stage(
+    ws: Workspace,
+    bpe,
+    raw_dir: str,
+    langs: List[str],
+    kinds: Dict[str, str],
+    lowercase: bool,
+    workers: int,
+    shards: int,
+) -> dict:
+    """5. Each train file cut into `shards` parts, each part binarised with the shared dict.txt ->
+    DATA_BIN/shard{k}; valid and test in shard0 (shards.py). Returns shard0's manifest."""
+    dirs = shard_dirs(ws.data_bin, shards)
+    _say(f"[5/5] binarize: {shards} shards, fairseq-preprocess -> {dirs[0]} .. {dirs[-1]}")
+    text = ShardText(bpe, shards)
+    manifests = []
+    for k, destdir in enumerate(dirs):
+        _say(f"  shard {k}: {destdir}" + (" (with valid, test)" if k == 0 else ""))
+        extra = dict(_manifest_extra(raw_dir, kinds, lowercase), shard={"index": k, "shards": shards})
+        parts = os.path.join(ws.work, f".shard-text.tmp-{os.getpid()}")
+        params = {"langs": langs, "extra": extra}
+        try:
+            manifests.append(
+                _binarize(ws, text.corpus(k, parts), destdir, f"binarize.shard{k}", params, extra, workers, text, k)
+            )
+        finally:
+            shutil.rmtree(parts, ignore_errors=True)
+    _say(f"done: {shards} shards ({_describe(manifests[0])}); fairseq-train reads them as {data_argument(dirs)}")
+    return manifests[0]
+
+
+def _binarize(ws: Workspace, corpus, destdir: str, key: str, params: dict, extra: dict, workers, text=None, k=0):
+    """fairseq-preprocess of `corpus` into `destdir` unless its stamp says it is done; its manifest. A shard's
+    train text (`text`) is written only when the shard is redone, and its stamp follows the uncut files."""
+    outputs = output_files(corpus, destdir)
+    sources = text.corpus(k, text.bpe.folder) if text else corpus
+    inputs = sources.files() + [ws.dictionary, meta_path(ws.codes)]
+    if ws.stamps.fresh(key, params, inputs, outputs):
+        _say("  reused")
+        return read_json(os.path.join(destdir, "manifest.json"))
+    if text:
+        text.write(k, corpus.folder)
+    meta = read_json(meta_path(ws.codes)) or {}
+    bpe_meta = {name: meta.get(name) for name in ("backend", "codes", "learned", "alpha", "sample_size", "seed")}
+    bpe_meta["codes_file"] = _codes_file(ws.codes, ws.data_bin, destdir)
+    manifest = binarize_corpus(corpus, ws.dictionary, destdir, workers, bpe_meta, extra, out=sys.stdout)
+    ws.stamps.record(key, params, inputs, outputs)
+    return manifest
+
+
+def _codes_file(codes: str, data_bin: str, destdir: str) -> str:
+    """The codes as a manifest in `destdir` records them: relative when inside DATA_BIN (a shard's manifest
+    says ../work/codes), so the whole folder can move; else absolute."""
+    path = manifest_path(codes, data_bin)
+    return os.path.relpath(os.path.join(data_bin, path), destdir) if not os.path.isabs(path) else path
+
+
+def _manifest_extra(raw_dir: str, kinds: Dict[str, str], lowercase: bool) -> dict:
+    return {
         "tokenize": {"lowercase_strip_accents": lowercase, "tokenizers": kinds},
         "raw_dir": os.path.abspath(raw_dir),
     }
-    _say(f"[5/5] binarize: fairseq-preprocess -> {ws.data_bin}")
-    if ws.stamps.fresh("binarize", {"langs": langs, "extra": extra}, inputs, outputs):
-        _say("  reused")
-        manifest = read_json(os.path.join(ws.data_bin, "manifest.json"))
-    else:
-        meta = read_json(meta_path(ws.codes)) or {}
-        bpe_meta = {k: meta.get(k) for k in ("backend", "codes", "learned", "alpha", "sample_size", "seed")}
-        bpe_meta["codes_file"] = manifest_path(ws.codes, ws.data_bin)
-        manifest = binarize_corpus(bpe, ws.dictionary, ws.data_bin, workers, bpe_meta, extra, out=sys.stdout)
-        ws.stamps.record("binarize", {"langs": langs, "extra": extra}, inputs, outputs)
-    _say(
-        f"done: {ws.data_bin} (languages {','.join(manifest['languages'])}"
-        + (f"; pairs {','.join(manifest['pairs'])}" if manifest["pairs"] else "")
-        + ")"
+
+
+def _describe(manifest: dict) -> str:
+    return f"languages {','.join(manifest['languages'])}" + (
+        f"; pairs {','.join(manifest['pairs'])}" if manifest["pairs"] else ""
     )
-    return manifest
 
 
 class _Indented:
@@ -341,6 +409,14 @@ def add_arguments(parser):
         help="drop lines that are not valid UTF-8 (from both sides of a pair) instead of failing",
     )
     parser.add_argument("--force", action="store_true", help="redo every step")
+    parser.add_argument(
+        "--shards",
+        type=int,
+        default=1,
+        metavar="N",
+        help="write N data-bins DATA_BIN/shard0..shard{N-1} (each train file cut into N parts; one dict.txt, "
+        "valid/test in shard0) that fairseq-train reads one per epoch as DATA_BIN/shard0:DATA_BIN/shard1:...",
+    )
 
 
 def main(args) -> None:
@@ -362,4 +438,5 @@ def main(args) -> None:
         args.work_dir,
         args.skip_bad_lines,
         args.force,
+        args.shards,
     )

@@ -30,7 +30,8 @@ def sentence_batches(
     sizes, indices, rng, shuffle, max_tokens=None, batch_size=None, max_batch_size=0
 ) -> List[np.ndarray]:
     """XLM's sentence batching (`xlm/data/dataset.py: get_iterator`): shuffle, stable sort by length, cut where
-    cumsum(len) // max_tokens changes (without max_tokens: ceil(N / batch_size) even chunks), keep a random
+    cumsum(len) // max_tokens changes (and, unlike the original, cut further a batch that would pad beyond
+    PADDED_LIMIT x max_tokens: split_padded; without max_tokens: ceil(N / batch_size) even chunks), keep a random
     max_batch_size of a larger batch, shuffle the batches."""
     indices = np.asarray(indices, dtype=np.int64)
     if len(indices) == 0:
@@ -41,6 +42,7 @@ def sentence_batches(
     if max_tokens:
         cum = np.cumsum(sizes[indices]) // max_tokens
         batches = np.split(indices, np.nonzero(np.diff(cum))[0] + 1)
+        batches = [piece for b in batches for piece in split_padded(b, sizes, max_tokens)]
     else:
         batches = np.array_split(indices, math.ceil(len(indices) / max(1, batch_size or 1)))
     if max_batch_size:
@@ -49,6 +51,28 @@ def sentence_batches(
     if shuffle:
         batches = [batches[i] for i in rng.permutation(len(batches))]
     return batches
+
+
+# A batch cut by the sum of its lengths is padded to its longest sentence. Sorted real text pads by little
+# (DDTP corpora at --max-tokens 300..4000: at most 1.38 x max_tokens), but a batch that straddles a jump in length
+# (one-token sentences, then one of --max-len L) pads to about max_tokens * (L + 2) / 3 (33x at L = 100), and
+# back-translation generates int(1.3 * L + 5) tokens for each of its rows: benchmarks/README.md, "Memory".
+PADDED_LIMIT = 2
+
+
+def split_padded(batch: np.ndarray, sizes, max_tokens: int) -> List[np.ndarray]:
+    """`batch` (sorted by length) as it is, unless rows x longest exceeds PADDED_LIMIT x max_tokens: then in
+    consecutive pieces of at most max_tokens padded tokens (a sentence longer than that alone)."""
+    lengths = sizes[batch]
+    if len(batch) * int(lengths[-1]) <= PADDED_LIMIT * max_tokens:
+        return [batch]
+    pieces, start = [], 0
+    for i in range(1, len(batch)):
+        if (i + 1 - start) * int(lengths[i]) > max_tokens:
+            pieces.append(batch[start:i])
+            start = i
+    pieces.append(batch[start:])
+    return pieces
 
 
 class MultiStepDataset(FairseqDataset):

@@ -13,6 +13,7 @@ from typing import Any, Dict, List, Optional
 from fairseq.logging import metrics
 from omegaconf import II
 
+from ..data.data_files import check_shards
 from ..data.multi_step_dataset import MultiStepDataset
 from ..data.training_schedule import Step, TrainingSchedule
 from ..errors import ConfigError
@@ -60,9 +61,18 @@ class MultiStepTask(XLMTask):
         self.eval_steps: List[str] = []
         self.averages: Dict[str, List[str]] = {}  # "mlm" -> mono MLM step names
         self.lambdas: Dict[str, LambdaSchedule] = {}
+        if len(self.data_dirs) > 1:  # at setup: fairseq-train lists every DATA folder before loading any data
+            check_shards(self.data_dirs, getattr(cfg, "train_subset", "train"), self.langs)
 
     def train_data_dir(self, epoch: int) -> str:
-        return self.data_dirs[(epoch - 1) % len(self.data_dirs)]
+        """The folder epoch `epoch` trains on: DATA `bin0:bin1:...` gives shard (epoch-1) % N, fairseq reloading
+        the training set every epoch when DATA has several paths (fairseq/tasks/fairseq_task.py:
+        has_sharded_data). The shards were checked at setup (data_files.py: check_shards)."""
+        n = len(self.data_dirs)
+        shard = (epoch - 1) % n
+        if n > 1:
+            logger.info(f"epoch {epoch} trains on {self.data_dirs[shard]} (data shard {shard} of 0..{n - 1})")
+        return self.data_dirs[shard]
 
     # --------------------------------------------------------------- schedule
     def add_train_step(self, name: str, group: str, parallel: bool, weight: float) -> None:

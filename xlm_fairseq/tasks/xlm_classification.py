@@ -26,8 +26,7 @@ from omegaconf import II
 
 from ..checkpoints import config_value, data_dir, file_fairseq_will_load, peek_checkpoint
 from ..data.classification_dataset import ClassificationDataset, ClassificationPart
-from ..data.data_files import check_ids, dataset_exists, load_indexed
-from ..data.stream_dataset import flat_tokens
+from ..data.data_files import check_corpus_ids, dataset_exists, load_indexed
 from ..dictionary import load_dictionary
 from ..errors import ConfigError, DataError
 from ..step_metrics import acc, drop_empty_metrics, empty_counters, log_counters, mean_of
@@ -249,6 +248,10 @@ class XLMClassificationTask(XLMTask):
 
     def __init__(self, cfg, dictionary):
         super().__init__(cfg, dictionary)
+        if len(self.data_dirs) > 1:  # fine-tuning sets fit one folder; shards are for pretraining corpora
+            raise ConfigError(
+                f"DATA {cfg.data}: --task xlm_classification reads one data-bin folder, not shards; give one"
+            )
         self.labels = load_label_dict(os.path.join(self.data_dir, LABEL_DICT))
         logger.info("labels: " + ", ".join(f"{l}={i}" for i, l in enumerate(self.labels)))
         self.label2id = {l: i for i, l in enumerate(self.labels)}
@@ -306,12 +309,12 @@ class XLMClassificationTask(XLMTask):
             hint = f"leave it out with --eval-langs {','.join(others)}" if others else "give --eval-langs"
             raise DataError(f"no {split} data for language '{lang}': {prefix}.bin/.idx not found; add it or {hint}")
         first = load_indexed(prefix, self.dictionary, f"{split} sentences of '{lang}'")
-        check_ids(flat_tokens(first), self.dictionary, prefix)
+        check_corpus_ids(first, self.dictionary, prefix)
         prefix2 = os.path.join(self.data_dir, f"{split}.s2.{lang}")
         second = None
         if dataset_exists(prefix2):
             second = load_indexed(prefix2, self.dictionary, f"{split} second sentences of '{lang}'")
-            check_ids(flat_tokens(second), self.dictionary, prefix2)
+            check_corpus_ids(second, self.dictionary, prefix2)
             if len(second) != len(first):
                 raise DataError(f"{prefix2}.bin has {len(second)} sentences but {prefix}.bin has {len(first)}")
         pair = second is not None
