@@ -62,7 +62,29 @@ def test_config_composes_into_our_components(path):
     assert "max_len" in cfg.task and "max_pair_sentences" in cfg.task  # our task dataclass merged
     assert ARCH_MODEL_NAME_REGISTRY[cfg.model._name] == "xlm_transformer" and "1024" in cfg.model._name
     assert cfg.model.dropout == 0.1 and "emb_langs" in cfg.model  # our model dataclass merged
-    assert cfg.lr_scheduler.warmup_init_lr == 1e-7
+    if cfg.lr_scheduler._name == "inverse_sqrt":
+        assert cfg.lr_scheduler.warmup_init_lr == 1e-7
+    else:  # the original's en-fr MLM command: plain Adam at a constant learning rate
+        assert cfg.lr_scheduler._name == "fixed" and cfg.lr_scheduler.warmup_updates == 0, path
+
+
+def test_unmt_configs_are_the_original_commands():
+    """examples/unmt: MLM as the original's en-fr MLM command (`adam,lr=0.0001`: betas (0.9, 0.999), constant
+    learning rate), UNMT as its UNMT command (`adam_inverse_sqrt,beta1=0.9,beta2=0.98,lr=0.0001`)."""
+    config_dir = os.path.join(ROOT, "examples", "unmt", "config")
+    mlm = composed(os.path.join(config_dir, "mlm.yaml"))
+    unmt = composed(os.path.join(config_dir, "unmt.yaml"), "task.reload_encoder=M", "task.reload_decoder=M")
+    assert (mlm.lr_scheduler._name, mlm.optimization.lr[0], str(mlm.optimizer.adam_betas)) == (
+        "fixed",
+        1e-4,
+        "(0.9,0.999)",
+    )
+    assert (unmt.lr_scheduler._name, unmt.optimization.lr[0], str(unmt.optimizer.adam_betas)) == (
+        "inverse_sqrt",
+        1e-4,
+        "(0.9,0.98)",
+    )
+    assert (unmt.lr_scheduler.warmup_updates, unmt.lr_scheduler.warmup_init_lr) == (4000, 1e-7)
 
 
 def _updates(log):
@@ -76,14 +98,19 @@ def _updates(log):
 
 
 def assert_recipe_schedule(log, cfg):
-    """The run's learning rate at each update is fairseq's inverse_sqrt warmup from the composed config's
-    warmup_init_lr to its lr over warmup_updates, and clip_norm (the original's 5) clips exactly the updates
-    whose gradient norm exceeds it: a config value lost between the file and the trainer changes these."""
+    """The run's learning rate at each update is the composed config's: fairseq's inverse_sqrt warmup from its
+    warmup_init_lr to its lr over warmup_updates, or its lr throughout (fixed); and clip_norm (the original's 5)
+    clips exactly the updates whose gradient norm exceeds it: a config value lost between the file and the
+    trainer changes these."""
     updates = _updates(log)
     assert sorted(updates) == [1, 2, 3], log[-3000:]
-    init, peak = cfg.lr_scheduler.warmup_init_lr, cfg.optimization.lr[0]
+    peak = cfg.optimization.lr[0]
     for u, (loss, lr, gnorm, clip) in updates.items():
-        assert lr == pytest.approx(init + u * (peak - init) / cfg.lr_scheduler.warmup_updates, rel=1e-4)
+        if cfg.lr_scheduler._name == "fixed":
+            assert lr == pytest.approx(peak, rel=1e-4)
+        else:
+            init = cfg.lr_scheduler.warmup_init_lr
+            assert lr == pytest.approx(init + u * (peak - init) / cfg.lr_scheduler.warmup_updates, rel=1e-4)
         assert clip == (100 if gnorm > cfg.optimization.clip_norm else 0) and math.isfinite(loss)
 
 
@@ -122,8 +149,6 @@ def test_mlm_then_unmt_train_with_fairseq_hydra_train(tmp_path):
     )
     log = proc.stdout + proc.stderr
     unmt = composed(os.path.join(config_dir, "unmt.yaml"), "task.reload_encoder=M", "task.reload_decoder=M")
-    # the original's UNMT optimizer: adam_inverse_sqrt,beta1=0.9,beta2=0.98,lr=0.0001 (warmup 4000 from 1e-7)
-    assert (unmt.optimization.lr[0], unmt.lr_scheduler.warmup_updates) == (1e-4, 4000)
     assert_recipe_schedule(log, unmt)
     # the recipe's steps ran: AE in both languages, then a back-translation step
     assert all(re.search(rf"train_inner.* {step}_ppl=", log) for step in ("en_ae", "fr_ae", "fr-en-fr_bt"))

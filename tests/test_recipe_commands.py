@@ -332,6 +332,45 @@ def test_gpu_precision_of_the_full_scale_recipes_is_recipes_constant(recorded_sc
         assert got == wanted, f"{os.path.relpath(path, ROOT)}: common {sorted(got)}, recipes.CUDA_PRECISION {wanted}"
 
 
+CONFIG_OF_STAGE = {  # (script, --task of a stage) -> the hydra config that is the same recipe
+    ("examples/unmt/run.sh", "xlm_cross_lingual_lm"): "examples/unmt/config/mlm.yaml",
+    ("examples/unmt/run.sh", "xlm_unsupervised_mt"): "examples/unmt/config/unmt.yaml",
+    ("examples/xnli15/run.sh", "xlm_tlm"): "examples/xnli15/config/mlm_tlm.yaml",
+}
+
+
+def test_full_scale_scripts_and_hydra_configs_train_alike(recorded_scripts):
+    """A run.sh stage and the hydra config of the same recipe have one optimizer, learning rate schedule and
+    clipping (unmt: the original's MLM at a constant lr, its UNMT warming up over 4000 updates)."""
+    for (script, task), config in CONFIG_OF_STAGE.items():
+        runs = [a for a in recorded_scripts[script] if a[0] == "fairseq-train" and a[a.index("--task") + 1] == task]
+        assert runs, (script, task)
+        with open(os.path.join(ROOT, config)) as f:
+            cfg = yaml.safe_load(f)
+        sched = cfg["lr_scheduler"]
+        wanted = (
+            cfg["optimizer"]["_name"],
+            str(cfg["optimizer"]["adam_betas"]),
+            sched["_name"],
+            float(cfg["optimization"]["lr"][0]),
+            sched.get("warmup_updates", 0),
+            float(sched.get("warmup_init_lr", -1)),
+            cfg["optimization"]["clip_norm"],
+        )
+        for argv in runs:
+            p = parse(argv, script, convert=False)
+            got = (
+                p.optimizer,
+                p.adam_betas.replace(" ", ""),
+                p.lr_scheduler,
+                p.lr[0],
+                p.warmup_updates,
+                float(getattr(p, "warmup_init_lr", -1)),
+                p.clip_norm,
+            )
+            assert got == wanted, f"{script} ({task}) and {config} differ: {got} vs {wanted}"
+
+
 # ------------------------------------------------------------------ the commands the examples run
 def load(name, path):
     spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, path))

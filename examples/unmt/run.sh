@@ -34,15 +34,15 @@ data() {
 
 common() {
   echo --user-dir "$USER_DIR" --langs "$LANGS" --arch xlm_mlm_enfr_1024 --dropout 0.1 --attention-dropout 0.1 \
-    --optimizer xlm_adam --adam-betas "(0.9,0.98)" --lr 1e-4 --lr-scheduler inverse_sqrt --warmup-updates 4000 \
-    --warmup-init-lr 1e-7 --clip-norm 5 --epoch-size "$EPOCH" --distributed-world-size "$NGPU" \
+    --optimizer xlm_adam --lr 1e-4 --clip-norm 5 --epoch-size "$EPOCH" --distributed-world-size "$NGPU" \
     --ddp-backend legacy_ddp $PRECISION --num-workers 4
 }
 
+# the original's en-fr MLM command: plain Adam (betas 0.9, 0.999) at a constant learning rate
 mlm() {
   fairseq-train "$WORK/data-bin" --task xlm_cross_lingual_lm --mlm-steps "$A,$B" --criterion xlm_lm_loss \
-    --tokens-per-sample 256 --batch-size 32 $(common) --best-checkpoint-metric mlm_ppl --patience 10 \
-    --save-dir "$WORK/mlm"
+    --tokens-per-sample 256 --batch-size 32 $(common) --adam-betas "(0.9,0.999)" --lr-scheduler fixed \
+    --best-checkpoint-metric mlm_ppl --patience 10 --save-dir "$WORK/mlm"
 }
 
 unmt() {
@@ -50,6 +50,7 @@ unmt() {
   fairseq-train "$WORK/data-bin" --task xlm_unsupervised_mt --ae-steps "$A,$B" --bt-steps "$A-$B-$A,$B-$A-$B" \
     --word-shuffle 3 --word-dropout 0.1 --word-blank 0.1 --lambda-ae 0:1,100000:0.1,300000:0 \
     --reload-encoder "$init" --reload-decoder "$init" --criterion xlm_mt_loss --max-tokens 2000 $(common) \
+    --adam-betas "(0.9,0.98)" --lr-scheduler inverse_sqrt --warmup-updates 4000 --warmup-init-lr 1e-7 \
     --eval-bleu --best-checkpoint-metric "$A-$B"_mt_bleu --maximize-best-checkpoint-metric --patience 10 \
     --save-dir "$WORK/unmt"
 }

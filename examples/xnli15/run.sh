@@ -40,7 +40,7 @@ data() {
 pretrain_flags() {
   echo --user-dir "$USER_DIR" --langs "$LANGS" --arch xlm_mlm_xnli15_1024 --dropout 0.1 --attention-dropout 0.1 \
     --criterion xlm_lm_loss --tokens-per-sample 256 --batch-size 32 --lg-sampling-factor 0.7 \
-    --optimizer xlm_adam --adam-betas "(0.9,0.98)" --lr 1e-4 --lr-scheduler inverse_sqrt --warmup-updates 30000 \
+    --optimizer xlm_adam --adam-betas "(0.9,0.98)" --lr 1e-4 --lr-scheduler inverse_sqrt --warmup-updates 4000 \
     --warmup-init-lr 1e-7 --clip-norm 5 --epoch-size "$EPOCH" --distributed-world-size "$NGPU" \
     --ddp-backend legacy_ddp $PRECISION --num-workers 4 --best-checkpoint-metric mlm_ppl --patience 10
 }
