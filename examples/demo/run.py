@@ -40,7 +40,8 @@ from pipeline import (  # noqa: E402
 
 LANGS = "de,en,fr"
 # updates of each training step at --scale 1, cut so that the whole demo stays under 20 minutes on the slowest
-# 2-core machine seen (18.5 min there on 2026-12-05, quiet: see examples/demo/README.md)
+# 2-core machine seen (18.5 min there on 2026-12-05, quiet; 20.8 on a day it ran 15% slower); fewer MT updates
+# lose the comparison the demo shows (650: en->fr BLEU from the MLM below random's; examples/demo/README.md)
 UPDATES = {"pretrain": 1000, "classify": 300, "unmt": 780}
 # xlm_small with 3 layers (as examples/paper-mini): 30% more updates per minute than its 4
 MODEL = recipes.SMALL_MODEL
