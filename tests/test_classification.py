@@ -713,3 +713,39 @@ def test_a_fine_tuning_step_reads_nothing_back_and_names_its_devices(pipeline):
         for name, i in task.lang2id.items():
             assert log[f"_{name}_n"] == int((lang == i).sum())
         assert_same_step(step, task, model, criterion, batches[split])
+
+
+def test_a_mid_epoch_checkpoint_resumes_at_its_batch_on_another_number_of_processes(pipeline):
+    """Classification batches by fairseq's own path: 2 processes that took 2 batches each (batches 0-3 of the
+    epoch) go on, on one process, at batch 4, as the pretraining tasks' batches do (test_distributed_launch.py);
+    fairseq's plain iterator would read the count as its own and train batches 2-3 twice."""
+    from fairseq import options, tasks
+    from fairseq.dataclass.utils import convert_namespace_to_omegaconf
+
+    args = [str(a) for a in _ft_args(pipeline, "/nonexistent", "--train-langs", "en,fr")]
+    task = tasks.setup_task(
+        convert_namespace_to_omegaconf(options.parse_args_and_arch(options.get_training_parser(), args)).task
+    )
+    task.load_dataset("train")
+
+    def iterator(num_shards, shard_id=0):
+        return task.get_batch_iterator(
+            task.dataset("train"),
+            max_sentences=4,
+            num_shards=num_shards,
+            shard_id=shard_id,
+            seed=2,
+            epoch=1,
+            disable_iterator_cache=True,
+        )
+
+    def ids(batches):
+        return [b["id"].tolist() for b in batches]
+
+    whole = ids(iterator(1).next_epoch_itr(shuffle=True))
+    two = iterator(2)
+    epoch = two.next_epoch_itr(shuffle=True)
+    assert ids([next(epoch), next(epoch)]) == [whole[0], whole[2]]
+    one = iterator(1)
+    one.load_state_dict(two.state_dict())
+    assert ids(one.next_epoch_itr(shuffle=True)) == whole[4:]

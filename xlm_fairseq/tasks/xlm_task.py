@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import List, Optional, Tuple
 
 import torch
+from fairseq.data import iterators
 from fairseq.dataclass import FairseqDataclass
 from fairseq.optim.amp_optimizer import AMPOptimizer
 from fairseq.tasks import FairseqTask
@@ -166,7 +167,7 @@ class XLMTask(FairseqTask):
         stop_prefetch_at_exit()
         sampler = self.batch_sampler(dataset, max_tokens, max_sentences, epoch)
         if sampler is None:
-            return super().get_batch_iterator(
+            epoch_iter = super().get_batch_iterator(
                 dataset,
                 max_tokens,
                 max_sentences,
@@ -184,6 +185,11 @@ class XLMTask(FairseqTask):
                 grouped_shuffling,
                 update_epoch_batch_itr,
             )
+            # fairseq builds its iterator itself; the subclass adds no state, only the number of processes its
+            # checkpoint records, so fairseq's batches resume mid-epoch on another number of processes too
+            if type(epoch_iter) is iterators.EpochBatchIterator:
+                epoch_iter.__class__ = ReshardingEpochBatchIterator
+            return epoch_iter
         return ReshardingEpochBatchIterator(  # a mid-epoch checkpoint resumes on another number of processes
             dataset=dataset,
             collate_fn=dataset.collater,
