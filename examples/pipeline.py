@@ -6,6 +6,7 @@ On a CPU, steps that do not depend on each other run side by side, one core each
 Runner.run(beside=True) gives the step one compute thread); on a GPU they run one after the other (the scheduling
 is the Runner's, by its device). A dry run prints every command and runs nothing, writes nothing."""
 
+import hashlib
 import os
 import re
 import subprocess
@@ -64,9 +65,30 @@ class Runner:
         hold the seconds alone); [] if unreadable."""
         try:
             with open(self.path("stamps", step)) as f:
-                return [float(x) for x in f.read().split()]
+                return [float(x) for x in f.readline().split()]
         except (OSError, ValueError):
             return []
+
+    def stamped_command(self, step: str):
+        """The digest of the command a finished step ran (its stamp's second line), or None (older stamps)."""
+        try:
+            with open(self.path("stamps", step)) as f:
+                lines = f.read().splitlines()
+        except OSError:
+            return None
+        return lines[1].split()[-1] if len(lines) > 1 and lines[1].startswith("command ") else None
+
+    def reusable(self, step: str, digest: str) -> bool:
+        """Whether the step finished before with this command; one line and exit if it finished with another
+        (another --scale, --device or recipe: a table of steps run with different settings would mix them)."""
+        if not self.done(step):
+            return False
+        if self.stamped_command(step) not in (None, digest):
+            raise SystemExit(
+                f"{self.name}: {self.out} holds step {step} run with other settings (another --scale, --device or "
+                f"version of the recipe); give another --out, or delete {self.path('stamps')} to run every step again"
+            )
+        return True
 
     def seconds(self, step: str) -> float:
         """Wall-clock seconds the step took when it ran (written into its stamp); nan if unknown."""
@@ -86,13 +108,17 @@ class Runner:
         without progress bars (on a GPU steps run one after the other: `beside` does nothing). The stamp holds
         the step's wall-clock seconds, its start and its end."""
         log = self.path("logs", f"{step}.log")
+        digest = hashlib.sha1(shell(cmd, env).encode()).hexdigest()
         if self.dry_run:
             self.planned.append((step, [str(c) for c in cmd], {k: str(v) for k, v in (env or {}).items()}))
-            reused = "  (done earlier: would be reused)" if self.done(step) else ""
+            reused = ""
+            if self.done(step):
+                same = self.stamped_command(step) in (None, digest)
+                reused = "  (done earlier: would be reused)" if same else "  (done earlier with other settings)"
             print(f"# {self.name}: {step}{reused}\n{shell(cmd, env)}\n", flush=True)
             return log
         beside = beside and self.device == "cpu"
-        if self.done(step):
+        if self.reusable(step, digest):
             self.say(f"{step}: done earlier, reused")
             return log
         shown = " ".join(str(c) for c in cmd[:4])
@@ -114,7 +140,7 @@ class Runner:
                 raise SystemExit(f"{self.name} step {step} failed; see {log}")
         end = time.time()
         with open(self.path("stamps", step), "w") as f:
-            f.write(f"{end - start:.1f} {start:.1f} {end:.1f}\n")
+            f.write(f"{end - start:.1f} {start:.1f} {end:.1f}\ncommand {digest}\n")
         return log
 
     def side_by_side(self, *jobs) -> list:

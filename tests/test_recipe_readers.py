@@ -43,12 +43,31 @@ def test_generated_reads_source_reference_and_hypothesis_by_id(tmp_path):
 def test_total_minutes_counts_the_steps_of_earlier_invocations(tmp_path):
     first = pipeline.Runner(str(tmp_path), "t")
     first.run("a", [sys.executable, "-c", "pass"])
+    ran = first.stamp("a")
     with open(first.path("stamps", "earlier"), "w") as f:  # a step an earlier invocation ran for 90 s
         f.write("90.0\n")
     resumed = pipeline.Runner(str(tmp_path), "t")
-    resumed.run("a", [sys.executable, "-c", "raise SystemExit(1)"])  # done earlier: reused, not rerun
+    resumed.run("a", [sys.executable, "-c", "pass"])  # done earlier: reused, not rerun
+    assert resumed.stamp("a") == ran
     assert resumed.total_minutes() == pytest.approx((90.0 + first.seconds("a")) / 60, abs=0.2 / 60)
     assert 90.0 / 60 <= resumed.total_minutes() < 90.0 / 60 + 1
+
+
+def test_a_step_done_with_other_settings_stops_the_rerun_in_one_line(tmp_path, capsys):
+    """A rerun reuses the steps that finished with the same command; one that finished with another (the demo run
+    again with another --scale, say) stops it with one line, instead of a table that mixes both settings. Stamps
+    written before commands were recorded are reused as before."""
+    first = pipeline.Runner(str(tmp_path), "t")
+    first.run("train", [sys.executable, "-c", "pass", "--max-update", "250"])
+    dry = pipeline.Runner(str(tmp_path), "t", dry_run=True)
+    dry.run("train", [sys.executable, "-c", "pass", "--max-update", "1000"])
+    assert "# t: train  (done earlier with other settings)" in capsys.readouterr().out
+    rerun = pipeline.Runner(str(tmp_path), "t")
+    with pytest.raises(SystemExit, match=rf"t: {tmp_path} holds step train run with other settings .*--scale"):
+        rerun.run("train", [sys.executable, "-c", "raise SystemExit(1)", "--max-update", "1000"])
+    with open(rerun.path("stamps", "old"), "w") as f:  # an older stamp: no command
+        f.write("12.0 1000.0 1012.0\n")
+    rerun.run("old", [sys.executable, "-c", "raise SystemExit(1)"])  # reused, not rerun
 
 
 def test_total_minutes_counts_steps_that_ran_side_by_side_once(tmp_path):

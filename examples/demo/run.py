@@ -16,7 +16,8 @@
 On a CPU the pretraining runs on both cores; then two steps at a time, one core each: the MT from the pretrained
 model beside the no-pretraining MT, the classifications and the perplexities. On a GPU the steps run one after the
 other. Everything goes under demo-out/ (or --out, or DEMO_OUT); a rerun reuses the steps that finished (delete
-demo-out/stamps/<step> to redo one). --scale 0.25 (or DEMO_SCALE=0.25) runs a 4x shorter version.
+demo-out/stamps/<step> to redo one; a step finished with other settings stops it). --scale 0.25 (or
+DEMO_SCALE=0.25) runs a 4x shorter version.
 """
 
 import argparse
